@@ -1,0 +1,28 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "zoo",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "Checkpoint", targets: ["Checkpoint"]),
+        .library(name: "Models", targets: ["Models"]),
+        .library(name: "ZooKit", targets: ["ZooKit"]),
+        .executable(name: "zoo", targets: ["zoo"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CZip", pkgConfig: "libzip", providers: [.apt(["libzip-dev"])]),
+        .target(name: "Checkpoint", dependencies: ["CZip"]),
+        .target(name: "Models", dependencies: ["Checkpoint"]),
+        .target(name: "ZooKit", dependencies: ["Checkpoint", "Models"]),
+        .executableTarget(
+            name: "zoo",
+            dependencies: ["Checkpoint", "Models", "ZooKit",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint"],
+                    resources: [.copy("../Fixtures")]),
+    ]
+)

@@ -22,7 +22,6 @@ let package = Package(
             name: "zoo",
             dependencies: ["Checkpoint", "Models", "ZooKit",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint"],
-                    resources: [.copy("../Fixtures")]),
+        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint"]),
     ]
 )

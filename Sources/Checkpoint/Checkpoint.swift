@@ -1,0 +1,171 @@
+import Foundation
+
+/// A PyTorch checkpoint opened for reading, in any format torch has written.
+///
+/// Opening parses only the pickle (or header): listing the tensors of a 550 MB file reads a
+/// few kilobytes. Tensor data is read when asked for, one storage at a time.
+///
+/// ```swift
+/// let checkpoint = try Checkpoint(path: "resnet18-f37072fd.pth")
+/// for (key, tensor) in checkpoint.stateDict.entries { print(key, tensor.shape) }
+/// let weights = try checkpoint.floats(of: checkpoint.stateDict["fc.weight"]!)
+/// ```
+public final class Checkpoint {
+    public let path: String
+    public let format: CheckpointFormat
+    public let stateDict: StateDict
+    /// True when the archive's `byteorder` record says `big`; data is swapped on reading.
+    public let isBigEndian: Bool
+    /// Format facts worth reporting (zip prefix folder, archive version).
+    public let facts: [String: String]
+
+    private let backing: StorageBacking
+    /// Owns the unpickled objects the state dict was found in.
+    private let arena: PickleArena?
+    /// The last zip storage read, so tensors sharing a storage read it once in a row.
+    private var cached: (key: String, bytes: [UInt8])?
+
+    /// Opens and parses a checkpoint, deciding its format from its bytes.
+    /// - Parameter path: a `.pth`, `.pt`, `.bin`, `.ckpt` or `.safetensors` file, whatever its extension.
+    public init(path: String) throws {
+        self.path = path
+        do {
+            let format = try Self.sniff(path: path)
+            let loaded: LoadedPickle
+            switch format {
+            case .zip, .torchscript: loaded = try ZipReader.load(path: path)
+            case .legacy: loaded = try LegacyReader.load(path: path)
+            case .tar: loaded = try TarReader.load(path: path)
+            case .safetensors:
+                let (file, entries, metadata) = try SafetensorsHeader.read(path: path)
+                self.format = .safetensors
+                self.stateDict = StateDict(entries: entries.map { (key: $0.key, tensor: $0.tensor) }, path: "",
+                                           strippedPrefix: "", metadata: metadata, source: nil)
+                self.backing = .mapped(file, offsets: Dictionary(uniqueKeysWithValues: entries.map { ($0.key, $0.offset) }))
+                self.isBigEndian = false
+                self.facts = [:]
+                self.arena = nil
+                return
+            }
+            self.format = loaded.format
+            self.stateDict = try StateDictExtractor.extract(loaded.root, format: loaded.format, path: path)
+            self.backing = loaded.backing
+            self.isBigEndian = loaded.bigEndian
+            self.facts = loaded.facts
+            self.arena = loaded.arena
+        } catch let error as CheckpointError {
+            throw error.with(path: path)
+        }
+    }
+
+    /// The format of a file, from its first bytes.
+    public static func sniff(path: String) throws -> CheckpointFormat {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read (permissions?)" : "no such file"
+            throw CheckpointError(.io, path: path, reason)
+        }
+        defer { try? handle.close() }
+        let head = (try? handle.read(upToCount: 512)) ?? Data()
+        let size = Int((try? handle.seekToEnd()) ?? 0)
+        return try head.withUnsafeBytes { try CheckpointFormat.sniff($0, fileSize: size, path: path) }
+    }
+
+    // MARK: Data
+
+    /// Calls `body` with the bytes of a storage, as stored (big-endian archives unswapped).
+    public func withBytes<R>(of storage: StorageRef, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        switch backing {
+        case .mapped(let file, let offsets):
+            guard let start = offsets[storage.key] else {
+                throw CheckpointError(.corrupt, path: path, "storage \(storage.key) has no data in the file")
+            }
+            return try body(try file.slice(start + storage.byteOffset, storage.byteCount, "storage \(storage.key)"))
+        case .zip(let archive, let prefix):
+            if cached?.key != storage.key {
+                cached = nil  // free the previous storage before reading the next
+                cached = (storage.key, try archive.read(prefix + "data/" + storage.key, limit: storage.byteOffset + storage.byteCount))
+            }
+            return try cached!.bytes.withUnsafeBytes { all in
+                try body(UnsafeRawBufferPointer(rebasing: all[storage.byteOffset ..< storage.byteOffset + storage.byteCount]))
+            }
+        }
+    }
+
+    /// The tensor's elements in row-major order, little-endian, `dtype.size` bytes each.
+    public func data(of tensor: TensorRecord) throws -> [UInt8] {
+        try withBytes(of: tensor.storage) { tensor.gather(from: $0, swapBytes: isBigEndian) }
+    }
+
+    /// The tensor's elements converted to `Float` (float16, bfloat16, float64 and integers too).
+    public func floats(of tensor: TensorRecord) throws -> [Float] {
+        try data(of: tensor).withUnsafeBytes { tensor.dtype.floats(from: $0) }
+    }
+}
+
+extension TensorRecord {
+    /// Copies the viewed elements out of `storage` into row-major order. `TensorRecord.validated`
+    /// has already proved every index lies inside the storage.
+    func gather(from storage: UnsafeRawBufferPointer, swapBytes: Bool) -> [UInt8] {
+        let size = dtype.size
+        let count = elementCount
+        var out = [UInt8](repeating: 0, count: count * size)
+        guard count > 0 else { return out }
+        out.withUnsafeMutableBytes { dst in
+            if isContiguous {
+                dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: storage[storageOffset * size ..< (storageOffset + count) * size]))
+            } else {
+                // Odometer over all dimensions but the last, a strided run along the last.
+                let dims = shape.indices.filter { shape[$0] != 1 }
+                let inner = dims.last.map { shape[$0] } ?? 1
+                let innerStride = dims.last.map { strides[$0] } ?? 0
+                let outer = Array(dims.dropLast())
+                var index = [Int](repeating: 0, count: outer.count)
+                var written = 0
+                while written < count * size {
+                    var base = storageOffset
+                    for (k, d) in outer.enumerated() { base += index[k] * strides[d] }
+                    for i in 0 ..< inner {
+                        let from = (base + i * innerStride) * size
+                        for b in 0 ..< size { dst[written + b] = storage[from + b] }
+                        written += size
+                    }
+                    var k = outer.count - 1
+                    while k >= 0 {
+                        index[k] += 1
+                        if index[k] < shape[outer[k]] { break }
+                        index[k] = 0
+                        k -= 1
+                    }
+                }
+            }
+            if swapBytes && size > 1 {
+                for start in stride(from: 0, to: count * size, by: size) {
+                    var lo = start, hi = start + size - 1
+                    while lo < hi { dst.swapAt(lo, hi); lo += 1; hi -= 1 }
+                }
+            }
+        }
+        return out
+    }
+}
+
+extension DType {
+    /// Converts little-endian elements of this type to `Float`.
+    public func floats(from raw: UnsafeRawBufferPointer) -> [Float] {
+        let n = raw.count / size
+        return [Float](unsafeUninitializedCapacity: n) { out, initialized in
+            switch self {
+            case .float32: for i in 0 ..< n { out[i] = raw.loadUnaligned(fromByteOffset: i * 4, as: Float.self) }
+            case .float64: for i in 0 ..< n { out[i] = Float(raw.loadUnaligned(fromByteOffset: i * 8, as: Double.self)) }
+            case .float16: for i in 0 ..< n { out[i] = Float(Float16(bitPattern: raw.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self))) }
+            case .bfloat16: for i in 0 ..< n { out[i] = Float(bitPattern: UInt32(raw.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)) << 16) }
+            case .int64: for i in 0 ..< n { out[i] = Float(raw.loadUnaligned(fromByteOffset: i * 8, as: Int64.self)) }
+            case .int32: for i in 0 ..< n { out[i] = Float(raw.loadUnaligned(fromByteOffset: i * 4, as: Int32.self)) }
+            case .int16: for i in 0 ..< n { out[i] = Float(raw.loadUnaligned(fromByteOffset: i * 2, as: Int16.self)) }
+            case .int8: for i in 0 ..< n { out[i] = Float(raw.load(fromByteOffset: i, as: Int8.self)) }
+            case .uint8, .bool: for i in 0 ..< n { out[i] = Float(raw[i]) }
+            }
+            initialized = n
+        }
+    }
+}

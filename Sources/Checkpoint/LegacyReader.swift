@@ -1,0 +1,92 @@
+/// The "magic number" format of torch 0.1.10 - 1.5 (`_use_new_zipfile_serialization=False`):
+/// pickles in sequence (magic number, protocol version 1001, sys_info, the object, the sorted
+/// storage keys), then per key an int64 element count and the raw little-endian elements.
+enum LegacyReader {
+    static func load(path: String) throws -> LoadedPickle {
+        let file = try MappedFile(path: path)
+        let arena = PickleArena()
+        var position = 0
+
+        /// Unpickles the next pickle in the file; `persistentLoad` only for the main object.
+        func next(_ record: String, persistentLoad: @escaping Unpickler.PersistentLoad = { pid in
+            throw CheckpointError(.corrupt, path: "", "unexpected persistent id \(pid.kindName)")
+        }) throws -> PickleValue {
+            var unpickler = Unpickler(bytes: file.bytes, start: position, record: record, arena: arena,
+                                      persistentLoad: persistentLoad)
+            let value = try unpickler.load()
+            position = unpickler.position
+            return value
+        }
+
+        guard case .bigInt(let magic) = try next("magic number"), magic == CheckpointFormat.legacyMagic else {
+            throw CheckpointError(.corrupt, path: path, "the first pickle is not torch's magic number")
+        }
+        guard let version = try next("protocol version").int, version == 1001 else {
+            throw CheckpointError(.unsupported, path: path, "legacy protocol version is not 1001")
+        }
+        let sysInfo = try next("sys_info")
+        if case .bool(false)? = sysInfo.dict?["little_endian"] {
+            throw CheckpointError(.unsupported, path: path, "saved on a big-endian machine in the legacy format; re-save it there with torch.save")
+        }
+
+        var storages: [String: StorageRef] = [:]
+        let mainOffset = position
+        let root = try next("main pickle at byte \(mainOffset)") { pid in
+            try persistentLoad(pid, path: path, storages: &storages)
+        }
+        guard let keys = try next("storage key list").elements else {
+            throw CheckpointError(.corrupt, path: path, at: "byte \(position)", "the storage key list is not a list")
+        }
+
+        // Each storage is `int64 numel` + numel elements; record where each starts.
+        var offsets: [String: Int] = [:]
+        for key in keys {
+            guard let name = key.string ?? key.int.map(String.init), let storage = storages[name] else {
+                throw CheckpointError(.corrupt, path: path, at: "byte \(position)", "storage key \(key.kindName) was not referenced by the pickle")
+            }
+            let count = try file.int64(at: position, "element count of storage \(name)")
+            let elements = storage.byteCount / storage.dtype.size
+            guard count == elements else {
+                throw CheckpointError(.corrupt, path: path, at: "byte \(position)",
+                    "storage \(name) has \(count) elements in the file but the pickle says \(elements)")
+            }
+            let (bytes, overflow) = Int(count).multipliedReportingOverflow(by: storage.dtype.size)
+            guard !overflow else { throw CheckpointError(.corrupt, path: path, at: "byte \(position)", "storage \(name) size overflows") }
+            _ = try file.slice(position + 8, bytes, "storage \(name)")
+            offsets[name] = position + 8
+            position += 8 + bytes
+        }
+        return LoadedPickle(format: .legacy, root: root, backing: .mapped(file, offsets: offsets), arena: arena)
+    }
+
+    private static func persistentLoad(_ pid: PickleValue, path: String,
+                                       storages: inout [String: StorageRef]) throws -> PickleValue {
+        let fail = { (message: String) in CheckpointError(.corrupt, path: path, at: "main pickle", message) }
+        guard let fields = pid.elements, let kind = fields.first?.string else {
+            throw fail("persistent id is a \(pid.kindName), expected a tuple")
+        }
+        switch kind {
+        case "module":
+            // ('module', class, source file, source): the class symbol, kept as data.
+            guard fields.count >= 2 else { throw fail("module persistent id has no class") }
+            return fields[1]
+        case "storage":
+            // ('storage', type, root key, location, root numel, view metadata)
+            guard fields.count >= 5 else { throw fail("storage persistent id has \(fields.count) fields, expected 5 or 6") }
+            var root = try storageReference(fields[1], key: fields[2], location: fields[3], numel: fields[4], fail: fail)
+            if let seen = storages[root.key] { root = seen } else { storages[root.key] = root }
+            guard fields.count >= 6, let view = fields[5].elements else { return .storage(root) }
+            // (view key, offset, size) in elements of the root storage.
+            guard view.count == 3, let offset = view[1].int, let size = view[2].int, offset >= 0, size >= 0,
+                  offset <= root.byteCount / root.dtype.size - size else {
+                throw fail("storage view of \(root.key) is not (key, offset, size) within the root")
+            }
+            var storage = root
+            storage.byteOffset = offset * root.dtype.size
+            storage.byteCount = size * root.dtype.size
+            return .storage(storage)
+        default:
+            throw fail("unknown persistent id kind '\(kind)'")
+        }
+    }
+}

@@ -1,0 +1,50 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A whole file mapped read-only into memory. The legacy, tar and safetensors readers parse it
+/// in place, so only the pages a reader touches are ever read from disk.
+final class MappedFile {
+    let path: String
+    let bytes: UnsafeRawBufferPointer
+
+    init(path: String) throws {
+        self.path = path
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw CheckpointError(.io, path: path, "cannot open: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw CheckpointError(.io, path: path, "cannot stat: \(String(cString: strerror(errno)))") }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { throw CheckpointError(.io, path: path, "not a regular file") }
+        let size = Int(info.st_size)
+        if size == 0 {
+            bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+            return
+        }
+        let address = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
+        guard let address, address != MAP_FAILED else {
+            throw CheckpointError(.io, path: path, "cannot map \(size) bytes: \(String(cString: strerror(errno)))")
+        }
+        bytes = UnsafeRawBufferPointer(start: address, count: size)
+    }
+
+    deinit {
+        if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
+    }
+
+    /// `count` bytes at `offset`, or a corrupt-file error naming what was being read.
+    func slice(_ offset: Int, _ count: Int, _ what: String) throws -> UnsafeRawBufferPointer {
+        guard offset >= 0, count >= 0, offset <= bytes.count, count <= bytes.count - offset else {
+            throw CheckpointError(.corrupt, path: path, at: "byte \(offset)",
+                "\(what) needs \(count) bytes but the file has \(max(0, bytes.count - max(offset, 0))) left")
+        }
+        return UnsafeRawBufferPointer(rebasing: bytes[offset ..< offset + count])
+    }
+
+    func int64(at offset: Int, _ what: String) throws -> Int64 {
+        let raw = try slice(offset, 8, what)
+        return Int64(littleEndian: raw.loadUnaligned(as: Int64.self))
+    }
+}

@@ -1,0 +1,119 @@
+/// A JSON-shaped summary of a non-tensor part of a checkpoint (epoch, optimizer state, an
+/// `argparse.Namespace`), bounded in depth and width so that any file summarises quickly.
+public indirect enum MetadataValue: Sendable, Equatable, Encodable {
+    case null
+    case bool(Bool)
+    case int(Int)
+    case double(Double)
+    case string(String)
+    case array([MetadataValue])
+    /// Ordered key-value pairs.
+    case object([Pair])
+    /// A tensor outside the state dict: its type and shape, never its data.
+    case tensor(dtype: DType, shape: [Int])
+
+    public struct Pair: Sendable, Equatable {
+        public var key: String
+        public var value: MetadataValue
+    }
+
+    static let maxDepth = 16
+    static let maxItems = 64
+
+    public subscript(key: String) -> MetadataValue? {
+        guard case .object(let pairs) = self else { return nil }
+        return pairs.first { $0.key == key }?.value
+    }
+
+    /// Summarises a pickled value.
+    init(_ value: PickleValue, depth: Int = 0) {
+        guard depth < Self.maxDepth else {
+            self = .string("<nested deeper than \(Self.maxDepth) levels>")
+            return
+        }
+        func items(_ values: [PickleValue]) -> MetadataValue {
+            var out = values.prefix(Self.maxItems).map { MetadataValue($0, depth: depth + 1) }
+            if values.count > Self.maxItems { out.append(.string("<\(values.count - Self.maxItems) more>")) }
+            return .array(out)
+        }
+        func pairs(_ dict: PickleDict) -> [Pair] {
+            var out = dict.entries.prefix(Self.maxItems).map {
+                Pair(key: Self.keyText($0.key), value: MetadataValue($0.value, depth: depth + 1))
+            }
+            if dict.count > Self.maxItems { out.append(Pair(key: "<more>", value: .int(dict.count - Self.maxItems))) }
+            return out
+        }
+        switch value {
+        case .none: self = .null
+        case .bool(let b): self = .bool(b)
+        case .int(let i): self = .int(i)
+        case .bigInt(let raw): self = .string("0x" + raw.reversed().map { String(format2: $0) }.joined())
+        case .float(let d): self = d.isFinite ? .double(d) : .string(String(d))
+        case .string(let s): self = .string(s)
+        case .bytes(let b): self = .string("<\(b.count) bytes>")
+        case .tuple(let list), .list(let list), .set(let list): self = items(list.items)
+        case .dict(let dict): self = .object(pairs(dict))
+        case .global(let module, let name): self = .string("\(module).\(name)")
+        case .tensor(let t): self = .tensor(dtype: t.dtype, shape: t.shape)
+        case .storage(let s): self = .string("<\(s.dtype.rawValue) storage of \(s.byteCount) bytes>")
+        case .object(let object):
+            var fields = [Pair(key: "__class__", value: .string(object.qualifiedName))]
+            if let state = object.stateDict {
+                fields += pairs(state)
+            } else if let state = object.state {
+                fields.append(Pair(key: "__state__", value: MetadataValue(state, depth: depth + 1)))
+            }
+            if !object.arguments.isEmpty {
+                fields.append(Pair(key: "__args__", value: items(object.arguments)))
+            }
+            self = .object(fields)
+        }
+    }
+
+    static func keyText(_ key: PickleValue) -> String {
+        switch key {
+        case .string(let s): s
+        case .int(let i): String(i)
+        default: "<\(key.kindName)>"
+        }
+    }
+
+    private struct Key: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(_ s: String) { stringValue = s }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        switch self {
+        case .null:
+            var c = encoder.singleValueContainer()
+            try c.encodeNil()
+        case .bool(let b):
+            var c = encoder.singleValueContainer()
+            try c.encode(b)
+        case .int(let i):
+            var c = encoder.singleValueContainer()
+            try c.encode(i)
+        case .double(let d):
+            var c = encoder.singleValueContainer()
+            try c.encode(d)
+        case .string(let s):
+            var c = encoder.singleValueContainer()
+            try c.encode(s)
+        case .array(let items):
+            var c = encoder.unkeyedContainer()
+            for item in items { try c.encode(item) }
+        case .object(let pairs):
+            var c = encoder.container(keyedBy: Key.self)
+            for pair in pairs { try c.encode(pair.value, forKey: Key(pair.key)) }
+        case .tensor(let dtype, let shape):
+            var c = encoder.container(keyedBy: Key.self)
+            try c.encode("tensor", forKey: Key("__class__"))
+            try c.encode(dtype.rawValue, forKey: Key("dtype"))
+            try c.encode(shape, forKey: Key("shape"))
+        }
+    }
+}

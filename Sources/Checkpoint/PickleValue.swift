@@ -1,0 +1,190 @@
+/// The data a restricted unpickle produces. Nothing here can run code: a class the
+/// allow-list does not know becomes an inert `PickleObject` that records what the file
+/// asked for (module, name, arguments, state).
+///
+/// Every compound value is a reference type. Pickle's memo shares lists and dicts (a dict
+/// memoised and then filled by SETITEMS must be the same dict everywhere), and boxing tuples
+/// too lets `PickleArena` tear down arbitrarily deep or cyclic values without recursion.
+public indirect enum PickleValue: @unchecked Sendable {
+    case none
+    case bool(Bool)
+    case int(Int)
+    /// An integer too large for `Int`: two's-complement little-endian bytes, as LONG1 stores it.
+    case bigInt([UInt8])
+    case float(Double)
+    case string(String)
+    case bytes([UInt8])
+    case tuple(PickleList)
+    case list(PickleList)
+    case dict(PickleDict)
+    case set(PickleList)
+    /// A `module.name` symbol from GLOBAL / STACK_GLOBAL: data, never resolved.
+    case global(module: String, name: String)
+    case object(PickleObject)
+    case tensor(TensorRecord)
+    case storage(StorageRef)
+
+    public var string: String? {
+        if case .string(let s) = self { return s }
+        return nil
+    }
+
+    public var int: Int? {
+        switch self {
+        case .int(let i): return i
+        case .bool(let b): return b ? 1 : 0
+        default: return nil
+        }
+    }
+
+    /// The elements of a tuple or list.
+    public var elements: [PickleValue]? {
+        switch self {
+        case .tuple(let list), .list(let list): return list.items
+        default: return nil
+        }
+    }
+
+    public var tensor: TensorRecord? {
+        if case .tensor(let t) = self { return t }
+        return nil
+    }
+
+    public var dict: PickleDict? {
+        if case .dict(let d) = self { return d }
+        return nil
+    }
+
+    /// A short name for the kind of value, for messages.
+    public var kindName: String {
+        switch self {
+        case .none: "None"
+        case .bool: "bool"
+        case .int, .bigInt: "int"
+        case .float: "float"
+        case .string: "str"
+        case .bytes: "bytes"
+        case .tuple: "tuple"
+        case .list: "list"
+        case .dict: "dict"
+        case .set: "set"
+        case .global(let m, let n): "symbol \(m).\(n)"
+        case .object(let o): "object \(o.qualifiedName)"
+        case .tensor: "tensor"
+        case .storage: "storage"
+        }
+    }
+}
+
+/// The items of a list, tuple or set.
+public final class PickleList {
+    public internal(set) var items: [PickleValue]
+    init(_ items: [PickleValue] = []) { self.items = items }
+}
+
+/// An insertion-ordered dict. String and integer keys are indexed; other keys are kept in order.
+public final class PickleDict {
+    public private(set) var entries: [(key: PickleValue, value: PickleValue)] = []
+    private var index: [IndexKey: Int] = [:]
+    /// What BUILD set on the dict itself (an `OrderedDict`'s `_metadata`), kept as data.
+    public internal(set) var state: PickleValue?
+
+    private enum IndexKey: Hashable {
+        case string(String)
+        case int(Int)
+    }
+
+    private static func indexKey(_ key: PickleValue) -> IndexKey? {
+        switch key {
+        case .string(let s): .string(s)
+        case .int(let i): .int(i)
+        default: nil
+        }
+    }
+
+    init() {}
+
+    public var count: Int { entries.count }
+
+    func set(_ key: PickleValue, _ value: PickleValue) {
+        if let k = Self.indexKey(key) {
+            if let i = index[k] {
+                entries[i].value = value
+                return
+            }
+            index[k] = entries.count
+        }
+        entries.append((key, value))
+    }
+
+    func removeAll() {
+        entries = []
+        index = [:]
+        state = nil
+    }
+
+    public subscript(key: String) -> PickleValue? {
+        index[.string(key)].map { entries[$0].value }
+    }
+}
+
+/// An instance of a class the reader does not construct: what the file asked for, inert.
+public final class PickleObject {
+    public let module: String
+    public let name: String
+    public internal(set) var arguments: [PickleValue]
+    public internal(set) var state: PickleValue?
+
+    init(module: String, name: String, arguments: [PickleValue]) {
+        self.module = module
+        self.name = name
+        self.arguments = arguments
+    }
+
+    public var qualifiedName: String { "\(module).\(name)" }
+
+    /// The object's `__dict__`-style state when BUILD gave it a dict (or a `(dict, slots)` pair).
+    public var stateDict: PickleDict? {
+        switch state {
+        case .dict(let d): return d
+        case .tuple(let pair) where pair.items.count == 2: return pair.items[0].dict
+        default: return nil
+        }
+    }
+}
+
+/// Owns every compound value one unpickle made. Values may nest millions deep or refer to
+/// themselves; releasing them naively would recurse once per level and overflow the stack.
+/// The arena empties each container first, so nothing is released recursively.
+final class PickleArena {
+    private var lists: [PickleList] = []
+    private var dicts: [PickleDict] = []
+    private var objects: [PickleObject] = []
+
+    func list(_ items: [PickleValue] = []) -> PickleList {
+        let list = PickleList(items)
+        lists.append(list)
+        return list
+    }
+
+    func dict() -> PickleDict {
+        let dict = PickleDict()
+        dicts.append(dict)
+        return dict
+    }
+
+    func object(module: String, name: String, arguments: [PickleValue]) -> PickleObject {
+        let object = PickleObject(module: module, name: name, arguments: arguments)
+        objects.append(object)
+        return object
+    }
+
+    deinit {
+        for list in lists { list.items = [] }
+        for dict in dicts { dict.removeAll() }
+        for object in objects {
+            object.arguments = []
+            object.state = nil
+        }
+    }
+}

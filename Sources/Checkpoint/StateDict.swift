@@ -1,0 +1,159 @@
+/// The tensors of a checkpoint under their state-dict keys, and what else the file holds.
+public struct StateDict: Sendable {
+    /// Tensors in the order the file lists them, keys after unwrapping and prefix stripping.
+    public var entries: [(key: String, tensor: TensorRecord)]
+    /// The wrapper key(s) the tensors were found under, dotted (`"state_dict"`); empty at top level.
+    public var path: String
+    /// The prefix removed from every key (`"module."`, `"_orig_mod."`); empty when none.
+    public var strippedPrefix: String
+    /// Every top-level entry that is not the state dict (epoch, optimizer, args...), summarised.
+    public var metadata: [MetadataValue.Pair]
+    /// How the tensors were found, when it was not a plain dict (`"pickled module torchvision...ResNet"`).
+    public var source: String?
+
+    public var keys: [String] { entries.map(\.key) }
+
+    public subscript(key: String) -> TensorRecord? {
+        entries.first { $0.key == key }?.tensor
+    }
+}
+
+/// Finds the state dict inside whatever object a checkpoint holds, without running anything.
+enum StateDictExtractor {
+    /// Wrapper keys training scripts use, in the order they are tried.
+    static let wrapperKeys = ["state_dict", "model_state_dict", "model", "net", "network", "state_dict_ema",
+                              "model_ema", "ema", "module", "params", "weights", "student", "teacher"]
+    static let strippablePrefixes = ["module.", "_orig_mod."]
+    static let maxDepth = 64
+
+    static func extract(_ root: PickleValue, format: CheckpointFormat, path: String) throws -> StateDict {
+        if format == .torchscript {
+            guard case .object(let module) = root else {
+                throw CheckpointError(.unsupported, path: path, "a TorchScript archive whose data.pkl is a \(root.kindName), not a module")
+            }
+            var entries: [(String, TensorRecord)] = []
+            try walkScriptModule(module, prefix: "", into: &entries, depth: 0, path: path)
+            return finish(entries, path: "", metadata: [], source: "TorchScript module \(module.qualifiedName)")
+        }
+        switch root {
+        case .dict(let dict):
+            return try fromDict(dict, path: path)
+        case .object(let object) where object.stateDict?["_modules"] != nil:
+            return try fromModule(object, path: path, at: "")
+        default:
+            throw CheckpointError(.unsupported, path: path,
+                "the checkpoint holds a \(root.kindName), not a dict of tensors or an nn.Module")
+        }
+    }
+
+    /// Keys and tensors of a dict whose values are all tensors; nil otherwise.
+    private static func tensorDict(_ dict: PickleDict) -> [(String, TensorRecord)]? {
+        var out: [(String, TensorRecord)] = []
+        out.reserveCapacity(dict.count)
+        for (key, value) in dict.entries {
+            guard let name = key.string, let tensor = value.tensor else { return nil }
+            out.append((name, tensor))
+        }
+        return out
+    }
+
+    private static func fromDict(_ dict: PickleDict, path: String) throws -> StateDict {
+        if let entries = tensorDict(dict) {
+            return finish(entries, path: "", metadata: [], source: nil)
+        }
+        func metadata(except key: String) -> [MetadataValue.Pair] {
+            dict.entries.compactMap { entry in
+                let name = MetadataValue.keyText(entry.key)
+                return name == key ? nil : MetadataValue.Pair(key: name, value: MetadataValue(entry.value))
+            }
+        }
+        // A wrapper key, then any single entry, holding a dict of tensors or a pickled module.
+        let candidates = wrapperKeys.filter { dict[$0] != nil }
+            + dict.entries.compactMap { $0.key.string }.filter { !wrapperKeys.contains($0) }
+        for key in candidates {
+            switch dict[key] {
+            case .dict(let inner)?:
+                if let entries = tensorDict(inner), !entries.isEmpty {
+                    return finish(entries, path: key, metadata: metadata(except: key), source: nil)
+                }
+            case .object(let object)? where object.stateDict?["_modules"] != nil:
+                var found = try fromModule(object, path: path, at: key)
+                found.metadata = metadata(except: key)
+                return found
+            default:
+                continue
+            }
+        }
+        // A dict mixing tensors with other values: the tensors are the state dict.
+        let tensors = dict.entries.compactMap { entry in entry.value.tensor.flatMap { t in entry.key.string.map { ($0, t) } } }
+        if !tensors.isEmpty {
+            let rest = dict.entries.filter { $0.value.tensor == nil }
+                .map { MetadataValue.Pair(key: MetadataValue.keyText($0.key), value: MetadataValue($0.value)) }
+            return finish(tensors, path: "", metadata: rest, source: nil)
+        }
+        let keys = dict.entries.prefix(12).map { MetadataValue.keyText($0.key) }.joined(separator: ", ")
+        throw CheckpointError(.unsupported, path: path,
+            "no state dict found: the top-level keys (\(keys)) hold no dict of tensors and no nn.Module")
+    }
+
+    /// `torch.save(model)`: walks `_parameters`, persistent `_buffers` and `_modules` of the
+    /// inert object tree in the order `nn.Module.state_dict()` uses.
+    private static func fromModule(_ module: PickleObject, path: String, at key: String) throws -> StateDict {
+        var entries: [(String, TensorRecord)] = []
+        try walkModule(module, prefix: "", into: &entries, depth: 0, path: path)
+        return finish(entries, path: key, metadata: [], source: "pickled module \(module.qualifiedName)")
+    }
+
+    private static func walkModule(_ module: PickleObject, prefix: String, into entries: inout [(String, TensorRecord)],
+                                   depth: Int, path: String) throws {
+        guard depth < maxDepth else {
+            throw CheckpointError(.corrupt, path: path, "modules nested deeper than \(maxDepth) levels at \(prefix)")
+        }
+        guard let state = module.stateDict else { return }
+        let nonPersistent = Set(state["_non_persistent_buffers_set"]?.elements?.compactMap(\.string) ?? [])
+        for field in ["_parameters", "_buffers"] {
+            for (key, value) in state[field]?.dict?.entries ?? [] {
+                guard let name = key.string, let tensor = value.tensor, !nonPersistent.contains(name) else { continue }
+                entries.append((prefix + name, tensor))
+            }
+        }
+        for (key, value) in state["_modules"]?.dict?.entries ?? [] {
+            guard let name = key.string, case .object(let child) = value else { continue }
+            try walkModule(child, prefix: prefix + name + ".", into: &entries, depth: depth + 1, path: path)
+        }
+    }
+
+    /// A TorchScript module's state is a dict of attributes: tensors are its parameters and
+    /// buffers, `__torch__.*` objects its submodules.
+    private static func walkScriptModule(_ module: PickleObject, prefix: String, into entries: inout [(String, TensorRecord)],
+                                         depth: Int, path: String) throws {
+        guard depth < maxDepth else {
+            throw CheckpointError(.corrupt, path: path, "modules nested deeper than \(maxDepth) levels at \(prefix)")
+        }
+        for (key, value) in module.stateDict?.entries ?? [] {
+            guard let name = key.string else { continue }
+            switch value {
+            case .tensor(let tensor):
+                entries.append((prefix + name, tensor))
+            case .object(let child) where child.module.hasPrefix("__torch__"):
+                try walkScriptModule(child, prefix: prefix + name + ".", into: &entries, depth: depth + 1, path: path)
+            default:
+                continue
+            }
+        }
+    }
+
+    /// Strips a prefix every key carries, repeatedly (`module._orig_mod.`).
+    private static func finish(_ entries: [(String, TensorRecord)], path: String, metadata: [MetadataValue.Pair],
+                               source: String?) -> StateDict {
+        var entries = entries
+        var stripped = ""
+        while !entries.isEmpty,
+              let prefix = strippablePrefixes.first(where: { p in entries.allSatisfy { $0.0.hasPrefix(p) && $0.0.count > p.count } }) {
+            entries = entries.map { (String($0.0.dropFirst(prefix.count)), $0.1) }
+            stripped += prefix
+        }
+        return StateDict(entries: entries.map { (key: $0.0, tensor: $0.1) }, path: path, strippedPrefix: stripped,
+                         metadata: metadata, source: source)
+    }
+}

@@ -1,0 +1,95 @@
+import CZip
+
+/// The one place zoo calls libzip. A `ZipArchive` owns its `zip_t` handle and closes it in
+/// `deinit`; every libzip error becomes a `CheckpointError` carrying libzip's own message.
+final class ZipArchive {
+    let path: String
+    private let handle: OpaquePointer
+    /// Entry names in central-directory order.
+    let names: [String]
+
+    init(path: String) throws {
+        self.path = path
+        var code: Int32 = 0
+        guard let handle = zip_open(path, ZIP_RDONLY, &code) else {
+            var error = zip_error_t()
+            zip_error_init_with_code(&error, code)
+            defer { zip_error_fini(&error) }
+            throw CheckpointError(.corrupt, path: path, "not a readable zip archive: \(String(cString: zip_error_strerror(&error)))")
+        }
+        self.handle = handle
+        let count = zip_get_num_entries(handle, 0)
+        var names: [String] = []
+        names.reserveCapacity(Int(max(count, 0)))
+        for i in 0 ..< max(count, 0) {
+            guard let name = zip_get_name(handle, zip_uint64_t(i), ZIP_FL_ENC_RAW) else {
+                zip_discard(handle)
+                throw CheckpointError(.corrupt, path: path, at: "zip entry \(i)", "unreadable name")
+            }
+            names.append(String(cString: name))
+        }
+        self.names = names
+    }
+
+    deinit { zip_discard(handle) }
+
+    private func failure(_ entry: String, _ what: String) -> CheckpointError {
+        CheckpointError(.corrupt, path: path, at: "zip entry \(entry)",
+                        "\(what): \(String(cString: zip_strerror(handle)))")
+    }
+
+    private func index(_ name: String) throws -> zip_uint64_t {
+        let i = zip_name_locate(handle, name, ZIP_FL_ENC_RAW)
+        guard i >= 0 else { throw CheckpointError(.corrupt, path: path, "the archive has no record \(name)") }
+        return zip_uint64_t(i)
+    }
+
+    func contains(_ name: String) -> Bool { zip_name_locate(handle, name, ZIP_FL_ENC_RAW) >= 0 }
+
+    /// Uncompressed size of an entry, from the central directory.
+    func size(of name: String) throws -> Int {
+        var info = zip_stat_t()
+        zip_stat_init(&info)
+        guard zip_stat_index(handle, try index(name), 0, &info) == 0 else { throw failure(name, "cannot stat") }
+        guard info.valid & zip_uint64_t(ZIP_STAT_SIZE) != 0, info.size <= UInt64(Int.max) else {
+            throw CheckpointError(.corrupt, path: path, at: "zip entry \(name)", "no valid size in the central directory")
+        }
+        return Int(info.size)
+    }
+
+    /// The whole entry, decompressed and CRC-checked by libzip. `limit` bounds what a file may
+    /// make zoo allocate for it.
+    func read(_ name: String, limit: Int = Int.max) throws -> [UInt8] {
+        let size = try self.size(of: name)
+        guard size <= limit else {
+            throw CheckpointError(.corrupt, path: path, at: "zip entry \(name)", "is \(size) bytes, more than the \(limit) expected")
+        }
+        return try [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
+            try read(name, into: UnsafeMutableRawBufferPointer(buffer))
+            initialized = size
+        }
+    }
+
+    /// Reads an entry of exactly `buffer.count` bytes into caller-owned memory.
+    func read(_ name: String, into buffer: UnsafeMutableRawBufferPointer) throws {
+        guard let file = zip_fopen_index(handle, try index(name), 0) else { throw failure(name, "cannot open") }
+        defer { zip_fclose(file) }
+        var done = 0
+        while done < buffer.count {
+            let n = zip_fread(file, buffer.baseAddress! + done, zip_uint64_t(buffer.count - done))
+            guard n >= 0 else {
+                throw CheckpointError(.corrupt, path: path, at: "zip entry \(name) byte \(done)",
+                                      "read failed: \(String(cString: zip_file_strerror(file)))")
+            }
+            guard n > 0 else {
+                throw CheckpointError(.corrupt, path: path, at: "zip entry \(name)",
+                                      "ends after \(done) of its \(buffer.count) bytes")
+            }
+            done += Int(n)
+        }
+        var probe: UInt8 = 0
+        guard zip_fread(file, &probe, 1) == 0 else {
+            throw CheckpointError(.corrupt, path: path, at: "zip entry \(name)", "is longer than its \(buffer.count) bytes")
+        }
+    }
+}

@@ -1,0 +1,50 @@
+import ArgumentParser
+import Checkpoint
+import Foundation
+
+/// The `zoo` command: a thin layer over Checkpoint, Models and ZooKit. Each subcommand builds
+/// one report and prints it as text, or as stable sorted JSON with `--json`.
+/// Exit codes: 0 success, 1 the file or check failed, 2 usage or input error.
+@main
+struct Zoo: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Read PyTorch checkpoints and run torchvision's VGG and ResNet in Swift.",
+        version: "0.1.0",
+        subcommands: [Inspect.self])
+
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let error as CheckpointError {
+            FileHandle.standardError.write(Data("zoo: \(error)\n".utf8))
+            Foundation.exit(1)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                print(fullMessage(for: error))  // --help, --version
+                Foundation.exit(0)
+            }
+            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+            // ArgumentParser reports usage errors as EX_USAGE (64); zoo's contract is 2.
+            Foundation.exit(code == .validationFailure ? 2 : code.rawValue == 64 ? 2 : 1)
+        }
+    }
+}
+
+/// Flags every command shares.
+struct OutputOptions: ParsableArguments {
+    @Flag(name: .long, help: "Print a JSON report on stdout instead of text.")
+    var json = false
+
+    /// Prints `report` as sorted JSON or as the text `render` makes of it.
+    func emit<Report: Encodable>(_ report: Report, text render: (Report) -> String) throws {
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            print(render(report), terminator: "")
+        }
+    }
+}

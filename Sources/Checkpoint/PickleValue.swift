@@ -37,10 +37,10 @@ public indirect enum PickleValue: @unchecked Sendable {
         }
     }
 
-    /// The elements of a tuple or list.
+    /// The elements of a tuple, list or set.
     public var elements: [PickleValue]? {
         switch self {
-        case .tuple(let list), .list(let list): return list.items
+        case .tuple(let list), .list(let list), .set(let list): return list.items
         default: return nil
         }
     }

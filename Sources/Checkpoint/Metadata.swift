@@ -57,6 +57,10 @@ public indirect enum MetadataValue: Sendable, Equatable, Encodable {
         case .tensor(let t): self = .tensor(dtype: t.dtype, shape: t.shape)
         case .storage(let s): self = .string("<\(s.dtype.rawValue) storage of \(s.byteCount) bytes>")
         case .object(let object):
+            if let scalar = Self.numpyScalar(object) {
+                self = scalar
+                return
+            }
             var fields = [Pair(key: "__class__", value: .string(object.qualifiedName))]
             if let state = object.stateDict {
                 fields += pairs(state)
@@ -67,6 +71,23 @@ public indirect enum MetadataValue: Sendable, Equatable, Encodable {
                 fields.append(Pair(key: "__args__", value: items(object.arguments)))
             }
             self = .object(fields)
+        }
+    }
+
+    /// `numpy.float64(0.5)` and friends: `numpy.core.multiarray.scalar(dtype('f8'), raw bytes)`.
+    static func numpyScalar(_ object: PickleObject) -> MetadataValue? {
+        guard object.name == "scalar", object.module.hasPrefix("numpy"), object.arguments.count == 2,
+              case .object(let dtype) = object.arguments[0], dtype.name == "dtype",
+              let code = dtype.arguments.first?.string, case .bytes(let raw) = object.arguments[1] else { return nil }
+        return raw.withUnsafeBytes { bytes -> MetadataValue? in
+            switch (code, raw.count) {
+            case ("f8", 8): return .double(bytes.loadUnaligned(as: Double.self))
+            case ("f4", 4): return .double(Double(bytes.loadUnaligned(as: Float.self)))
+            case ("i8", 8): return .int(Int(bytes.loadUnaligned(as: Int64.self)))
+            case ("i4", 4): return .int(Int(bytes.loadUnaligned(as: Int32.self)))
+            case ("b1", 1): return .bool(raw[0] != 0)
+            default: return nil
+            }
         }
     }
 

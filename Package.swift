@@ -16,12 +16,14 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CZip", pkgConfig: "libzip", providers: [.apt(["libzip-dev"])]),
         .target(name: "Checkpoint", dependencies: ["CZip"]),
-        .target(name: "Models", dependencies: ["Checkpoint"]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .target(name: "Models", dependencies: ["Checkpoint", "COpenBLAS"]),
         .target(name: "ZooKit", dependencies: ["Checkpoint", "Models"]),
         .executableTarget(
             name: "zoo",
             dependencies: ["Checkpoint", "Models", "ZooKit",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models"]),
     ]
 )

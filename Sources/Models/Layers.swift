@@ -1,0 +1,291 @@
+import Foundation
+
+// The layers of torchvision's VGG and ResNet, in eval mode. Each keeps torchvision's
+// parameter names; the arithmetic lives in Kernels.swift.
+
+/// `nn.Conv2d` with square kernels.
+public final class Conv2d: Layer {
+    public let geometry: ConvGeometry
+    public let weight: Parameter
+    public let bias: Parameter?
+
+    public init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
+                dilation: Int = 1, groups: Int = 1, bias: Bool = true) {
+        geometry = ConvGeometry(inChannels: inChannels, outChannels: outChannels, kernel: kernelSize, stride: stride,
+                                padding: padding, dilation: dilation, groups: groups)
+        weight = Parameter([outChannels, inChannels / groups, kernelSize, kernelSize])
+        self.bias = bias ? Parameter([outChannels]) : nil
+    }
+
+    public func visit(_ path: ParameterPath, _ body: (String, Parameter) throws -> Void) rethrows {
+        try body(path("weight"), weight)
+        if let bias { try body(path("bias"), bias) }
+    }
+
+    public func trace(_ input: [Int], _ rows: inout [SummaryRow]) throws -> [Int] {
+        let output = try geometry.outputShape(input)
+        rows.append(row(output, weight, bias))
+        return output
+    }
+
+    public func forward(_ x: Tensor) -> Tensor { fused().run(x) }
+
+    /// The convolution with a following eval-mode BatchNorm folded into its weights and bias:
+    /// w' = w * g / sqrt(v + eps), b' = (b - m) * g / sqrt(v + eps) + beta.
+    public func fused(with bn: BatchNorm2d? = nil) -> FusedConv {
+        let out = geometry.outChannels
+        var w = weight.values
+        var b = bias?.values ?? [Float](repeating: 0, count: out)
+        if let bn {
+            let perOutput = w.count / out
+            for o in 0 ..< out {
+                let scale = Double(bn.weight.values[o]) / (Double(bn.runningVar.values[o]) + bn.eps).squareRoot()
+                for i in o * perOutput ..< (o + 1) * perOutput { w[i] = Float(Double(w[i]) * scale) }
+                b[o] = Float((Double(b[o]) - Double(bn.runningMean.values[o])) * scale + Double(bn.bias.values[o]))
+            }
+        }
+        return FusedConv(geometry: geometry, weight: w, bias: b)
+    }
+}
+
+/// `nn.BatchNorm2d` in eval mode: running statistics, affine weight and bias.
+public final class BatchNorm2d: Layer {
+    public let weight: Parameter
+    public let bias: Parameter
+    public let runningMean: Parameter
+    public let runningVar: Parameter
+    public let numBatchesTracked = Parameter([], kind: .counter)
+    public let eps: Double
+
+    public init(_ channels: Int, eps: Double = 1e-5) {
+        weight = Parameter([channels], fill: 1)
+        bias = Parameter([channels])
+        runningMean = Parameter([channels], kind: .buffer)
+        runningVar = Parameter([channels], kind: .buffer, fill: 1)
+        self.eps = eps
+    }
+
+    public func visit(_ path: ParameterPath, _ body: (String, Parameter) throws -> Void) rethrows {
+        try body(path("weight"), weight)
+        try body(path("bias"), bias)
+        try body(path("running_mean"), runningMean)
+        try body(path("running_var"), runningVar)
+        try body(path("num_batches_tracked"), numBatchesTracked)
+    }
+
+    public func trace(_ input: [Int], _ rows: inout [SummaryRow]) throws -> [Int] {
+        guard input.count == 4, input[1] == weight.count else {
+            throw ModelError.badInput("BatchNorm2d(\(weight.count)) got shape \(input)")
+        }
+        rows.append(row(input, weight, bias))
+        return input
+    }
+
+    public func forward(_ x: Tensor) -> Tensor {
+        var y = x
+        let channels = weight.count, plane = x.shape[2] * x.shape[3]
+        for n in 0 ..< x.shape[0] {
+            for c in 0 ..< channels {
+                let scale = weight.values[c] / (runningVar.values[c] + Float(eps)).squareRoot()
+                let shift = bias.values[c] - runningMean.values[c] * scale
+                let base = (n * channels + c) * plane
+                for i in base ..< base + plane { y.data[i] = y.data[i] * scale + shift }
+            }
+        }
+        return y
+    }
+}
+
+/// `nn.Linear`: y = x W^T + b on `[N, in]`.
+public final class Linear: Layer {
+    public let weight: Parameter
+    public let bias: Parameter?
+
+    public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true) {
+        weight = Parameter([outFeatures, inFeatures])
+        self.bias = bias ? Parameter([outFeatures]) : nil
+    }
+
+    public var inFeatures: Int { weight.shape[1] }
+    public var outFeatures: Int { weight.shape[0] }
+
+    public func visit(_ path: ParameterPath, _ body: (String, Parameter) throws -> Void) rethrows {
+        try body(path("weight"), weight)
+        if let bias { try body(path("bias"), bias) }
+    }
+
+    public func trace(_ input: [Int], _ rows: inout [SummaryRow]) throws -> [Int] {
+        guard input.count == 2, input[1] == inFeatures else {
+            throw ModelError.badInput("Linear(\(inFeatures), \(outFeatures)) got shape \(input); it needs [N, \(inFeatures)]")
+        }
+        let output = [input[0], outFeatures]
+        rows.append(row(output, weight, bias))
+        return output
+    }
+
+    public func forward(_ x: Tensor) -> Tensor { forward(x, relu: false) }
+
+    public func forward(_ x: Tensor, relu: Bool) -> Tensor {
+        let n = x.shape[0]
+        var y = Tensor(zeros: [n, outFeatures])
+        if let bias {
+            for i in 0 ..< n { y.data.replaceSubrange(i * outFeatures ..< (i + 1) * outFeatures, with: bias.values) }
+        }
+        x.data.withUnsafeBufferPointer { xp in
+            weight.values.withUnsafeBufferPointer { wp in
+                y.data.withUnsafeMutableBufferPointer { yp in
+                    BLAS.gemm(m: n, n: outFeatures, k: inFeatures, a: xp.baseAddress!, b: wp.baseAddress!,
+                              transposeB: true, c: yp.baseAddress!, accumulate: bias != nil)
+                }
+            }
+        }
+        if relu { Kernels.relu(&y.data) }
+        return y
+    }
+}
+
+/// `nn.ReLU`.
+public final class ReLU: Layer {
+    public init() {}
+    public func visit(_ path: ParameterPath, _ body: (String, Parameter) throws -> Void) rethrows {}
+    public func trace(_ input: [Int], _ rows: inout [SummaryRow]) throws -> [Int] {
+        rows.append(row(input))
+        return input
+    }
+    public func forward(_ x: Tensor) -> Tensor {
+        var y = x
+        Kernels.relu(&y.data)
+        return y
+    }
+}
+
+/// `nn.Dropout`: the identity in eval mode.
+public final class Dropout: Layer {
+    public init() {}
+    public func visit(_ path: ParameterPath, _ body: (String, Parameter) throws -> Void) rethrows {}
+    public func trace(_ input: [Int], _ rows: inout [SummaryRow]) throws -> [Int] {
+        rows.append(row(input))
+        return input
+    }
+    public func forward(_ x: Tensor) -> Tensor { x }
+}
+
+/// `nn.MaxPool2d` (floor mode, padding with -inf).
+public final class MaxPool2d: Layer {
+    public let kernelSize: Int, stride: Int, padding: Int
+    /// False for `F.max_pool2d` calls, which torchsummary does not see.
+    let listed: Bool
+
+    public init(kernelSize: Int, stride: Int? = nil, padding: Int = 0, listed: Bool = true) {
+        self.kernelSize = kernelSize
+        self.stride = stride ?? kernelSize
+        self.padding = padding
+        self.listed = listed
+    }
+
+    public func visit(_ path: ParameterPath, _ body: (String, Parameter) throws -> Void) rethrows {}
+
+    public func trace(_ input: [Int], _ rows: inout [SummaryRow]) throws -> [Int] {
+        guard input.count == 4 else { throw ModelError.badInput("MaxPool2d got shape \(input)") }
+        let h = (input[2] + 2 * padding - kernelSize) / stride + 1
+        let w = (input[3] + 2 * padding - kernelSize) / stride + 1
+        guard input[2] + 2 * padding >= kernelSize, input[3] + 2 * padding >= kernelSize else {
+            throw ModelError.badInput("a \(input[2])x\(input[3]) feature map is too small for a \(kernelSize)x\(kernelSize) max pool; use a larger input")
+        }
+        let output = [input[0], input[1], h, w]
+        if listed { rows.append(row(output)) }
+        return output
+    }
+
+    public func forward(_ x: Tensor) -> Tensor { Kernels.maxPool(x, kernel: kernelSize, stride: stride, padding: padding) }
+}
+
+/// `nn.AdaptiveAvgPool2d`, with PyTorch's bins: start = floor(i * in / out), end = ceil((i + 1) * in / out).
+public final class AdaptiveAvgPool2d: Layer {
+    public let outputHeight: Int, outputWidth: Int
+
+    public init(_ height: Int, _ width: Int) {
+        outputHeight = height
+        outputWidth = width
+    }
+
+    public func visit(_ path: ParameterPath, _ body: (String, Parameter) throws -> Void) rethrows {}
+
+    public func trace(_ input: [Int], _ rows: inout [SummaryRow]) throws -> [Int] {
+        guard input.count == 4, input[2] > 0, input[3] > 0 else { throw ModelError.badInput("AdaptiveAvgPool2d got shape \(input)") }
+        let output = [input[0], input[1], outputHeight, outputWidth]
+        rows.append(row(output))
+        return output
+    }
+
+    public func forward(_ x: Tensor) -> Tensor { Kernels.adaptiveAvgPool(x, outputHeight, outputWidth) }
+}
+
+/// `torch.flatten(x, 1)` / `x.view(N, -1)`: not a module, so it adds no summary row.
+enum Flatten {
+    static func shape(_ input: [Int]) -> [Int] { [input[0], input.dropFirst().reduce(1, *)] }
+    static func forward(_ x: Tensor) -> Tensor { Tensor(shape: shape(x.shape), data: x.data) }
+}
+
+/// `nn.Sequential`: children named by index, as in `features.3.weight`. Runs as a compiled plan
+/// in which a convolution absorbs the BatchNorm and ReLU after it, and a Linear its ReLU.
+public final class Sequential: Layer {
+    public let layers: [Layer]
+    private var plan: [Step]?
+
+    private enum Step {
+        case conv(FusedConv, relu: Bool)
+        case linear(Linear, relu: Bool)
+        case layer(Layer)
+    }
+
+    public init(_ layers: [Layer]) { self.layers = layers }
+
+    public func visit(_ path: ParameterPath, _ body: (String, Parameter) throws -> Void) rethrows {
+        for (i, layer) in layers.enumerated() { try layer.visit(path.child(i), body) }
+    }
+
+    public func trace(_ input: [Int], _ rows: inout [SummaryRow]) throws -> [Int] {
+        try layers.reduce(input) { try $1.trace($0, &rows) }
+    }
+
+    /// Drops the compiled plan after the weights change.
+    func invalidate() { plan = nil }
+
+    private func compile() -> [Step] {
+        var steps: [Step] = []
+        var i = 0
+        while i < layers.count {
+            let layer = layers[i]
+            let next = i + 1 < layers.count ? layers[i + 1] : nil
+            if let conv = layer as? Conv2d {
+                let bn = next as? BatchNorm2d
+                let after = i + (bn == nil ? 1 : 2)
+                let relu = after < layers.count && layers[after] is ReLU
+                steps.append(.conv(conv.fused(with: bn), relu: relu))
+                i = after + (relu ? 1 : 0)
+            } else if let linear = layer as? Linear {
+                let relu = next is ReLU
+                steps.append(.linear(linear, relu: relu))
+                i += relu ? 2 : 1
+            } else {
+                if !(layer is Dropout) { steps.append(.layer(layer)) }
+                i += 1
+            }
+        }
+        return steps
+    }
+
+    public func forward(_ x: Tensor) -> Tensor {
+        if plan == nil { plan = compile() }
+        var y = x
+        for step in plan ?? [] {
+            switch step {
+            case .conv(let conv, let relu): y = conv.run(y, relu: relu)
+            case .linear(let linear, let relu): y = linear.forward(y, relu: relu)
+            case .layer(let layer): y = layer.forward(y)
+            }
+        }
+        return y
+    }
+}

@@ -1,0 +1,149 @@
+import Checkpoint
+
+/// Where weights come from: a checkpoint, or tensors in memory.
+public protocol TensorSource {
+    /// Keys and shapes, in the source's order.
+    var tensorShapes: [(key: String, shape: [Int])] { get }
+    /// The values of `key` as float32, converted from whatever dtype the source stores.
+    func floats(for key: String) throws -> [Float]
+}
+
+extension Checkpoint: TensorSource {
+    public var tensorShapes: [(key: String, shape: [Int])] { stateDict.entries.map { (key: $0.key, shape: $0.tensor.shape) } }
+
+    public func floats(for key: String) throws -> [Float] {
+        guard let tensor = stateDict[key] else { throw CheckpointError(.corrupt, path: path, "no tensor \(key)") }
+        return try floats(of: tensor)
+    }
+}
+
+/// Tensors by key, in order: formula weights in tests, weights built in code.
+public struct NamedTensors: TensorSource {
+    public var tensors: [(key: String, tensor: Tensor)]
+
+    public init(_ tensors: [(key: String, tensor: Tensor)]) { self.tensors = tensors }
+
+    public var tensorShapes: [(key: String, shape: [Int])] { tensors.map { (key: $0.key, shape: $0.tensor.shape) } }
+
+    public func floats(for key: String) throws -> [Float] {
+        guard let t = tensors.first(where: { $0.key == key }) else { throw ModelError.badInput("no tensor \(key)") }
+        return t.tensor.data
+    }
+}
+
+/// How strictly `Model.load` matches keys. Shapes must always match.
+public struct LoadOptions: Sendable {
+    /// Keys the network has and the state dict lacks keep their current values.
+    public var allowMissing: Bool
+    /// Keys the state dict has and the network lacks are ignored.
+    public var allowUnexpected: Bool
+
+    public init(allowMissing: Bool = false, allowUnexpected: Bool = false) {
+        self.allowMissing = allowMissing
+        self.allowUnexpected = allowUnexpected
+    }
+
+    /// `load_state_dict(strict=True)`.
+    public static let strict = LoadOptions()
+    /// `load_state_dict(strict=False)`: e.g. a checkpoint with a replaced head.
+    public static let nonStrict = LoadOptions(allowMissing: true, allowUnexpected: true)
+}
+
+/// What a load did.
+public struct LoadReport: Sendable, Equatable {
+    public var loaded: [String]
+    public var missing: [String]
+    public var unexpected: [String]
+}
+
+/// A network ready to load weights and run: one of the architectures, with state-dict keys
+/// exactly torchvision's.
+public final class Model {
+    public let architecture: Architecture
+    public let network: any Layer
+
+    init(_ architecture: Architecture) {
+        self.architecture = architecture
+        switch architecture {
+        case .resnet(let c): network = ResNet(c)
+        case .vgg(let c): network = VGG(c)
+        case .tutorialVGG(let c): network = TutorialVGG(c)
+        }
+    }
+
+    public var name: String { architecture.name }
+
+    /// Every parameter and buffer under its state-dict key, in torchvision's order.
+    public var namedParameters: [(key: String, parameter: Parameter)] { network.namedParameters() }
+
+    /// Puts weights into the network, checking every key and shape first: nothing is changed
+    /// unless the whole state dict fits. `num_batches_tracked` may be absent, as in older files.
+    @discardableResult
+    public func load(_ source: some TensorSource, options: LoadOptions = .strict) throws -> LoadReport {
+        let expected = namedParameters
+        let provided = Dictionary(source.tensorShapes.map { ($0.key, $0.shape) }, uniquingKeysWith: { first, _ in first })
+        let known = Set(expected.map(\.key))
+        let missing = expected.filter { provided[$0.key] == nil && $0.parameter.kind != .counter }.map(\.key)
+        let unexpected = source.tensorShapes.map(\.key).filter { !known.contains($0) }
+        let mismatched = expected.compactMap { key, parameter -> ModelError.Mismatch? in
+            guard let shape = provided[key], shape != parameter.shape else { return nil }
+            return ModelError.Mismatch(key: key, expected: parameter.shape, found: shape)
+        }
+        if !mismatched.isEmpty || (!options.allowMissing && !missing.isEmpty) || (!options.allowUnexpected && !unexpected.isEmpty) {
+            throw ModelError.stateDictMismatch(architecture: name, missing: options.allowMissing ? [] : missing,
+                                               unexpected: options.allowUnexpected ? [] : unexpected, mismatched: mismatched)
+        }
+        var loaded: [String] = []
+        for (key, parameter) in expected where provided[key] != nil {
+            let values = try source.floats(for: key)
+            guard values.count == parameter.count else {
+                throw ModelError.stateDictMismatch(architecture: name, missing: [], unexpected: [], mismatched: [
+                    ModelError.Mismatch(key: key, expected: [parameter.count], found: [values.count])])
+            }
+            parameter.values = values
+            loaded.append(key)
+        }
+        invalidate()
+        return LoadReport(loaded: loaded, missing: missing, unexpected: unexpected)
+    }
+
+    /// Drops the compiled (BatchNorm-folded) plans so the next forward uses the new weights.
+    private func invalidate() {
+        switch network {
+        case let n as ResNet: n.invalidate()
+        case let n as VGG: n.invalidate()
+        case let n as TutorialVGG: n.invalidate()
+        default: break
+        }
+    }
+
+    /// The output shape for an input shape, or why the network cannot take it.
+    public func outputShape(for input: [Int]) throws -> [Int] {
+        guard input.count == 4 else {
+            throw ModelError.badInput("expected a batch of shape [N, 3, H, W], got rank \(input.count) shape \(input)")
+        }
+        guard input[1] == 3 else { throw ModelError.badInput("expected 3 channels (RGB), got \(input[1]) in shape \(input)") }
+        guard input.allSatisfy({ $0 > 0 }) else { throw ModelError.badInput("empty input shape \(input)") }
+        var rows: [SummaryRow] = []
+        do {
+            return try network.trace(input, &rows)
+        } catch let ModelError.badInput(reason) {
+            throw ModelError.badInput("\(name) cannot take a \(input[2])x\(input[3]) input: \(reason) (at least \(architecture.minimumInputSize)x\(architecture.minimumInputSize))")
+        }
+    }
+
+    /// Runs a batch `[N, 3, H, W]` and returns the output (logits; class probabilities for the
+    /// tutorial VGG, as its forward ends in a softmax).
+    public func forward(_ input: Tensor) throws -> Tensor {
+        _ = try outputShape(for: input.shape)
+        return network.forward(input)
+    }
+
+    /// The torchsummary rows for an input of shape `[C, H, W]` (batch -1, as torchsummary prints).
+    public func summaryRows(inputSize: [Int]) throws -> [SummaryRow] {
+        var rows: [SummaryRow] = []
+        _ = try outputShape(for: [1] + inputSize)
+        _ = try network.trace([1] + inputSize, &rows)
+        return rows
+    }
+}

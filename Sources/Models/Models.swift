@@ -1,2 +1,0 @@
-// The Swift VGG and ResNet families arrive with the models issue.
-@_exported import Checkpoint

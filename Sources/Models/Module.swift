@@ -1,0 +1,80 @@
+/// A weight or buffer of a network, under the shape torchvision gives it.
+public final class Parameter {
+    public enum Kind: Sendable {
+        /// A learnable weight (`conv1.weight`, `fc.bias`).
+        case parameter
+        /// A float buffer (`running_mean`, `running_var`).
+        case buffer
+        /// An int64 counter (`num_batches_tracked`): optional on load, as PyTorch makes it.
+        case counter
+    }
+
+    public let shape: [Int]
+    public let kind: Kind
+    public var values: [Float]
+
+    public init(_ shape: [Int], kind: Kind = .parameter, fill: Float = 0) {
+        self.shape = shape
+        self.kind = kind
+        self.values = [Float](repeating: fill, count: shape.reduce(1, *))
+    }
+
+    public var count: Int { values.count }
+}
+
+/// Builds dotted state-dict keys: `ParameterPath("layer1").child("0")("bn1")` is `layer1.0.bn1`.
+public struct ParameterPath: Sendable, CustomStringConvertible {
+    public var prefix: String
+
+    public init(_ prefix: String = "") { self.prefix = prefix }
+
+    public func child(_ name: String) -> ParameterPath { ParameterPath(callAsFunction(name)) }
+    public func child(_ index: Int) -> ParameterPath { child(String(index)) }
+    public func callAsFunction(_ name: String) -> String { prefix.isEmpty ? name : prefix + "." + name }
+    public var description: String { prefix }
+}
+
+/// One row of a torchsummary table: a module that ran, in the order its forward finished.
+public struct SummaryRow: Sendable, Codable, Equatable {
+    public var type: String
+    public var outputShape: [Int]
+    public var parameters: Int
+    public var trainable: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case type
+        case outputShape = "output_shape"
+        case parameters
+        case trainable
+    }
+}
+
+/// A piece of a network. One `visit` per module drives loading, listing and summaries, so key
+/// paths are written once.
+public protocol Module: AnyObject {
+    /// Calls `body` with every parameter and buffer under its state-dict key, in torchvision's order.
+    func visit(_ path: ParameterPath, _ body: (String, Parameter) throws -> Void) rethrows
+    /// Infers the output shape for `input` (`[N, C, H, W]` or `[N, F]`) and appends the rows
+    /// torchsummary would print. Throws `ModelError.badInput` for a shape the module cannot take.
+    func trace(_ input: [Int], _ rows: inout [SummaryRow]) throws -> [Int]
+}
+
+/// A module that transforms a tensor on its own.
+public protocol Layer: Module {
+    func forward(_ x: Tensor) -> Tensor
+}
+
+extension Module {
+    /// Every parameter and buffer with its key, in order.
+    public func namedParameters(_ path: ParameterPath = ParameterPath()) -> [(key: String, parameter: Parameter)] {
+        var out: [(String, Parameter)] = []
+        visit(path) { out.append(($0, $1)) }
+        return out.map { (key: $0.0, parameter: $0.1) }
+    }
+
+    /// The row torchsummary prints for a module with these weights (`weight` and `bias` counted).
+    func row(_ output: [Int], _ weights: Parameter?...) -> SummaryRow {
+        SummaryRow(type: String(describing: type(of: self)), outputShape: [-1] + output.dropFirst(),
+                   parameters: weights.reduce(0) { $0 + ($1?.count ?? 0) }, trainable: true)
+    }
+}

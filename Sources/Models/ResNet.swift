@@ -1,0 +1,203 @@
+// ResNet, ResNeXt and Wide ResNet: He et al., "Deep Residual Learning for Image Recognition"
+// (2015); Xie et al., "Aggregated Residual Transformations" (2016); Zagoruyko & Komodakis,
+// "Wide Residual Networks" (2016). A port of torchvision/models/resnet.py: property names are
+// its state-dict keys, and the stride of a Bottleneck sits on the 3x3 convolution as there.
+
+/// Everything that distinguishes one ResNet from another.
+public struct ResNetConfig: Sendable, Equatable, Codable {
+    public enum Block: String, Sendable, Codable {
+        case basic, bottleneck
+
+        /// Output channels per `planes`: 1 for BasicBlock, 4 for Bottleneck.
+        public var expansion: Int { self == .basic ? 1 : 4 }
+    }
+
+    public var block: Block
+    /// Blocks in layer1...layer4.
+    public var layers: [Int]
+    public var groups = 1
+    public var widthPerGroup = 64
+    public var replaceStrideWithDilation = [false, false, false]
+    public var numClasses = 1000
+    /// `planes` of layer1...layer4; torchvision uses 64, 128, 256, 512. Narrower stages make
+    /// small models (zoo's demo) in the same key layout.
+    public var planes = [64, 128, 256, 512]
+    /// Output channels of `conv1`, the stem; torchvision uses 64.
+    public var stemWidth = 64
+
+    public init(block: Block, layers: [Int], groups: Int = 1, widthPerGroup: Int = 64,
+                replaceStrideWithDilation: [Bool] = [false, false, false], numClasses: Int = 1000,
+                planes: [Int] = [64, 128, 256, 512], stemWidth: Int = 64) {
+        self.block = block
+        self.layers = layers
+        self.groups = groups
+        self.widthPerGroup = widthPerGroup
+        self.replaceStrideWithDilation = replaceStrideWithDilation
+        self.numClasses = numClasses
+        self.planes = planes
+        self.stemWidth = stemWidth
+    }
+}
+
+/// A residual block, BasicBlock or Bottleneck, with its optional `downsample` (1x1 conv + BN).
+public final class ResidualBlock: Layer {
+    public let kind: ResNetConfig.Block
+    public let conv1: Conv2d, bn1: BatchNorm2d
+    public let conv2: Conv2d, bn2: BatchNorm2d
+    /// Bottleneck only.
+    public let conv3: Conv2d?, bn3: BatchNorm2d?
+    public let downsample: Sequential?
+    private let relu = ReLU()
+    private var plan: (convs: [FusedConv], downsample: FusedConv?)?
+
+    init(_ kind: ResNetConfig.Block, inplanes: Int, planes: Int, stride: Int, downsample: Sequential?,
+         groups: Int, baseWidth: Int, dilation: Int) {
+        self.kind = kind
+        self.downsample = downsample
+        switch kind {
+        case .basic:
+            conv1 = Conv2d(inplanes, planes, kernelSize: 3, stride: stride, padding: dilation, dilation: dilation, bias: false)
+            bn1 = BatchNorm2d(planes)
+            conv2 = Conv2d(planes, planes, kernelSize: 3, padding: dilation, dilation: dilation, bias: false)
+            bn2 = BatchNorm2d(planes)
+            conv3 = nil
+            bn3 = nil
+        case .bottleneck:
+            let width = planes * baseWidth / 64 * groups
+            conv1 = Conv2d(inplanes, width, kernelSize: 1, bias: false)
+            bn1 = BatchNorm2d(width)
+            conv2 = Conv2d(width, width, kernelSize: 3, stride: stride, padding: dilation, dilation: dilation,
+                           groups: groups, bias: false)
+            bn2 = BatchNorm2d(width)
+            conv3 = Conv2d(width, planes * 4, kernelSize: 1, bias: false)
+            bn3 = BatchNorm2d(planes * 4)
+        }
+    }
+
+    public func visit(_ path: ParameterPath, _ body: (String, Parameter) throws -> Void) rethrows {
+        try conv1.visit(path.child("conv1"), body)
+        try bn1.visit(path.child("bn1"), body)
+        try conv2.visit(path.child("conv2"), body)
+        try bn2.visit(path.child("bn2"), body)
+        if let conv3, let bn3 {
+            try conv3.visit(path.child("conv3"), body)
+            try bn3.visit(path.child("bn3"), body)
+        }
+        try downsample?.visit(path.child("downsample"), body)
+    }
+
+    /// In the order torchvision's forward runs them, which is the order torchsummary lists them.
+    public func trace(_ input: [Int], _ rows: inout [SummaryRow]) throws -> [Int] {
+        var x = try relu.trace(try bn1.trace(try conv1.trace(input, &rows), &rows), &rows)
+        x = try bn2.trace(try conv2.trace(x, &rows), &rows)
+        if let conv3, let bn3 {
+            x = try relu.trace(x, &rows)
+            x = try bn3.trace(try conv3.trace(x, &rows), &rows)
+        }
+        let identity = try downsample?.trace(input, &rows) ?? input
+        guard identity == x else { throw ModelError.badInput("residual shapes \(identity) and \(x) differ") }
+        x = try relu.trace(x, &rows)
+        var block = row(x)
+        block.type = kind == .basic ? "BasicBlock" : "Bottleneck"  // torchvision's class names
+        rows.append(block)
+        return x
+    }
+
+    func invalidate() { plan = nil }
+
+    public func forward(_ x: Tensor) -> Tensor {
+        if plan == nil {
+            var convs = [conv1.fused(with: bn1), conv2.fused(with: bn2)]
+            if let conv3, let bn3 { convs.append(conv3.fused(with: bn3)) }
+            let down = downsample.flatMap { seq in
+                (seq.layers.first as? Conv2d)?.fused(with: seq.layers.dropFirst().first as? BatchNorm2d)
+            }
+            plan = (convs, down)
+        }
+        guard let plan else { return x }
+        let identity = plan.downsample?.run(x) ?? x
+        var y = x
+        for conv in plan.convs.dropLast() { y = conv.run(y, relu: true) }
+        return plan.convs[plan.convs.count - 1].run(y, relu: true, residual: identity)
+    }
+}
+
+/// torchvision's `ResNet`.
+public final class ResNet: Layer {
+    public let config: ResNetConfig
+    public let conv1: Conv2d
+    public let bn1: BatchNorm2d
+    public let relu = ReLU()
+    public let maxpool = MaxPool2d(kernelSize: 3, stride: 2, padding: 1)
+    public let layer1: [ResidualBlock], layer2: [ResidualBlock], layer3: [ResidualBlock], layer4: [ResidualBlock]
+    public let avgpool = AdaptiveAvgPool2d(1, 1)
+    public let fc: Linear
+    private var stem: FusedConv?
+
+    public init(_ config: ResNetConfig) {
+        self.config = config
+        conv1 = Conv2d(3, config.stemWidth, kernelSize: 7, stride: 2, padding: 3, bias: false)
+        bn1 = BatchNorm2d(config.stemWidth)
+        var inplanes = config.stemWidth
+        var dilation = 1
+        /// `ResNet._make_layer`.
+        func makeLayer(_ stage: Int, stride: Int) -> [ResidualBlock] {
+            let planes = config.planes[stage]
+            var stride = stride
+            let previousDilation = dilation
+            if stage > 0 && config.replaceStrideWithDilation[stage - 1] {
+                dilation *= stride
+                stride = 1
+            }
+            let expanded = planes * config.block.expansion
+            let downsample = stride != 1 || inplanes != expanded
+                ? Sequential([Conv2d(inplanes, expanded, kernelSize: 1, stride: stride, bias: false), BatchNorm2d(expanded)])
+                : nil
+            var blocks = [ResidualBlock(config.block, inplanes: inplanes, planes: planes, stride: stride, downsample: downsample,
+                                        groups: config.groups, baseWidth: config.widthPerGroup, dilation: previousDilation)]
+            inplanes = expanded
+            for _ in 1 ..< max(config.layers[stage], 1) {
+                blocks.append(ResidualBlock(config.block, inplanes: inplanes, planes: planes, stride: 1, downsample: nil,
+                                            groups: config.groups, baseWidth: config.widthPerGroup, dilation: dilation))
+            }
+            return Array(blocks.prefix(config.layers[stage]))
+        }
+        layer1 = makeLayer(0, stride: 1)
+        layer2 = makeLayer(1, stride: 2)
+        layer3 = makeLayer(2, stride: 2)
+        layer4 = makeLayer(3, stride: 2)
+        fc = Linear(config.planes[3] * config.block.expansion, config.numClasses)
+    }
+
+    private var stages: [(String, [ResidualBlock])] {
+        [("layer1", layer1), ("layer2", layer2), ("layer3", layer3), ("layer4", layer4)]
+    }
+
+    public func visit(_ path: ParameterPath, _ body: (String, Parameter) throws -> Void) rethrows {
+        try conv1.visit(path.child("conv1"), body)
+        try bn1.visit(path.child("bn1"), body)
+        for (name, blocks) in stages {
+            for (i, block) in blocks.enumerated() { try block.visit(path.child(name).child(i), body) }
+        }
+        try fc.visit(path.child("fc"), body)
+    }
+
+    public func trace(_ input: [Int], _ rows: inout [SummaryRow]) throws -> [Int] {
+        var x = try maxpool.trace(try relu.trace(try bn1.trace(try conv1.trace(input, &rows), &rows), &rows), &rows)
+        for (_, blocks) in stages { x = try blocks.reduce(x) { try $1.trace($0, &rows) } }
+        x = try avgpool.trace(x, &rows)
+        return try fc.trace(Flatten.shape(x), &rows)
+    }
+
+    func invalidate() {
+        stem = nil
+        for (_, blocks) in stages { blocks.forEach { $0.invalidate() } }
+    }
+
+    public func forward(_ x: Tensor) -> Tensor {
+        if stem == nil { stem = conv1.fused(with: bn1) }
+        var y = maxpool.forward(stem?.run(x, relu: true) ?? x)
+        for (_, blocks) in stages { y = blocks.reduce(y) { $1.forward($0) } }
+        return fc.forward(Flatten.forward(avgpool.forward(y)))
+    }
+}

@@ -1,0 +1,54 @@
+import Foundation
+
+/// The table torchsummary's `summary(model, input_size)` prints, computed from shapes alone.
+/// Rows are the modules in the order their forward finishes (containers like `nn.Sequential`
+/// are not listed; a block is listed after its children; a module called twice is listed twice).
+public struct Summary: Sendable, Codable {
+    public var architecture: String
+    /// `[C, H, W]`.
+    public var inputSize: [Int]
+    public var rows: [SummaryRow]
+
+    public init(model: Model, inputSize: [Int]) throws {
+        architecture = model.name
+        self.inputSize = inputSize
+        rows = try model.summaryRows(inputSize: inputSize)
+    }
+
+    public var totalParameters: Int { rows.reduce(0) { $0 + $1.parameters } }
+    public var trainableParameters: Int { rows.filter(\.trainable).reduce(0) { $0 + $1.parameters } }
+
+    /// Sizes in MB as torchsummary computes them: 4 bytes a float, outputs counted twice
+    /// (forward and backward), batch size 1.
+    public var inputMB: Double { Double(inputSize.reduce(1, *)) * 4 / 1_048_576 }
+    public var forwardBackwardMB: Double { 2 * Double(rows.reduce(0) { $0 + $1.outputShape.dropFirst().reduce(1, *) }) * 4 / 1_048_576 }
+    public var parametersMB: Double { Double(totalParameters) * 4 / 1_048_576 }
+    public var totalMB: Double { inputMB + forwardBackwardMB + parametersMB }
+
+    /// The table, line for line as torchsummary prints it.
+    public var text: String {
+        func pad(_ s: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - s.count)) + s }
+        func line(_ a: String, _ b: String, _ c: String) -> String { pad(a, 20) + "  " + pad(b, 25) + " " + pad(c, 15) }
+        func grouped(_ n: Int) -> String {
+            let digits = Array(String(n))
+            return String(digits.enumerated().flatMap { i, d in (i > 0 && (digits.count - i) % 3 == 0) ? [",", d] : [d] })
+        }
+        let rule = String(repeating: "-", count: 64), double = String(repeating: "=", count: 64)
+        var lines = [rule, line("Layer (type)", "Output Shape", "Param #"), double]
+        for (i, row) in rows.enumerated() {
+            let shape = "[" + row.outputShape.map(String.init).joined(separator: ", ") + "]"
+            lines.append(line("\(row.type)-\(i + 1)", shape, grouped(row.parameters)))
+        }
+        lines += [double,
+                  "Total params: \(grouped(totalParameters))",
+                  "Trainable params: \(grouped(trainableParameters))",
+                  "Non-trainable params: \(grouped(totalParameters - trainableParameters))",
+                  rule,
+                  String(format: "Input size (MB): %0.2f", inputMB),
+                  String(format: "Forward/backward pass size (MB): %0.2f", forwardBackwardMB),
+                  String(format: "Params size (MB): %0.2f", parametersMB),
+                  String(format: "Estimated Total Size (MB): %0.2f", totalMB),
+                  rule]
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

@@ -147,3 +147,22 @@ public final class Model {
         return rows
     }
 }
+
+extension Model {
+    /// A network for `checkpoint`, built for `architecture` (a named variant, with the class count
+    /// read from the file's classifier) or detected from its keys and shapes, with the weights loaded.
+    public static func load(_ checkpoint: Checkpoint, architecture name: String? = nil,
+                            options: LoadOptions = .strict) throws -> Model {
+        var architecture: Architecture
+        if let name {
+            architecture = try Architecture.named(name)
+            let head = ["fc.weight", "classifier.6.weight"].lazy.compactMap { checkpoint.stateDict[$0] }.first
+            if let head, head.shape.count == 2 { architecture.numClasses = head.shape[0] }
+        } else {
+            architecture = try Architecture.detect(checkpoint)
+        }
+        let model = architecture.build()
+        try model.load(checkpoint, options: options)
+        return model
+    }
+}

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Checkpoint
+import Models
 import Foundation
 
 /// The `zoo` command: a thin layer over Checkpoint, Models and ZooKit. Each subcommand builds
@@ -10,15 +11,19 @@ struct Zoo: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Read PyTorch checkpoints and run torchvision's VGG and ResNet in Swift.",
         version: "0.1.0",
-        subcommands: [Inspect.self])
+        subcommands: [Inspect.self, Run.self, Summary.self])
 
     static func main() {
         do {
             var command = try parseAsRoot()
             try command.run()
         } catch let error as CheckpointError {
-            FileHandle.standardError.write(Data("zoo: \(error)\n".utf8))
-            Foundation.exit(1)
+            fail(error, code: 1)
+        } catch let error as ModelError {
+            switch error {
+            case .badInput, .unknownArchitecture: fail(error, code: 2)
+            case .stateDictMismatch, .undetectedArchitecture: fail(error, code: 1)
+            }
         } catch {
             let code = exitCode(for: error)
             if code == .success {
@@ -30,6 +35,12 @@ struct Zoo: ParsableCommand {
             Foundation.exit(code == .validationFailure ? 2 : code.rawValue == 64 ? 2 : 1)
         }
     }
+}
+
+/// Prints `error` on stderr and exits with `code`.
+func fail(_ error: Error, code: Int32) -> Never {
+    FileHandle.standardError.write(Data("zoo: \(error)\n".utf8))
+    Foundation.exit(code)
 }
 
 /// Flags every command shares.

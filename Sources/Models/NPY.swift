@@ -1,0 +1,83 @@
+import Checkpoint
+import Foundation
+
+/// NumPy's `.npy` format for float32 arrays: the input and output files of `zoo run`.
+/// Format: `\x93NUMPY`, version, header length, a Python-literal dict header, raw data.
+public enum NPY {
+    public static func read(path: String) throws -> Tensor {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw ModelError.badInput("\(path): cannot read: \(error.localizedDescription)")
+        }
+        return try decode([UInt8](data), path: path)
+    }
+
+    public static func decode(_ bytes: [UInt8], path: String = "") throws -> Tensor {
+        func fail(_ message: String) -> ModelError { ModelError.badInput("\(path): \(message)") }
+        guard bytes.count >= 10, bytes.prefix(6).elementsEqual([0x93] + Array("NUMPY".utf8)) else {
+            throw fail("not a NumPy .npy file (no \\x93NUMPY magic)")
+        }
+        let major = bytes[6]
+        let (lengthBytes, start): (Int, Int) = major == 1 ? (2, 8) : (4, 8)
+        guard major >= 1 && major <= 3, bytes.count >= start + lengthBytes else { throw fail("unsupported .npy version \(major)") }
+        let headerLength = (0 ..< lengthBytes).reduce(0) { $0 | Int(bytes[start + $1]) << (8 * $1) }
+        let dataStart = start + lengthBytes + headerLength
+        guard dataStart <= bytes.count else { throw fail("header of \(headerLength) bytes runs past the end of the file") }
+        let header = String(decoding: bytes[(start + lengthBytes) ..< dataStart], as: UTF8.self)
+        guard let descr = field(header, "descr") else { throw fail("header has no 'descr': \(header)") }
+        let dtype = descr.trimmingCharacters(in: CharacterSet(charactersIn: "'\" "))
+        guard dtype == "<f4" || dtype == "=f4" else {
+            throw fail("dtype \(dtype) is not float32 ('<f4'); convert with x.astype(numpy.float32)")
+        }
+        guard field(header, "fortran_order")?.hasPrefix("False") == true else {
+            throw fail("Fortran-ordered arrays are not supported; save numpy.ascontiguousarray(x)")
+        }
+        guard let shapeText = field(header, "shape") else { throw fail("header has no 'shape'") }
+        let shape = try shapeText.split(whereSeparator: { "(), ".contains($0) }).map { part -> Int in
+            guard let n = Int(part), n >= 0 else { throw fail("bad shape \(shapeText)") }
+            return n
+        }
+        var count = 1
+        for n in shape {
+            let (product, overflow) = count.multipliedReportingOverflow(by: n)
+            guard !overflow else { throw fail("shape \(shape) overflows") }
+            count = product
+        }
+        guard bytes.count - dataStart == count * 4 else {
+            throw fail("shape \(shape) needs \(count * 4) bytes of data, the file has \(bytes.count - dataStart)")
+        }
+        let values = bytes[dataStart...].withUnsafeBytes { raw in
+            (0 ..< count).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) }
+        }
+        return Tensor(shape: shape, data: values)
+    }
+
+    /// The value text of `key` in a header dict such as `{'descr': '<f4', 'shape': (1, 3), }`.
+    private static func field(_ header: String, _ key: String) -> String? {
+        guard let range = header.range(of: "'\(key)':") else { return nil }
+        var rest = header[range.upperBound...].drop(while: { $0 == " " })
+        if rest.first == "(" {
+            guard let close = rest.firstIndex(of: ")") else { return nil }
+            return String(rest[...close])
+        }
+        rest = rest.prefix { $0 != "," && $0 != "}" }
+        return String(rest)
+    }
+
+    public static func encode(_ tensor: Tensor) -> [UInt8] {
+        let shape = tensor.shape.count == 1 ? "(\(tensor.shape[0]),)" : "(" + tensor.shape.map(String.init).joined(separator: ", ") + ")"
+        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': \(shape), }"
+        let unpadded = 10 + header.utf8.count + 1
+        header += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
+        var out: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0]
+        out += [UInt8(header.utf8.count & 0xFF), UInt8(header.utf8.count >> 8)]
+        out += Array(header.utf8)
+        tensor.data.withUnsafeBytes { out += $0 }
+        return out
+    }
+
+    /// Writes through a temporary file in the same folder, renamed into place.
+    public static func write(_ tensor: Tensor, to path: String) throws {
+        try AtomicFile.write(encode(tensor), to: path)
+    }
+}

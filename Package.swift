@@ -15,7 +15,8 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CZip", pkgConfig: "libzip", providers: [.apt(["libzip-dev"])]),
-        .target(name: "Checkpoint", dependencies: ["CZip"]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .target(name: "Checkpoint", dependencies: ["CZip", "COpenSSL"]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         // Kernels run optimised even in debug builds: an -Onone forward pass is 10-50x slower,
         // which makes the numeric tests of `swift test` take minutes instead of seconds.

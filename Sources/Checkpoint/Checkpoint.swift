@@ -37,13 +37,14 @@ public final class Checkpoint {
             case .legacy: loaded = try LegacyReader.load(path: path)
             case .tar: loaded = try TarReader.load(path: path)
             case .safetensors:
-                let (file, entries, metadata) = try SafetensorsHeader.read(path: path)
+                let file = try MappedFile(path: path)
+                let header = try SafetensorsHeader.parse(file.bytes, path: path)
                 self.format = .safetensors
-                self.stateDict = StateDict(entries: entries.map { (key: $0.key, tensor: $0.tensor) }, path: "",
-                                           strippedPrefix: "", metadata: metadata, source: nil)
-                self.backing = .mapped(file, offsets: Dictionary(uniqueKeysWithValues: entries.map { ($0.key, $0.offset) }))
+                self.stateDict = try SafetensorsHeader.stateDict(header, path: path)
+                self.backing = .mapped(file, offsets: Dictionary(header.entries.map { ($0.key, header.dataStart + $0.begin) },
+                                                                 uniquingKeysWith: { a, _ in a }))
                 self.isBigEndian = false
-                self.facts = [:]
+                self.facts = ["header_bytes": String(header.headerLength)]
                 self.arena = nil
                 return
             }
@@ -94,6 +95,38 @@ public final class Checkpoint {
     /// The tensor's elements in row-major order, little-endian, `dtype.size` bytes each.
     public func data(of tensor: TensorRecord) throws -> [UInt8] {
         try withBytes(of: tensor.storage) { tensor.gather(from: $0, swapBytes: isBigEndian) }
+    }
+
+    /// Calls `body` with the tensor's elements in row-major order, little-endian, at most
+    /// `chunkBytes` at a time (rounded down to whole elements). Contiguous tensors stream
+    /// without ever being whole in memory; strided views are gathered first.
+    public func streamElements(of tensor: TensorRecord, chunkBytes: Int,
+                               _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let size = tensor.dtype.size
+        let total = tensor.elementCount * size
+        let step = max(chunkBytes / size, 1) * size
+        func chunks(_ bytes: UnsafeRawBufferPointer, discard: Bool) throws {
+            var start = 0
+            while start < bytes.count {
+                let chunk = UnsafeRawBufferPointer(rebasing: bytes[start ..< min(start + step, bytes.count)])
+                try body(chunk)
+                if discard { MappedFile.discard(chunk) }
+                start += chunk.count
+            }
+        }
+        guard tensor.isContiguous && !isBigEndian else {
+            return try data(of: tensor).withUnsafeBytes { try chunks($0, discard: false) }
+        }
+        let start = tensor.storageOffset * size
+        switch backing {
+        case .zip(let archive, let prefix) where cached?.key != tensor.storage.key && start == 0
+            && tensor.storage.byteOffset == 0 && total == tensor.storage.byteCount:
+            try archive.stream(prefix + "data/" + tensor.storage.key, size: total, chunkBytes: step, body)
+        case .mapped:
+            try withBytes(of: tensor.storage) { try chunks(UnsafeRawBufferPointer(rebasing: $0[start ..< start + total]), discard: true) }
+        case .zip:
+            try withBytes(of: tensor.storage) { try chunks(UnsafeRawBufferPointer(rebasing: $0[start ..< start + total]), discard: false) }
+        }
     }
 
     /// The tensor's elements converted to `Float` (float16, bfloat16, float64 and integers too).

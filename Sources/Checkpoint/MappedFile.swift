@@ -43,6 +43,17 @@ final class MappedFile {
         return UnsafeRawBufferPointer(rebasing: bytes[offset ..< offset + count])
     }
 
+    /// Tells the kernel this process is done with the pages inside `region`, so that streaming
+    /// through a large file does not grow the resident set (the page cache keeps the data).
+    static func discard(_ region: UnsafeRawBufferPointer) {
+        guard let base = region.baseAddress, region.count > 0 else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (Int(bitPattern: base) + page - 1) / page * page
+        let end = (Int(bitPattern: base) + region.count) / page * page
+        guard end > start, let pointer = UnsafeMutableRawPointer(bitPattern: start) else { return }
+        madvise(pointer, end - start, MADV_DONTNEED)
+    }
+
     func int64(at offset: Int, _ what: String) throws -> Int64 {
         let raw = try slice(offset, 8, what)
         return Int64(littleEndian: raw.loadUnaligned(as: Int64.self))

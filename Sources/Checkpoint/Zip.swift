@@ -70,12 +70,37 @@ final class ZipArchive {
         }
     }
 
+    /// Streams an entry of exactly `size` bytes through a reused buffer of `chunkBytes`.
+    func stream(_ name: String, size: Int, chunkBytes: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        guard let file = zip_fopen_index(handle, try index(name), 0) else { throw failure(name, "cannot open") }
+        defer { zip_fclose(file) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(chunkBytes, 1), alignment: 64)
+        defer { buffer.deallocate() }
+        var done = 0
+        while done < size {
+            let want = min(chunkBytes, size - done)
+            var filled = 0
+            while filled < want {
+                // baseAddress is non-nil: the buffer holds at least one byte.
+                let n = zip_fread(file, buffer.baseAddress! + filled, zip_uint64_t(want - filled))
+                guard n > 0 else {
+                    throw CheckpointError(.corrupt, path: path, at: "zip entry \(name) byte \(done + filled)",
+                                          n < 0 ? "read failed: \(String(cString: zip_file_strerror(file)))" : "ends early")
+                }
+                filled += Int(n)
+            }
+            try body(UnsafeRawBufferPointer(rebasing: buffer[0 ..< want]))
+            done += want
+        }
+    }
+
     /// Reads an entry of exactly `buffer.count` bytes into caller-owned memory.
     func read(_ name: String, into buffer: UnsafeMutableRawBufferPointer) throws {
         guard let file = zip_fopen_index(handle, try index(name), 0) else { throw failure(name, "cannot open") }
         defer { zip_fclose(file) }
         var done = 0
         while done < buffer.count {
+            // baseAddress is non-nil: the loop runs only for a non-empty buffer.
             let n = zip_fread(file, buffer.baseAddress! + done, zip_uint64_t(buffer.count - done))
             guard n >= 0 else {
                 throw CheckpointError(.corrupt, path: path, at: "zip entry \(name) byte \(done)",

@@ -1,0 +1,75 @@
+import ArgumentParser
+import Checkpoint
+import Foundation
+import Models
+
+extension Zoo {
+    struct Convert: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Convert a checkpoint to zoo's native format (safetensors with zoo metadata).",
+            discussion: "The output is written under a temporary name, flushed, read back and compared tensor by tensor with the source (bit-exact, or exact rounding with --dtype), then renamed into place. Python's safetensors, candle, burn and MLX read it.")
+
+        @Argument(help: "A checkpoint in any format zoo reads.")
+        var file: String
+
+        @Option(name: [.short, .customLong("output")], help: "Output path (default: beside the input, extension .safetensors).")
+        var output: String?
+
+        @Option(help: "Store floating-point weights as float16 or bfloat16 (BatchNorm statistics stay float32).")
+        var dtype: CompactType?
+
+        @OptionGroup var options: OutputOptions
+
+        enum CompactType: String, ExpressibleByArgument {
+            case float16, bfloat16
+        }
+
+        /// `resnet18-f37072fd.pth` -> `resnet18-f37072fd.safetensors` (`.float16.safetensors` when compacting).
+        var destination: String {
+            if let output { return output }
+            let url = URL(fileURLWithPath: file)
+            let stem = url.deletingPathExtension().path
+            return stem + (dtype.map { ".\($0.rawValue)" } ?? "") + ".safetensors"
+        }
+
+        func validate() throws {
+            guard URL(fileURLWithPath: destination).standardized.path != URL(fileURLWithPath: file).standardized.path else {
+                throw ValidationError("the output would overwrite the input; pass -o OUT")
+            }
+        }
+
+        func run() throws {
+            let clock = ContinuousClock()
+            let start = clock.now
+            let checkpoint = try Checkpoint(path: file)
+            let architecture = try? Architecture.detect(checkpoint).name
+            let report = try NativeWriter.write(checkpoint, to: destination, options: NativeWriter.Options(
+                dtype: dtype.map { $0 == .float16 ? .float16 : .bfloat16 }, architecture: architecture, version: Zoo.configuration.version))
+            let elapsed = (clock.now - start).milliseconds
+            try options.emit(ConvertReport(report: report, milliseconds: elapsed)) { r in
+                let aliases = r.report.aliases.isEmpty ? "" : ", \(r.report.aliases.count) aliases"
+                return "\(r.report.output): \(r.report.tensors) tensors\(aliases), \(r.report.fileBytes.formatted()) bytes"
+                    + (r.report.converted > 0 ? ", \(r.report.converted) compacted" : "")
+                    + String(format: ", verified, %.0f ms\n", r.milliseconds)
+            }
+        }
+    }
+}
+
+struct ConvertReport: Encodable {
+    var report: NativeWriter.Report
+    var milliseconds: Double
+
+    func encode(to encoder: Encoder) throws {
+        try report.encode(to: encoder)
+        var container = encoder.container(keyedBy: Key.self)
+        try container.encode(milliseconds, forKey: Key(stringValue: "milliseconds"))
+    }
+
+    struct Key: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+}

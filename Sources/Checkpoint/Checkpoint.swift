@@ -129,9 +129,33 @@ public final class Checkpoint {
         }
     }
 
-    /// The tensor's elements converted to `Float` (float16, bfloat16, float64 and integers too).
+    /// The tensor's elements converted to `Float` (float16, bfloat16, float64 and integers too),
+    /// in one pass over the stored bytes when the tensor is contiguous.
     public func floats(of tensor: TensorRecord) throws -> [Float] {
-        try data(of: tensor).withUnsafeBytes { tensor.dtype.floats(from: $0) }
+        guard tensor.isContiguous && !isBigEndian else {
+            return try data(of: tensor).withUnsafeBytes { tensor.dtype.floats(from: $0) }
+        }
+        let start = tensor.storageOffset * tensor.dtype.size
+        return try withBytes(of: tensor.storage) {
+            tensor.dtype.floats(from: UnsafeRawBufferPointer(rebasing: $0[start ..< start + tensor.elementCount * tensor.dtype.size]))
+        }
+    }
+
+    /// A zero-copy typed view of a tensor in a mapped file (safetensors, legacy and tar files),
+    /// or nil when its elements must be copied (zip records, strided views, big-endian data,
+    /// misaligned offsets, or a `T` that is not the tensor's type).
+    public func withUnsafeElements<T, R>(of tensor: TensorRecord, as type: T.Type,
+                                         _ body: (UnsafeBufferPointer<T>) throws -> R) throws -> R? {
+        guard case .mapped = backing, tensor.isContiguous, !isBigEndian, MemoryLayout<T>.size == tensor.dtype.size else { return nil }
+        let start = tensor.storageOffset * tensor.dtype.size
+        return try withBytes(of: tensor.storage) { raw -> R? in
+            let bytes = UnsafeRawBufferPointer(rebasing: raw[start ..< start + tensor.elementCount * tensor.dtype.size])
+            guard let base = bytes.baseAddress, Int(bitPattern: base) % MemoryLayout<T>.alignment == 0 else {
+                return bytes.isEmpty ? try body(UnsafeBufferPointer(start: nil, count: 0)) : nil
+            }
+            // The mapping outlives the call, the bytes are in range and aligned for T.
+            return try body(UnsafeBufferPointer(start: base.assumingMemoryBound(to: T.self), count: tensor.elementCount))
+        }
     }
 }
 

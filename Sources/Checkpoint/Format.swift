@@ -37,15 +37,18 @@ public enum CheckpointFormat: String, Sendable, Codable {
             }
             throw refuse("a plain Python pickle (not written by torch.save); zoo does not run arbitrary pickles")
         }
-        if head.count >= 9, head[8] == UInt8(ascii: "{") {
-            let headerLength = head.loadUnaligned(as: UInt64.self).littleEndian
-            if headerLength <= UInt64(fileSize - 8) { return .safetensors }
+        if let known = signature(head) { throw refuse(known) }
+        // A plausible little-endian header length followed by '{' (or by nothing, when
+        // truncated): the safetensors reader then says precisely what is wrong.
+        if head.count >= 8, head.loadUnaligned(as: UInt64.self).littleEndian <= UInt64(SafetensorsHeader.maxHeaderBytes),
+           head.count == 8 || head[8] == UInt8(ascii: "{") {
+            return .safetensors
         }
         throw refuse(describe(head))
     }
 
-    /// A few words on what unknown bytes look like, for an error message.
-    static func describe(_ head: UnsafeRawBufferPointer) -> String {
+    /// What a file with a well-known signature is.
+    static func signature(_ head: UnsafeRawBufferPointer) -> String? {
         let signatures: [([UInt8], String)] = [
             ([0x1F, 0x8B], "a gzip stream (decompress it first)"),
             ([0x89, 0x50, 0x4E, 0x47], "a PNG image"),
@@ -60,9 +63,12 @@ public enum CheckpointFormat: String, Sendable, Codable {
             (Array("<html".utf8), "an HTML page (a failed download?)"),
             (Array("version https://git-lfs".utf8), "a Git LFS pointer, not the file itself (run git lfs pull)"),
         ]
-        for (magic, name) in signatures where head.count >= magic.count && head.prefix(magic.count).elementsEqual(magic) {
-            return name
-        }
+        return signatures.first { head.count >= $0.0.count && head.prefix($0.0.count).elementsEqual($0.0) }?.1
+    }
+
+    /// A few words on what unknown bytes look like, for an error message.
+    static func describe(_ head: UnsafeRawBufferPointer) -> String {
+        if let known = signature(head) { return known }
         if head.isEmpty { return "the file is empty" }
         let printable = head.prefix(256).allSatisfy { $0 == 0x09 || $0 == 0x0A || $0 == 0x0D || (0x20 ..< 0x7F).contains($0) }
         if printable { return "text starting \"\(String(decoding: head.prefix(40), as: UTF8.self))\"" }

@@ -116,6 +116,6 @@ func fixtureBytes(_ name: String) throws -> [UInt8] {
         let bad = bytes("{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4]}}")
         let length = withUnsafeBytes(of: UInt64(bad.count).littleEndian, Array.init)
         let error = try refusal(length + bad + [0, 0, 0, 0])
-        #expect(error?.message.contains("needs 8 bytes but the storage has 4") == true, "\(String(describing: error))")
+        #expect(error?.message.contains("needs 8 bytes, its offsets span 4") == true, "\(String(describing: error))")
     }
 }

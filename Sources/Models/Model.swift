@@ -151,8 +151,9 @@ public final class Model {
 extension Model {
     /// A network for `checkpoint`, built for `architecture` (a named variant, with the class count
     /// read from the file's classifier) or detected from its keys and shapes, with the weights loaded.
+    /// - Parameter inputShape: when given, checked before any weight is read.
     public static func load(_ checkpoint: Checkpoint, architecture name: String? = nil,
-                            options: LoadOptions = .strict) throws -> Model {
+                            options: LoadOptions = .strict, inputShape: [Int]? = nil) throws -> Model {
         var architecture: Architecture
         if let name {
             architecture = try Architecture.named(name)
@@ -162,6 +163,7 @@ extension Model {
             architecture = try Architecture.detect(checkpoint)
         }
         let model = architecture.build()
+        if let inputShape { _ = try model.outputShape(for: inputShape) }
         try model.load(checkpoint, options: options)
         return model
     }

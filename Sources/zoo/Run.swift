@@ -27,7 +27,7 @@ extension Zoo {
             let clock = ContinuousClock()
             let batch = try NPY.read(path: input)
             let start = clock.now
-            let model = try Model.load(try Checkpoint(path: file), architecture: arch)
+            let model = try Model.load(try Checkpoint(path: file), architecture: arch, inputShape: batch.shape)
             let loaded = clock.now
             let result = try model.forward(batch)
             let done = clock.now

@@ -24,7 +24,9 @@ public final class Conv2d: Layer {
 
     public func trace(_ input: [Int], _ rows: inout [SummaryRow]) throws -> [Int] {
         let output = try geometry.outputShape(input)
-        rows.append(row(output, weight, bias))
+        var r = row(output, weight, bias)
+        r.multiplyAdds = output.reduce(1, *) * weight.count / geometry.outChannels
+        rows.append(r)
         return output
     }
 
@@ -119,7 +121,9 @@ public final class Linear: Layer {
             throw ModelError.badInput("Linear(\(inFeatures), \(outFeatures)) got shape \(input); it needs [N, \(inFeatures)]")
         }
         let output = [input[0], outFeatures]
-        rows.append(row(output, weight, bias))
+        var r = row(output, weight, bias)
+        r.multiplyAdds = input[0] * weight.count
+        rows.append(r)
         return output
     }
 

@@ -73,6 +73,12 @@ public final class Model {
 
     public var name: String { architecture.name }
 
+    /// Threads the BLAS kernels use (all cores unless set).
+    public static var threads: Int {
+        get { BLAS.threads }
+        set { BLAS.threads = newValue }
+    }
+
     /// Every parameter and buffer under its state-dict key, in torchvision's order.
     public var namedParameters: [(key: String, parameter: Parameter)] { network.namedParameters() }
 
@@ -137,6 +143,14 @@ public final class Model {
     public func forward(_ input: Tensor) throws -> Tensor {
         _ = try outputShape(for: input.shape)
         return network.forward(input)
+    }
+
+    /// Floating-point operations (2 per multiply-add) of one forward pass on `input` `[N, C, H, W]`.
+    public func flops(for input: [Int]) throws -> Double {
+        var rows: [SummaryRow] = []
+        _ = try outputShape(for: input)
+        _ = try network.trace(input, &rows)
+        return 2 * Double(rows.reduce(0) { $0 + $1.multiplyAdds })
     }
 
     /// The torchsummary rows for an input of shape `[C, H, W]` (batch -1, as torchsummary prints).

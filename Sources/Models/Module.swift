@@ -40,12 +40,15 @@ public struct SummaryRow: Sendable, Codable, Equatable {
     public var outputShape: [Int]
     public var parameters: Int
     public var trainable: Bool
+    /// Multiply-adds of one forward pass for the traced batch (convolutions and Linear layers).
+    public var multiplyAdds = 0
 
     enum CodingKeys: String, CodingKey {
         case type
         case outputShape = "output_shape"
         case parameters
         case trainable
+        case multiplyAdds = "multiply_adds"
     }
 }
 

@@ -11,7 +11,7 @@ struct Zoo: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Read PyTorch checkpoints and run torchvision's VGG and ResNet in Swift.",
         version: "0.1.0",
-        subcommands: [Inspect.self, Convert.self, Run.self, Summary.self])
+        subcommands: [Inspect.self, Convert.self, Run.self, Summary.self, Bench.self])
 
     static func main() {
         do {

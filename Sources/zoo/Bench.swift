@@ -3,7 +3,7 @@ import Checkpoint
 import Foundation
 import Models
 
-extension Zoo {
+extension ZooCommand {
     struct Bench: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Time forward passes, or with --load the opening of a checkpoint.",

@@ -2,8 +2,9 @@ import ArgumentParser
 import Checkpoint
 import Foundation
 import Models
+import ZooKit
 
-extension Zoo {
+extension ZooCommand {
     struct Convert: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Convert a checkpoint to zoo's native format (safetensors with zoo metadata).",
@@ -44,7 +45,7 @@ extension Zoo {
             let checkpoint = try Checkpoint(path: file)
             let architecture = try? Architecture.detect(checkpoint).name
             let report = try NativeWriter.write(checkpoint, to: destination, options: NativeWriter.Options(
-                dtype: dtype.map { $0 == .float16 ? .float16 : .bfloat16 }, architecture: architecture, version: Zoo.configuration.version))
+                dtype: dtype.map { $0 == .float16 ? .float16 : .bfloat16 }, architecture: architecture, version: zooVersion))
             let elapsed = (clock.now - start).milliseconds
             try options.emit(ConvertReport(report: report, milliseconds: elapsed)) { r in
                 let aliases = r.report.aliases.isEmpty ? "" : ", \(r.report.aliases.count) aliases"

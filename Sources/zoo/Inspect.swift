@@ -2,7 +2,7 @@ import ArgumentParser
 import Checkpoint
 import Foundation
 
-extension Zoo {
+extension ZooCommand {
     struct Inspect: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List the tensors of a checkpoint without loading their data.",

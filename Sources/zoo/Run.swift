@@ -3,7 +3,7 @@ import Foundation
 import Checkpoint
 import Models
 
-extension Zoo {
+extension ZooCommand {
     struct Run: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run a checkpoint's network on a NumPy batch.",

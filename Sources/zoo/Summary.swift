@@ -3,7 +3,7 @@ import Foundation
 import Checkpoint
 import Models
 
-extension Zoo {
+extension ZooCommand {
     struct Summary: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Print the torchsummary table of an architecture or a checkpoint's network.")

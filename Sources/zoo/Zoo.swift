@@ -1,17 +1,20 @@
 import ArgumentParser
 import Checkpoint
 import Models
+import ZooKit
 import Foundation
 
 /// The `zoo` command: a thin layer over Checkpoint, Models and ZooKit. Each subcommand builds
 /// one report and prints it as text, or as stable sorted JSON with `--json`.
 /// Exit codes: 0 success, 1 the file or check failed, 2 usage or input error.
 @main
-struct Zoo: ParsableCommand {
+struct ZooCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "zoo",
         abstract: "Read PyTorch checkpoints and run torchvision's VGG and ResNet in Swift.",
-        version: "0.1.0",
-        subcommands: [Inspect.self, Convert.self, Run.self, Summary.self, Bench.self])
+        version: zooVersion,
+        subcommands: [Demo.self, Pull.self, Import.self, Verify.self, List.self, Info.self, Remove.self, Prune.self, CacheInfo.self,
+                      Inspect.self, Convert.self, Run.self, Summary.self, Bench.self])
 
     static func main() {
         do {
@@ -24,6 +27,8 @@ struct Zoo: ParsableCommand {
             case .badInput, .unknownArchitecture: fail(error, code: 2)
             case .stateDictMismatch, .undetectedArchitecture: fail(error, code: 1)
             }
+        } catch let error as ZooError {
+            fail(error, code: error.kind == .usage ? 2 : 1)
         } catch {
             let code = exitCode(for: error)
             if code == .success {
@@ -41,6 +46,19 @@ struct Zoo: ParsableCommand {
 func fail(_ error: Error, code: Int32) -> Never {
     FileHandle.standardError.write(Data("zoo: \(error)\n".utf8))
     Foundation.exit(code)
+}
+
+/// Flags of the commands that use the catalog and cache.
+struct ZooOptions: ParsableArguments {
+    @Option(help: "A user catalog (JSON, same shape as catalog.json) that extends the shipped one; default $ZOO_CATALOG.")
+    var catalog: String?
+
+    @Flag(name: .shortAndLong, help: "No progress bar.")
+    var quiet = false
+
+    func zoo() throws -> Zoo {
+        try Zoo(catalog: try Catalog.standard(extra: catalog), progress: !quiet)
+    }
 }
 
 /// Flags every command shares.

@@ -1,0 +1,184 @@
+import Checkpoint
+import Foundation
+import Models
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// zoo's cache: `$ZOO_HOME`, else `$XDG_CACHE_HOME/zoo`, else `~/.cache/zoo`.
+///
+/// ```
+/// CACHEDIR.TAG
+/// index.json            what is cached, its hashes, architecture, last verification
+/// originals/<file>      files as published (resnet18-f37072fd.pth)
+/// native/<name>.safetensors
+/// references/<name>.npy probe outputs recorded at import
+/// downloads/<file>.partial   interrupted downloads, resumed by the next pull
+/// locks/                one lock file per model, plus the index's
+/// ```
+/// Every file reaches its final name by rename after it is complete, so a crash leaves at worst
+/// a `.partial` file (which `zoo prune` removes); the index is rewritten atomically under a lock.
+public struct Cache: Sendable {
+    public let root: String
+
+    public init(root: String? = nil) throws {
+        self.root = root ?? Cache.defaultRoot()
+        for folder in [self.root, originals, native, references, downloads, locks] {
+            do { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) } catch {
+                throw ZooError(.io, "cannot create the cache folder \(folder): \(error.localizedDescription)",
+                               fix: "set ZOO_HOME to a writable folder")
+            }
+        }
+        let tag = self.root + "/CACHEDIR.TAG"
+        if !FileManager.default.fileExists(atPath: tag) {
+            try? AtomicFile.write(Array("Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag created by zoo.\n# For information about cache directory tags see https://bford.info/cachedir/\n".utf8), to: tag)
+        }
+    }
+
+    public static func defaultRoot(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        if let home = environment["ZOO_HOME"], !home.isEmpty { return home }
+        if let xdg = environment["XDG_CACHE_HOME"], !xdg.isEmpty { return xdg + "/zoo" }
+        return (environment["HOME"] ?? NSHomeDirectory()) + "/.cache/zoo"
+    }
+
+    /// PyTorch's download cache: `$TORCH_HOME/hub/checkpoints`, `$TORCH_HOME` defaulting to
+    /// `$XDG_CACHE_HOME/torch`, then `~/.cache/torch`.
+    public static func torchCheckpoints(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        let torchHome = environment["TORCH_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? environment["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 + "/torch" }
+            ?? (environment["HOME"] ?? NSHomeDirectory()) + "/.cache/torch"
+        return torchHome + "/hub/checkpoints"
+    }
+
+    public var originals: String { root + "/originals" }
+    public var native: String { root + "/native" }
+    public var references: String { root + "/references" }
+    public var downloads: String { root + "/downloads" }
+    var locks: String { root + "/locks" }
+    var indexPath: String { root + "/index.json" }
+
+    /// Runs `body` holding an exclusive lock named `name`, shared by every zoo process using
+    /// this cache (an `flock` on `locks/<name>.lock`, released if the process dies).
+    public func withLock<R>(_ name: String, _ body: () throws -> R) throws -> R {
+        let safe = name.map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-" ? $0 : "_" }
+        let path = locks + "/" + String(safe) + ".lock"
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw ZooError(.io, "cannot open lock \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        while flock(fd, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw ZooError(.io, "cannot lock \(path): \(String(cString: strerror(errno)))") }
+        }
+        defer { flock(fd, LOCK_UN) }
+        return try body()
+    }
+
+    // MARK: The index
+
+    public func index() throws -> CacheIndex {
+        guard let data = FileManager.default.contents(atPath: indexPath) else { return CacheIndex() }
+        do { return try JSONDecoder().decode(CacheIndex.self, from: data) } catch {
+            throw ZooError(.io, "the cache index \(indexPath) is damaged: \(Catalog.describe(error))",
+                           fix: "move it away; zoo verify re-checks what is cached")
+        }
+    }
+
+    /// Reads, changes and atomically rewrites the index under its lock.
+    @discardableResult
+    public func updateIndex<R>(_ body: (inout CacheIndex) throws -> R) throws -> R {
+        try withLock("index") {
+            var index = try self.index()
+            let result = try body(&index)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try AtomicFile.write(Array(try encoder.encode(index)), to: indexPath)
+            return result
+        }
+    }
+
+    public func entry(_ name: String) throws -> CacheEntry? { try index().models[name] }
+
+    /// Absolute path of a path stored relative to the cache root.
+    public func path(_ relative: String) -> String { relative.hasPrefix("/") ? relative : root + "/" + relative }
+
+    /// Bytes used by everything in the cache.
+    public func totalBytes() -> Int {
+        guard let walker = FileManager.default.enumerator(atPath: root) else { return 0 }
+        var total = 0
+        while let item = walker.nextObject() as? String {
+            let attributes = try? FileManager.default.attributesOfItem(atPath: root + "/" + item)
+            if attributes?[.type] as? FileAttributeType == .typeRegular { total += (attributes?[.size] as? Int) ?? 0 }
+        }
+        return total
+    }
+}
+
+/// What the cache holds, by model name.
+public struct CacheIndex: Codable, Sendable {
+    public var version = 1
+    public var models: [String: CacheEntry] = [:]
+}
+
+public struct CacheEntry: Codable, Sendable {
+    public var name: String
+    /// Where the file came from: a URL, a local path, the PyTorch cache or zoo's bundle.
+    public var source: String
+    /// The original file, relative to the cache root.
+    public var original: String
+    public var sha256: String
+    /// The native (safetensors) file, relative to the cache root, and its SHA-256.
+    public var native: String?
+    public var nativeSHA256: String?
+    /// The architecture's name and, for configurations without one, the configuration.
+    public var architecture: String
+    public var resnet: ResNetConfig?
+    public var numClasses: Int
+    public var importedAt: String
+    /// The probe input's shape and the recorded output, relative to the cache root.
+    public var probeShape: [Int]?
+    public var reference: String?
+    /// Who computed the reference output: `torch` or `zoo`.
+    public var referenceSource: String?
+    public var verification: Verification?
+
+    enum CodingKeys: String, CodingKey {
+        case name, source, original, sha256, native, architecture, resnet, verification, reference
+        case nativeSHA256 = "native_sha256"
+        case numClasses = "num_classes"
+        case importedAt = "imported_at"
+        case probeShape = "probe_shape"
+        case referenceSource = "reference_source"
+    }
+}
+
+/// The result of `zoo verify`: each check with what it found.
+public struct Verification: Codable, Sendable {
+    public struct Check: Codable, Sendable {
+        public var name: String
+        public var ok: Bool
+        public var detail: String
+    }
+
+    public var ok: Bool { checks.allSatisfy(\.ok) }
+    public var time: String
+    public var checks: [Check]
+
+    enum CodingKeys: String, CodingKey { case ok, time, checks }
+
+    public init(time: String, checks: [Check]) {
+        self.time = time
+        self.checks = checks
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        time = try c.decode(String.self, forKey: .time)
+        checks = try c.decode([Check].self, forKey: .checks)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(ok, forKey: .ok)
+        try c.encode(time, forKey: .time)
+        try c.encode(checks, forKey: .checks)
+    }
+}

@@ -1,0 +1,164 @@
+import Foundation
+import Models
+
+/// One model of the catalog: an architecture and, usually, a published weight file.
+public struct CatalogEntry: Codable, Sendable, Equatable {
+    public struct Preprocessing: Codable, Sendable, Equatable {
+        public var resize: Int
+        public var crop: Int
+        public var interpolation: String
+        public var mean: [Double]
+        public var std: [Double]
+    }
+
+    /// Canonical name: `resnet50.imagenet1k_v2`.
+    public var name: String
+    /// Other names: `resnet50` for the default weights.
+    public var aliases: [String]?
+    /// A named architecture (`resnet50`), or nil with `resnet` set for a custom configuration.
+    public var architecture: String?
+    /// A ResNet configuration not among the named ones (the demo model).
+    public var resnet: ResNetConfig?
+    public var weights: String?
+    /// File name under the URL and in the caches; torchvision's `name-<sha256 prefix>.pth`.
+    public var file: String?
+    public var url: String?
+    /// The first hex digits of the file's SHA-256, as torch.hub checks them.
+    public var sha256Prefix: String?
+    /// The full SHA-256, when known.
+    public var sha256: String?
+    /// A file shipped with zoo, relative to the catalog's folder.
+    public var bundled: String?
+    public var parameters: Int?
+    public var fileMB: Double?
+    public var gflops: Double?
+    public var acc1: Double?
+    public var acc5: Double?
+    public var preprocessing: Preprocessing?
+    /// Input shape `[C, H, W]` the model was trained on, when not ImageNet's.
+    public var inputShape: [Int]?
+    public var note: String?
+
+    enum CodingKeys: String, CodingKey {
+        case name, aliases, architecture, resnet, weights, file, url, sha256, bundled, parameters, gflops, acc1, acc5
+        case preprocessing, note
+        case sha256Prefix = "sha256_prefix"
+        case fileMB = "file_mb"
+        case inputShape = "input_shape"
+    }
+
+    /// Whether the entry has weights to fetch or ship.
+    public var hasWeights: Bool { file != nil || bundled != nil }
+
+    /// The expected hash: the full one when known, else the prefix.
+    public var expectedHash: String? { sha256 ?? sha256Prefix }
+
+    /// The network this entry describes, with `numClasses` from the file when it differs.
+    public func resolvedArchitecture() throws -> Architecture {
+        if let resnet { return .resnet(resnet) }
+        guard let architecture else { throw ZooError(.usage, "catalog entry \(name) names no architecture") }
+        return try Architecture.named(architecture)
+    }
+}
+
+/// The catalog of models zoo knows: the shipped `catalog.json`, extended by a user catalog
+/// (`--catalog FILE` or `ZOO_CATALOG`) whose entries add to or replace the shipped ones by name.
+public struct Catalog: Sendable {
+    public var entries: [CatalogEntry]
+    /// The folder bundled paths are relative to.
+    public var folder: String
+
+    struct File: Codable {
+        var version: Int
+        var models: [CatalogEntry]
+    }
+
+    public init(entries: [CatalogEntry], folder: String) {
+        self.entries = entries
+        self.folder = folder
+    }
+
+    /// Parses a catalog file.
+    public static func load(path: String) throws -> Catalog {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw ZooError(.usage, "cannot read catalog \(path): \(error.localizedDescription)")
+        }
+        let file: File
+        do { file = try JSONDecoder().decode(File.self, from: data) } catch {
+            throw ZooError(.usage, "catalog \(path) is not valid: \(Catalog.describe(error))")
+        }
+        guard file.version == 1 else { throw ZooError(.usage, "catalog \(path) has version \(file.version); zoo reads version 1") }
+        var seen = Set<String>()
+        for entry in file.models {
+            for name in [entry.name] + (entry.aliases ?? []) where !seen.insert(name).inserted {
+                throw ZooError(.usage, "catalog \(path) names \(name) twice")
+            }
+            if let prefix = entry.sha256Prefix, prefix.count < 8 || !prefix.allSatisfy(\.isHexDigit) {
+                throw ZooError(.usage, "catalog \(path): \(entry.name) has sha256_prefix '\(prefix)'; expected at least 8 hex digits")
+            }
+        }
+        return Catalog(entries: file.models, folder: URL(fileURLWithPath: path).deletingLastPathComponent().path)
+    }
+
+    /// The shipped catalog, extended by `extra` or `$ZOO_CATALOG` when given.
+    public static func standard(extra: String? = nil) throws -> Catalog {
+        guard let shipped = Self.shippedPath() else {
+            throw ZooError(.io, "cannot find zoo's catalog.json", fix: "set ZOO_CATALOG_ROOT to the zoo checkout, or pass --catalog FILE")
+        }
+        var catalog = try load(path: shipped)
+        if let user = extra ?? ProcessInfo.processInfo.environment["ZOO_CATALOG"] {
+            catalog.merge(try load(path: user))
+        }
+        return catalog
+    }
+
+    /// Entries of `other` replace entries of the same name and add the rest.
+    public mutating func merge(_ other: Catalog) {
+        for var entry in other.entries {
+            if let bundled = entry.bundled, !bundled.hasPrefix("/") { entry.bundled = other.folder + "/" + bundled }
+            let names = Set([entry.name] + (entry.aliases ?? []))
+            entries.removeAll { $0.name == entry.name }
+            for i in entries.indices { entries[i].aliases?.removeAll { names.contains($0) } }
+            entries.append(entry)
+        }
+    }
+
+    /// An entry by name or alias.
+    public func entry(_ name: String) throws -> CatalogEntry {
+        if let found = entries.first(where: { $0.name == name || ($0.aliases ?? []).contains(name) }) { return found }
+        let close = entries.map(\.name).filter { $0.hasPrefix(name.prefix(4)) }.prefix(6)
+        throw ZooError(.usage, "no model named \(name) in the catalog",
+                       fix: close.isEmpty ? "zoo list shows every model" : "did you mean \(close.joined(separator: ", "))? (zoo list)")
+    }
+
+    /// The path of a bundled file.
+    public func bundledPath(_ entry: CatalogEntry) -> String? {
+        entry.bundled.map { $0.hasPrefix("/") ? $0 : folder + "/" + $0 }
+    }
+
+    /// `catalog.json` beside the executable's package: `$ZOO_CATALOG_ROOT`, then the folders
+    /// above the executable (a checkout's `.build/release/zoo`), then the working directory.
+    static func shippedPath() -> String? {
+        var candidates: [String] = []
+        if let root = ProcessInfo.processInfo.environment["ZOO_CATALOG_ROOT"] { candidates.append(root) }
+        var folder = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0 ..< 6 {
+            candidates.append(folder.path)
+            folder = folder.deletingLastPathComponent()
+        }
+        candidates.append(FileManager.default.currentDirectoryPath)
+        return candidates.map { $0 + "/catalog.json" }.first { FileManager.default.fileExists(atPath: $0) }
+    }
+
+    static func describe(_ error: Error) -> String {
+        switch error {
+        case DecodingError.keyNotFound(let key, let context):
+            return "missing \(key.stringValue) at \(context.codingPath.map(\.stringValue).joined(separator: "."))"
+        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context), DecodingError.dataCorrupted(let context):
+            return "\(context.debugDescription) at \(context.codingPath.map(\.stringValue).joined(separator: "."))"
+        default:
+            return "\(error)"
+        }
+    }
+}

@@ -1,0 +1,173 @@
+import Checkpoint
+import Foundation
+import Models
+
+/// `zoo verify`: integrity (hashes), structure (keys, shapes, dtypes, finite values, positive
+/// BatchNorm variances) and the forward pass (a fixed probe against a reference).
+extension Zoo {
+    public struct VerifyReport: Sendable, Codable {
+        public var target: String
+        public var architecture: String?
+        public var verification: Verification
+        public var ok: Bool { verification.ok }
+
+        enum CodingKeys: String, CodingKey { case target, architecture, verification, ok }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(target, forKey: .target)
+            try c.encodeIfPresent(architecture, forKey: .architecture)
+            try c.encode(verification, forKey: .verification)
+            try c.encode(ok, forKey: .ok)
+        }
+
+        public init(target: String, architecture: String?, verification: Verification) {
+            self.target = target
+            self.architecture = architecture
+            self.verification = verification
+        }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            target = try c.decode(String.self, forKey: .target)
+            architecture = try c.decodeIfPresent(String.self, forKey: .architecture)
+            verification = try c.decode(Verification.self, forKey: .verification)
+        }
+    }
+
+    /// Relative tolerance of the forward check: max |got - reference| <= tolerance * max |reference|.
+    public static let tolerance: Float = 1e-4
+
+    /// Verifies a cached model by name, or any checkpoint file by path.
+    /// - Parameters:
+    ///   - input, expect: a probe batch (`.npy`) and the output it must give.
+    ///   - againstTorch: also run the probe through PyTorch (needs a Python with torch and torchvision).
+    public func verify(_ target: String, input: String? = nil, expect: String? = nil, againstTorch: Bool = false) throws -> VerifyReport {
+        let canonical = (try? catalog.entry(target).name) ?? target
+        if let cached = try cache.entry(canonical), !FileManager.default.fileExists(atPath: target) {
+            let report = try cache.withLock(canonical) {
+                try verifyCached(cached, input: input, expect: expect, againstTorch: againstTorch)
+            }
+            try cache.updateIndex { $0.models[canonical]?.verification = report.verification }
+            return report
+        }
+        guard FileManager.default.fileExists(atPath: target) else {
+            if (try? catalog.entry(target)) != nil {
+                throw ZooError(.usage, "\(target) is not cached", fix: "zoo pull \(target)")
+            }
+            throw ZooError(.usage, "\(target) is neither a cached model nor a file", fix: "zoo list shows the cached models")
+        }
+        return try verifyFile(target, input: input, expect: expect, againstTorch: againstTorch)
+    }
+
+    func verifyCached(_ entry: CacheEntry, input: String? = nil, expect: String? = nil, againstTorch: Bool) throws -> VerifyReport {
+        var checks: [Verification.Check] = []
+        let original = cache.path(entry.original)
+        checks.append(hashCheck("integrity: original", original, expected: entry.sha256))
+        if let native = entry.native, let sha = entry.nativeSHA256 {
+            checks.append(hashCheck("integrity: native", cache.path(native), expected: sha))
+        }
+        let file = entry.native.map(cache.path) ?? original
+        let architecture = try self.architecture(of: entry)
+        let (structure, model) = structureCheck(file, architecture: architecture)
+        checks.append(structure)
+        if let model {
+            if let input, let expect {
+                checks.append(forwardCheck(model, input: try NPY.read(path: input), expected: try NPY.read(path: expect), against: expect))
+            } else if let reference = entry.reference, let shape = entry.probeShape {
+                checks.append(forwardCheck(model, input: Synthetic.input(shape), expected: try? NPY.read(path: cache.path(reference)),
+                                           against: "the reference recorded at import (\(entry.referenceSource ?? "zoo"))"))
+            }
+            if againstTorch {
+                let probe = try input.map(NPY.read) ?? Synthetic.input(entry.probeShape ?? Self.probeShape(architecture, catalogEntry: nil))
+                checks.append(try torchCheck(model, architecture: architecture, original: original, native: entry.native.map(cache.path), input: probe))
+            }
+        }
+        return VerifyReport(target: entry.name, architecture: architecture.name, verification: Verification(time: Self.now(), checks: checks))
+    }
+
+    func verifyFile(_ path: String, input: String?, expect: String?, againstTorch: Bool) throws -> VerifyReport {
+        var checks: [Verification.Check] = []
+        let file = URL(fileURLWithPath: path).lastPathComponent
+        if let prefix = catalog.entries.first(where: { $0.file == file })?.expectedHash ?? HashPrefix.of(fileName: file) {
+            checks.append(hashCheck("integrity: hash in the file name", path, expected: prefix))
+        }
+        let checkpoint = try Checkpoint(path: path)
+        let architecture = try Architecture.detect(checkpoint)
+        let (structure, model) = structureCheck(path, architecture: architecture)
+        checks.append(structure)
+        if let model {
+            if let input, let expect {
+                checks.append(forwardCheck(model, input: try NPY.read(path: input), expected: try NPY.read(path: expect), against: expect))
+            } else if input != nil || expect != nil {
+                throw ZooError(.usage, "--input and --expect go together")
+            }
+            if againstTorch {
+                let probe = try input.map(NPY.read) ?? Synthetic.input(Self.probeShape(architecture, catalogEntry: nil))
+                checks.append(try torchCheck(model, architecture: architecture, original: path, native: nil, input: probe))
+            }
+            if !checks.contains(where: { $0.name.hasPrefix("forward") || $0.name.hasPrefix("torch") }) {
+                checks.append(.init(name: "forward", ok: true,
+                                    detail: "skipped: no reference for a file outside the cache (pass --input X.npy --expect Y.npy, or --against-torch, or zoo import it)"))
+            }
+        }
+        return VerifyReport(target: path, architecture: architecture.name, verification: Verification(time: Self.now(), checks: checks))
+    }
+
+    // MARK: The checks
+
+    func hashCheck(_ name: String, _ path: String, expected: String) -> Verification.Check {
+        guard let sha = try? SHA256.file(path) else {
+            return .init(name: name, ok: false, detail: "\(path) cannot be read")
+        }
+        let ok = sha.hasPrefix(expected.lowercased())
+        return .init(name: name, ok: ok, detail: ok ? "SHA-256 \(sha.prefix(16))... matches" : "SHA-256 \(sha) does not match the expected \(expected)")
+    }
+
+    /// Strict load, dtypes, finite values, positive BatchNorm variances.
+    func structureCheck(_ path: String, architecture: Architecture) -> (Verification.Check, Model?) {
+        let name = "structure"
+        do {
+            let checkpoint = try Checkpoint(path: path)
+            var problems: [String] = []
+            for (key, tensor) in checkpoint.stateDict.entries {
+                let counter = key.hasSuffix("num_batches_tracked")
+                if counter != (tensor.dtype == .int64) {
+                    problems.append("\(key) is \(tensor.dtype.rawValue), expected \(counter ? "int64" : "a floating type")")
+                }
+            }
+            let model = architecture.build()
+            try model.load(checkpoint)
+            for (key, parameter) in model.namedParameters where parameter.kind != .counter {
+                if let bad = parameter.values.firstIndex(where: { !$0.isFinite }) {
+                    problems.append("\(key)[\(bad)] is \(parameter.values[bad])")
+                }
+                if key.hasSuffix("running_var"), let bad = parameter.values.firstIndex(where: { $0 <= 0 }) {
+                    problems.append("\(key)[\(bad)] = \(parameter.values[bad]) is not a positive variance")
+                }
+            }
+            let detail = problems.isEmpty
+                ? "\(checkpoint.stateDict.entries.count) tensors fit \(architecture.name) exactly; all finite; variances positive"
+                : problems.prefix(5).joined(separator: "; ") + (problems.count > 5 ? "; and \(problems.count - 5) more" : "")
+            return (.init(name: name, ok: problems.isEmpty, detail: detail), problems.isEmpty ? model : nil)
+        } catch {
+            return (.init(name: name, ok: false, detail: "\(error)"), nil)
+        }
+    }
+
+    func forwardCheck(_ model: Model, input: Tensor, expected: Tensor?, against: String) -> Verification.Check {
+        let name = "forward"
+        guard let expected else { return .init(name: name, ok: false, detail: "the reference output is missing or unreadable") }
+        do {
+            let output = try model.forward(input)
+            guard output.shape == expected.shape else {
+                return .init(name: name, ok: false, detail: "output shape \(output.shape), reference \(expected.shape)")
+            }
+            let ratio = output.maxDifference(expected) / max(expected.maxMagnitude, .leastNormalMagnitude)
+            let ok = ratio <= Self.tolerance
+            return .init(name: name, ok: ok, detail: String(format: "max |diff| / max |reference| = %.2e (limit %.0e) against %@", ratio, Self.tolerance, against))
+        } catch {
+            return .init(name: name, ok: false, detail: "\(error)")
+        }
+    }
+}

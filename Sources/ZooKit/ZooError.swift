@@ -1,0 +1,26 @@
+/// Every way a zoo operation can fail, with what to do about it when there is something to do.
+public struct ZooError: Error, CustomStringConvertible, Sendable {
+    public enum Kind: String, Sendable, Codable {
+        /// A name, option or file the user gave that zoo cannot use (exit 2).
+        case usage
+        /// A check that failed: a hash, a structure, a forward pass (exit 1).
+        case failed
+        /// The network or a server (exit 1).
+        case network
+        /// The cache or the file system (exit 1).
+        case io
+    }
+
+    public var kind: Kind
+    public var message: String
+    /// What to do, when something can be done.
+    public var fix: String?
+
+    public init(_ kind: Kind, _ message: String, fix: String? = nil) {
+        self.kind = kind
+        self.message = message
+        self.fix = fix
+    }
+
+    public var description: String { fix.map { "\(message)\n  fix: \($0)" } ?? message }
+}

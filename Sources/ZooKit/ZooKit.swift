@@ -1,2 +1,0 @@
-// Catalog, cache, download, import, verify: the library behind the CLI.
-@_exported import Models

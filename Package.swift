@@ -20,7 +20,9 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         // Kernels run optimised even in debug builds: an -Onone forward pass is 10-50x slower,
         // which makes the numeric tests of `swift test` take minutes instead of seconds.
-        .target(name: "Models", dependencies: ["Checkpoint", "COpenBLAS"],
+        // AVX-512 convolution kernels (C intrinsics, dispatched at run time), optimised in every build.
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "Models", dependencies: ["Checkpoint", "COpenBLAS", "CKernels"],
                 swiftSettings: [.unsafeFlags(["-O"])]),
         .target(name: "ZooKit", dependencies: ["Checkpoint", "Models"]),
         .executableTarget(
@@ -29,5 +31,6 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models"], exclude: ["Seed"]),
+        .testTarget(name: "ZooKitTests", dependencies: ["ZooKit"]),
     ]
 )

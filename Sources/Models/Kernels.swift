@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// The shape arithmetic of a 2-D convolution, as `nn.Conv2d` defines it.
@@ -23,16 +24,30 @@ public struct ConvGeometry: Sendable, Equatable {
 }
 
 /// A convolution ready to run: weights with any BatchNorm folded in, bias, and an epilogue that
-/// adds the bias, an optional residual and an optional ReLU in one pass over the output.
+/// adds the bias, an optional residual and an optional ReLU before the output is stored.
+///
+/// On AVX-512 machines the weights are packed once, here, for the CKernels GEMM, which reads
+/// the input image as its B matrix without materialising im2col and applies the epilogue in
+/// registers; elsewhere the convolution is im2col + OpenBLAS sgemm + an epilogue pass.
 public struct FusedConv: Sendable {
     public let geometry: ConvGeometry
     /// `[out, in/groups, k, k]`, row-major: the GEMM's A matrix per group.
     let weight: [Float]
     let bias: [Float]
+    /// `weight` per group in CKernels' panel layout, or empty without AVX-512.
+    let packed: [Float]
+
+    init(geometry: ConvGeometry, weight: [Float], bias: [Float]) {
+        self.geometry = geometry
+        self.weight = weight
+        self.bias = bias
+        packed = Kernels.avx512 ? Kernels.packGroups(weight, geometry: geometry) : []
+    }
 
     /// - Parameters:
     ///   - residual: added before the ReLU (a ResNet block's identity path); same shape as the output.
     public func run(_ x: Tensor, relu: Bool = false, residual: Tensor? = nil) -> Tensor {
+        if !packed.isEmpty { return Kernels.convolve(self, x, relu: relu, residual: residual) }
         let g = geometry
         let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3])
         let (oh, ow) = (g.outputSize(h), g.outputSize(w))
@@ -70,8 +85,128 @@ public struct FusedConv: Sendable {
     }
 }
 
+/// Raw addresses handed to the worker threads of one kernel call, which write disjoint parts
+/// of the output.
+struct SharedPointers: @unchecked Sendable {
+    var input: UnsafePointer<Float>
+    var output: UnsafeMutablePointer<Float>
+    var weights: UnsafePointer<Float>
+    var bias: UnsafePointer<Float>
+    var residual: UnsafePointer<Float>?
+}
+
 /// Loops over tensors that are not matrix products.
 enum Kernels {
+    /// Whether the CKernels AVX-512 paths run on this machine.
+    static let avx512 = zk_available() != 0
+
+    /// Worker threads for the CKernels paths: the BLAS thread count (`Model.threads`).
+    static var threads: Int { max(1, BLAS.threads) }
+
+    /// Output tensors' storage, left uninitialised: every kernel writes all of it.
+    static func uninitialized(_ shape: [Int]) -> Tensor {
+        let count = shape.reduce(1, *)
+        return Tensor(shape: shape, data: [Float](unsafeUninitializedCapacity: count) { _, n in n = count })
+    }
+
+    /// Each group's `[out/groups, in/groups * k * k]` weight matrix in CKernels' panel layout,
+    /// groups one after another.
+    static func packGroups(_ weight: [Float], geometry g: ConvGeometry) -> [Float] {
+        let m = g.outChannels / g.groups, k = g.inChannels / g.groups * g.kernel * g.kernel
+        let size = zk_packed_a_count(Int32(m), Int32(k))
+        var packed = [Float](repeating: 0, count: size * g.groups)
+        weight.withUnsafeBufferPointer { wp in
+            packed.withUnsafeMutableBufferPointer { pp in
+                for group in 0 ..< g.groups {
+                    zk_pack_a(Int32(m), Int32(k), wp.baseAddress! + group * m * k, k, pp.baseAddress! + group * size)
+                }
+            }
+        }
+        return packed
+    }
+
+    /// Runs `count` jobs on up to `threads` threads (inline when one suffices).
+    static func parallel(_ count: Int, _ body: (Int) -> Void) {
+        if count <= 1 || threads <= 1 {
+            for i in 0 ..< count { body(i) }
+        } else {
+            withoutActuallyEscaping(body) { body in
+                let shared = UncheckedBody(body: body)
+                DispatchQueue.concurrentPerform(iterations: count) { shared.body($0) }
+            }
+        }
+    }
+
+    /// A convolution through the CKernels GEMM: jobs are (image, group) pairs, or with fewer
+    /// pairs than threads, column (or for small planes row) ranges of one product.
+    static func convolve(_ conv: FusedConv, _ x: Tensor, relu: Bool, residual: Tensor?) -> Tensor {
+        let g = conv.geometry
+        let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3])
+        let (oh, ow) = (g.outputSize(h), g.outputSize(w))
+        let cinG = g.inChannels / g.groups, coutG = g.outChannels / g.groups
+        let k = cinG * g.kernel * g.kernel, plane = oh * ow
+        let packedSize = zk_packed_a_count(Int32(coutG), Int32(k))
+        var y = uninitialized([n, g.outChannels, oh, ow])
+        let pairs = n * g.groups
+        let t = threads
+        // Split one product when there are fewer pairs than threads.
+        let splits = pairs >= t ? 1 : t
+        let byColumns = plane >= 2 * Int(ZK_NR) * splits || coutG < 2 * Int(ZK_MR) * splits
+        let direct = g.kernel == 1 && g.stride == 1 && g.padding == 0
+        x.data.withUnsafeBufferPointer { xp in
+            y.data.withUnsafeMutableBufferPointer { yp in
+                conv.packed.withUnsafeBufferPointer { wp in
+                    conv.bias.withUnsafeBufferPointer { bp in
+                        withOptionalPointer(residual?.data) { rp in
+                            let p = SharedPointers(input: xp.baseAddress!, output: yp.baseAddress!, weights: wp.baseAddress!,
+                                                   bias: bp.baseAddress!, residual: rp)
+                            parallel(pairs * splits) { job in
+                                let pair = job / splits, part = job % splits
+                                let image = pair / g.groups, group = pair % g.groups
+                                var (m0, m1, n0, n1) = (0, coutG, 0, plane)
+                                if splits > 1 {
+                                    if byColumns {
+                                        let panels = (plane + Int(ZK_NR) - 1) / Int(ZK_NR)
+                                        n0 = min(plane, panels * part / splits * Int(ZK_NR))
+                                        n1 = min(plane, panels * (part + 1) / splits * Int(ZK_NR))
+                                    } else {
+                                        let panels = (coutG + Int(ZK_MR) - 1) / Int(ZK_MR)
+                                        m0 = min(coutG, panels * part / splits * Int(ZK_MR))
+                                        m1 = min(coutG, panels * (part + 1) / splits * Int(ZK_MR))
+                                    }
+                                }
+                                guard m1 > m0, n1 > n0 else { return }
+                                let outBase = (image * g.outChannels + group * coutG + m0) * plane
+                                let input = p.input + (image * g.inChannels + group * cinG) * h * w
+                                var epilogue = zk_epilogue(bias: p.bias + group * coutG + m0,
+                                                           residual: p.residual.map { $0 + outBase }, ldr: plane,
+                                                           relu: relu ? 1 : 0)
+                                let a = p.weights + group * packedSize + m0 * k
+                                if direct {
+                                    zk_gemm(a, Int32(m1 - m0), Int32(k), input, plane, Int32(n0), Int32(n1),
+                                            p.output + outBase, plane, &epilogue)
+                                } else {
+                                    var source = zk_conv_input(data: input, channels: Int32(cinG), height: Int32(h), width: Int32(w),
+                                                               kernel: Int32(g.kernel), stride: Int32(g.stride),
+                                                               padding: Int32(g.padding), dilation: Int32(g.dilation),
+                                                               out_height: Int32(oh), out_width: Int32(ow))
+                                    zk_conv_gemm(a, Int32(m1 - m0), Int32(k), &source, Int32(n0), Int32(n1),
+                                                 p.output + outBase, plane, &epilogue)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return y
+    }
+
+    static func withOptionalPointer<R>(_ values: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+        guard let values else { return body(nil) }
+        return values.withUnsafeBufferPointer { body($0.baseAddress!) }
+    }
+
     /// Unfolds `channels` input planes into `[channels * k * k, outHeight * outWidth]` columns.
     static func im2col(_ input: UnsafePointer<Float>, channels: Int, height: Int, width: Int, geometry g: ConvGeometry,
                        outHeight: Int, outWidth: Int, into columns: UnsafeMutablePointer<Float>) {
@@ -189,3 +324,9 @@ enum Kernels {
     }
 }
 
+
+/// A non-escaping closure shared with GCD's worker threads for the duration of one
+/// `concurrentPerform`, whose jobs touch disjoint memory.
+private struct UncheckedBody: @unchecked Sendable {
+    let body: (Int) -> Void
+}

@@ -16,6 +16,8 @@ public struct Downloader: Sendable {
     /// Attempts per download, each resuming where the last stopped.
     public var attempts = 3
     public var timeout: TimeInterval = 60
+    /// Never touch the network (`ZOO_OFFLINE=1`).
+    public var offline = false
 
     public init(progress: Bool = true) { self.progress = progress }
 
@@ -31,7 +33,7 @@ public struct Downloader: Sendable {
     /// Fetches `url` to `destination` through `partial`.
     /// - Parameter expectedHash: a full SHA-256 or a prefix; a mismatch deletes the download.
     public func fetch(_ url: URL, to destination: String, partial: String, expectedHash: String?) throws -> Result {
-        if ProcessInfo.processInfo.environment["ZOO_OFFLINE"] == "1" {
+        if offline {
             throw ZooError(.network, "offline (ZOO_OFFLINE=1): not downloading \(url.absoluteString)",
                            fix: "unset ZOO_OFFLINE, or put the file in the cache with zoo import FILE")
         }

@@ -5,20 +5,20 @@ import Models
 /// `zoo verify --against-torch`: the same probe through PyTorch, in a Python subprocess
 /// (`$ZOO_PYTHON`, else `python3`), building the architecture with torchvision.
 extension Zoo {
-    static var python: String { ProcessInfo.processInfo.environment["ZOO_PYTHON"] ?? "python3" }
+    var python: String { environment["ZOO_PYTHON"] ?? "python3" }
 
     func torchCheck(_ model: Model, architecture: Architecture, original: String, native: String?, input: Tensor) throws -> Verification.Check {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("zoo-torch-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let (status, probeOutput) = try Self.runPython(["-c", "import torch, torchvision"])
+        let (status, probeOutput) = try runPython(["-c", "import torch, torchvision"])
         guard status == 0 else {
-            throw ZooError(.usage, "--against-torch needs PyTorch: `\(Self.python) -c \"import torch, torchvision\"` failed: \(probeOutput.suffix(300))",
+            throw ZooError(.usage, "--against-torch needs PyTorch: `\(python) -c \"import torch, torchvision\"` failed: \(probeOutput.suffix(300))",
                            fix: "pip install torch torchvision, or set ZOO_PYTHON to a Python that has them")
         }
         try NPY.write(input, to: folder + "/input.npy")
         let spec = String(decoding: try JSONEncoder().encode(TorchSpec(architecture)), as: UTF8.self)
-        let (code, output) = try Self.runPython(["-c", Self.torchScript, original, native ?? "", spec, folder + "/input.npy", folder + "/output.npy"])
+        let (code, output) = try runPython(["-c", Self.torchScript, original, native ?? "", spec, folder + "/input.npy", folder + "/output.npy"])
         guard code == 0 else {
             return .init(name: "torch", ok: false, detail: "PyTorch could not run the model: \(output.suffix(500))")
         }
@@ -26,7 +26,7 @@ extension Zoo {
                             against: "PyTorch \(output.trimmingCharacters(in: .whitespacesAndNewlines))")
     }
 
-    static func runPython(_ arguments: [String]) throws -> (Int32, String) {
+    func runPython(_ arguments: [String]) throws -> (Int32, String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [python] + arguments

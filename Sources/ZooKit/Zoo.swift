@@ -18,15 +18,20 @@ public struct Zoo: Sendable {
     public var catalog: Catalog
     public var cache: Cache
     public var downloader: Downloader
+    /// Where `ZOO_MIRROR`, `ZOO_OFFLINE`, `TORCH_HOME` and friends are read from.
+    public var environment: [String: String]
 
     /// - Parameters:
     ///   - catalog: defaults to the shipped catalog extended by `$ZOO_CATALOG`.
     ///   - cache: defaults to `$ZOO_HOME`, `$XDG_CACHE_HOME/zoo` or `~/.cache/zoo`.
     ///   - progress: draw download progress on stderr when it is a terminal.
-    public init(catalog: Catalog? = nil, cache: Cache? = nil, progress: Bool = true) throws {
+    public init(catalog: Catalog? = nil, cache: Cache? = nil, progress: Bool = true,
+                environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        self.environment = environment
         self.catalog = try catalog ?? Catalog.standard()
-        self.cache = try cache ?? Cache()
+        self.cache = try cache ?? Cache(root: Cache.defaultRoot(environment))
         self.downloader = Downloader(progress: progress)
+        self.downloader.offline = environment["ZOO_OFFLINE"] == "1"
     }
 
     // MARK: The one-line API
@@ -117,19 +122,18 @@ public struct Zoo: Sendable {
             return (bundled, "bundled", nil)
         }
         guard let file = entry.file else { throw ZooError(.usage, "\(entry.name) has no file") }
-        let torchCopy = Cache.torchCheckpoints() + "/" + file
+        let torchCopy = Cache.torchCheckpoints(environment) + "/" + file
         if FileManager.default.fileExists(atPath: torchCopy), let expected = entry.expectedHash,
            (try? SHA256.file(torchCopy))?.hasPrefix(expected) == true {
             return (torchCopy, "torch cache", nil)
         }
-        let environment = ProcessInfo.processInfo.environment
         guard var address = entry.url else { throw ZooError(.usage, "\(entry.name) has no URL") }
         if let mirror = environment["ZOO_MIRROR"], !mirror.isEmpty, entry.url != nil {
             address = (mirror.hasSuffix("/") ? String(mirror.dropLast()) : mirror) + "/" + file
         }
         if environment["ZOO_OFFLINE"] == "1" {
             throw ZooError(.network, "\(entry.name) is not cached and ZOO_OFFLINE=1 forbids downloading \(address)",
-                           fix: "unset ZOO_OFFLINE, put \(file) in \(Cache.torchCheckpoints()), or zoo import a local copy")
+                           fix: "unset ZOO_OFFLINE, put \(file) in \(Cache.torchCheckpoints(environment)), or zoo import a local copy")
         }
         guard let url = URL(string: address) else { throw ZooError(.usage, "not a URL: \(address)") }
         let destination = cache.downloads + "/" + file

@@ -1,0 +1,272 @@
+// AVX-512 GEMM for convolutions: see include/ckernels.h for the layout.
+//
+// Blocking (one thread): for each 48-column panel of B, for each KC-row block of K, the
+// panel block (KC x 48 floats, 24 KB) is packed into a thread-local buffer that stays in L1,
+// and every 8-row panel of the pre-packed A runs against it in an 8 x 48 register tile
+// (24 zmm accumulators). The M x 48 strip of C being accumulated stays in L2 between K blocks;
+// the epilogue is applied in registers on the last K block.
+
+#include "ckernels.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#define TARGET __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,fma,bmi2")))
+#define INLINE static inline __attribute__((always_inline))
+
+enum { MR = ZK_MR, NR = ZK_NR, KC = 128 };
+
+int zk_available(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
+}
+
+size_t zk_packed_a_count(int m, int k) { return (size_t)((m + MR - 1) / MR) * MR * (size_t)k; }
+
+void zk_pack_a(int m, int k, const float *a, long lda, float *packed) {
+    for (int p = 0; p < m; p += MR) {
+        float *panel = packed + (size_t)p * k;
+        for (int kk = 0; kk < k; kk++) {
+            for (int i = 0; i < MR; i++) {
+                panel[kk * MR + i] = p + i < m ? a[(p + i) * lda + kk] : 0.0f;
+            }
+        }
+    }
+}
+
+TARGET INLINE __mmask16 lanes(int count) {
+    return count >= 16 ? (__mmask16)0xFFFF : count <= 0 ? (__mmask16)0 : (__mmask16)((1u << count) - 1);
+}
+
+/// dst[0..count) = src[0..count), count <= 48 or any: masked 16-float chunks.
+TARGET INLINE void copy_floats(float *dst, const float *src, int count) {
+    int j = 0;
+    for (; j + 16 <= count; j += 16) _mm512_storeu_ps(dst + j, _mm512_loadu_ps(src + j));
+    if (j < count) {
+        __mmask16 mk = lanes(count - j);
+        _mm512_mask_storeu_ps(dst + j, mk, _mm512_maskz_loadu_ps(mk, src + j));
+    }
+}
+
+TARGET INLINE void zero_floats(float *dst, int count) {
+    int j = 0;
+    __m512 z = _mm512_setzero_ps();
+    for (; j + 16 <= count; j += 16) _mm512_storeu_ps(dst + j, z);
+    if (j < count) _mm512_mask_storeu_ps(dst + j, lanes(count - j), z);
+}
+
+// ---------------------------------------------------------------------------------------
+// Packing one panel of B: rows k0 ..< k0 + kc, columns n ..< n + w, into rows of `width`
+// floats (w rounded up to a multiple of 16, the tail zeroed).
+
+TARGET static void pack_conv(const zk_conv_input *in, int k0, int kc, int n, int w, int width, float *dst) {
+    const int kk = in->kernel * in->kernel, ks = in->kernel;
+    const int s = in->stride, pad = in->padding, d = in->dilation;
+    const int H = in->height, W = in->width, ow = in->out_width;
+    const int oy0 = n / ow, ox0 = n % ow;
+    int ch = k0 / kk, rem = k0 % kk;
+    int ki = rem / ks, kj = rem % ks;
+    for (int r = 0; r < kc; r++) {
+        const float *plane = in->data + (long)ch * H * W;
+        float *out = dst + (long)r * width;
+        int oy = oy0, ox = ox0, j = 0;
+        while (j < w) {
+            int seg = w - j < ow - ox ? w - j : ow - ox;
+            int iy = oy * s - pad + ki * d;
+            float *o = out + j;
+            if (iy < 0 || iy >= H) {
+                zero_floats(o, seg);
+            } else {
+                const float *line = plane + (long)iy * W;
+                int ix0 = ox * s - pad + kj * d;
+                if (s == 1) {
+                    int lo = ix0 < 0 ? -ix0 : 0;
+                    int hi = W - ix0 < seg ? W - ix0 : seg;
+                    if (lo > seg) lo = seg;
+                    if (hi < lo) hi = lo;
+                    zero_floats(o, lo);
+                    copy_floats(o + lo, line + ix0 + lo, hi - lo);
+                    zero_floats(o + hi, seg - hi);
+                } else {
+                    for (int t = 0; t < seg; t++) {
+                        int ix = ix0 + t * s;
+                        o[t] = ix >= 0 && ix < W ? line[ix] : 0.0f;
+                    }
+                }
+            }
+            j += seg;
+            ox = 0;
+            oy++;
+        }
+        zero_floats(out + w, width - w);
+        if (++kj == ks) {
+            kj = 0;
+            if (++ki == ks) {
+                ki = 0;
+                ch++;
+            }
+        }
+    }
+}
+
+TARGET static void pack_matrix(const float *b, long ldb, int k0, int kc, int n, int w, int width, float *dst) {
+    for (int r = 0; r < kc; r++) {
+        float *out = dst + (long)r * width;
+        copy_floats(out, b + (long)(k0 + r) * ldb + n, w);
+        zero_floats(out + w, width - w);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The 8 x (16 * NV) register tile.
+
+TARGET INLINE void tile(const int NV, int kc, const float *restrict a, const float *restrict b, float *c, long ldc,
+                        int mr, int nr, int accumulate, int last, const float *bias, const float *res, long ldr,
+                        int relu) {
+    __m512 acc0[MR], acc1[MR], acc2[MR];
+    for (int i = 0; i < MR; i++) {
+        acc0[i] = _mm512_setzero_ps();
+        if (NV > 1) acc1[i] = _mm512_setzero_ps();
+        if (NV > 2) acc2[i] = _mm512_setzero_ps();
+    }
+    for (int k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_load_ps(b), b1, b2;
+        if (NV > 1) b1 = _mm512_load_ps(b + 16);
+        if (NV > 2) b2 = _mm512_load_ps(b + 32);
+        for (int i = 0; i < MR; i++) {
+            __m512 av = _mm512_set1_ps(a[i]);
+            acc0[i] = _mm512_fmadd_ps(av, b0, acc0[i]);
+            if (NV > 1) acc1[i] = _mm512_fmadd_ps(av, b1, acc1[i]);
+            if (NV > 2) acc2[i] = _mm512_fmadd_ps(av, b2, acc2[i]);
+        }
+        a += MR;
+        b += 16 * NV;
+    }
+    const __mmask16 m0 = lanes(nr), m1 = lanes(nr - 16), m2 = lanes(nr - 32);
+    const __m512 zero = _mm512_setzero_ps();
+    for (int i = 0; i < MR; i++) {
+        if (i >= mr) break;
+        float *row = c + i * ldc;
+        __m512 v0 = acc0[i], v1 = zero, v2 = zero;
+        if (NV > 1) v1 = acc1[i];
+        if (NV > 2) v2 = acc2[i];
+        if (accumulate) {
+            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, row));
+            if (NV > 1) v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, row + 16));
+            if (NV > 2) v2 = _mm512_add_ps(v2, _mm512_maskz_loadu_ps(m2, row + 32));
+        }
+        if (last) {
+            if (bias) {
+                __m512 bv = _mm512_set1_ps(bias[i]);
+                v0 = _mm512_add_ps(v0, bv);
+                if (NV > 1) v1 = _mm512_add_ps(v1, bv);
+                if (NV > 2) v2 = _mm512_add_ps(v2, bv);
+            }
+            if (res) {
+                const float *rr = res + i * ldr;
+                v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, rr));
+                if (NV > 1) v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, rr + 16));
+                if (NV > 2) v2 = _mm512_add_ps(v2, _mm512_maskz_loadu_ps(m2, rr + 32));
+            }
+            if (relu) {
+                v0 = _mm512_max_ps(v0, zero);
+                if (NV > 1) v1 = _mm512_max_ps(v1, zero);
+                if (NV > 2) v2 = _mm512_max_ps(v2, zero);
+            }
+        }
+        _mm512_mask_storeu_ps(row, m0, v0);
+        if (NV > 1) _mm512_mask_storeu_ps(row + 16, m1, v1);
+        if (NV > 2) _mm512_mask_storeu_ps(row + 32, m2, v2);
+    }
+}
+
+TARGET static void tile1(int kc, const float *a, const float *b, float *c, long ldc, int mr, int nr, int accumulate,
+                         int last, const float *bias, const float *res, long ldr, int relu) {
+    tile(1, kc, a, b, c, ldc, mr, nr, accumulate, last, bias, res, ldr, relu);
+}
+TARGET static void tile2(int kc, const float *a, const float *b, float *c, long ldc, int mr, int nr, int accumulate,
+                         int last, const float *bias, const float *res, long ldr, int relu) {
+    tile(2, kc, a, b, c, ldc, mr, nr, accumulate, last, bias, res, ldr, relu);
+}
+TARGET static void tile3(int kc, const float *a, const float *b, float *c, long ldc, int mr, int nr, int accumulate,
+                         int last, const float *bias, const float *res, long ldr, int relu) {
+    tile(3, kc, a, b, c, ldc, mr, nr, accumulate, last, bias, res, ldr, relu);
+}
+
+// ---------------------------------------------------------------------------------------
+
+static _Thread_local float panel_buffer[KC * NR] __attribute__((aligned(64)));
+
+TARGET static void drive(const float *packed_a, int m, int k, const zk_conv_input *conv, const float *b, long ldb,
+                         int n0, int n1, float *c, long ldc, const zk_epilogue *ep) {
+    float *buf = panel_buffer;
+    const float *bias = ep ? ep->bias : NULL;
+    const float *res = ep ? ep->residual : NULL;
+    const long ldr = ep ? ep->ldr : 0;
+    const int relu = ep ? ep->relu : 0;
+    for (int n = n0; n < n1; n += NR) {
+        const int w = n1 - n < NR ? n1 - n : NR;
+        const int nv = (w + 15) / 16;
+        for (int k0 = 0; k0 < k; k0 += KC) {
+            const int kc = k - k0 < KC ? k - k0 : KC;
+            if (conv) pack_conv(conv, k0, kc, n, w, nv * 16, buf);
+            else pack_matrix(b, ldb, k0, kc, n, w, nv * 16, buf);
+            const int acc = k0 > 0, last = k0 + kc == k;
+            for (int i = 0; i < m; i += MR) {
+                const int mr = m - i < MR ? m - i : MR;
+                const float *ap = packed_a + (long)i * k + (long)k0 * MR;
+                float *cp = c + i * ldc + n;
+                const float *bp = bias ? bias + i : NULL;
+                const float *rp = res ? res + i * ldr + n : NULL;
+                switch (nv) {
+                case 3: tile3(kc, ap, buf, cp, ldc, mr, w, acc, last, bp, rp, ldr, relu); break;
+                case 2: tile2(kc, ap, buf, cp, ldc, mr, w, acc, last, bp, rp, ldr, relu); break;
+                default: tile1(kc, ap, buf, cp, ldc, mr, w, acc, last, bp, rp, ldr, relu); break;
+                }
+            }
+        }
+    }
+}
+
+void zk_conv_gemm(const float *packed_a, int m, int k, const zk_conv_input *input, int n0, int n1, float *c, long ldc,
+                  const zk_epilogue *epilogue) {
+    drive(packed_a, m, k, input, NULL, 0, n0, n1, c, ldc, epilogue);
+}
+
+void zk_gemm(const float *packed_a, int m, int k, const float *b, long ldb, int n0, int n1, float *c, long ldc,
+             const zk_epilogue *epilogue) {
+    drive(packed_a, m, k, NULL, b, ldb, n0, n1, c, ldc, epilogue);
+}
+
+// ---------------------------------------------------------------------------------------
+
+void zk_max_pool(const float *x, float *y, long planes, int H, int W, int kernel, int stride, int padding, int oh,
+                 int ow) {
+    for (long p = 0; p < planes; p++) {
+        const float *plane = x + p * H * W;
+        float *out = y + p * oh * ow;
+        for (int oy = 0; oy < oh; oy++) {
+            int y0 = oy * stride - padding, y1 = y0 + kernel;
+            if (y0 < 0) y0 = 0;
+            if (y1 > H) y1 = H;
+            float *orow = out + oy * ow;
+            for (int ox = 0; ox < ow; ox++) orow[ox] = -INFINITY;
+            for (int iy = y0; iy < y1; iy++) {
+                const float *line = plane + iy * W;
+                for (int ox = 0; ox < ow; ox++) {
+                    int x0 = ox * stride - padding, x1 = x0 + kernel;
+                    if (x0 < 0) x0 = 0;
+                    if (x1 > W) x1 = W;
+                    float best = orow[ox];
+                    for (int ix = x0; ix < x1; ix++) {
+                        float v = line[ix];
+                        if (v > best || v != v) best = v;
+                    }
+                    orow[ox] = best;
+                }
+            }
+        }
+    }
+}

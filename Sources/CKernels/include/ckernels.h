@@ -1,0 +1,66 @@
+#ifndef ZOO_CKERNELS_H
+#define ZOO_CKERNELS_H
+
+// AVX-512 convolution kernels for Models (Sources/Models/Kernels.swift drives them).
+//
+// A convolution's weights are the GEMM's A [M = out/groups, K = in/groups * k * k] (PyTorch's
+// [out, in/groups, k, k] read row-major); B is the im2col matrix [K, N = oH * oW], never stored:
+// each 48-column panel of it is packed straight from the input image into a buffer that stays in
+// L1 while every row panel of A runs against it. C = A * B is written in place into the NCHW
+// output, with the bias, an optional residual and an optional ReLU applied to the registers
+// before the single store.
+//
+// Every entry point requires AVX-512F; call zk_available() first (Models falls back to OpenBLAS).
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// 1 when this CPU (and OS) runs the AVX-512 kernels.
+int zk_available(void);
+
+/// Rows of A per packed panel.
+enum { ZK_MR = 8, ZK_NR = 48 };
+
+/// Floats needed to pack an m x k A matrix (rows padded to a multiple of ZK_MR).
+size_t zk_packed_a_count(int m, int k);
+
+/// Packs row-major A (m x k, leading dimension lda) into ZK_MR-row panels, each k-major.
+void zk_pack_a(int m, int k, const float *a, long lda, float *packed);
+
+/// A convolution input as the implicit B matrix: one image, the channels of one group.
+typedef struct {
+    const float *data;          // [channels, height, width]
+    int channels, height, width;
+    int kernel, stride, padding, dilation;
+    int out_height, out_width;
+} zk_conv_input;
+
+/// The epilogue applied when C is stored: c = relu?(c + bias[row] + residual[row, col]).
+typedef struct {
+    const float *bias;          // [m] or NULL
+    const float *residual;      // [m, ldr] or NULL, same column indexing as C
+    long ldr;
+    int relu;
+} zk_epilogue;
+
+/// C[0..m, n0..n1] = packedA * B[., n0..n1] with the epilogue, B the im2col of `input`;
+/// C has leading dimension ldc (columns indexed from 0, so C + row * ldc + col).
+void zk_conv_gemm(const float *packed_a, int m, int k, const zk_conv_input *input,
+                  int n0, int n1, float *c, long ldc, const zk_epilogue *epilogue);
+
+/// Same with B an explicit row-major matrix [k, ldb].
+void zk_gemm(const float *packed_a, int m, int k, const float *b, long ldb,
+             int n0, int n1, float *c, long ldc, const zk_epilogue *epilogue);
+
+/// Max pooling of `planes` planes (no dilation, -inf padding, floor mode); NaN propagates.
+void zk_max_pool(const float *x, float *y, long planes, int height, int width,
+                 int kernel, int stride, int padding, int out_height, int out_width);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

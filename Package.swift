@@ -29,6 +29,7 @@ let package = Package(
             name: "zoo",
             dependencies: ["Checkpoint", "Models", "ZooKit",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "example", dependencies: ["ZooKit", "Models"], path: "Examples/Pretrained"),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models"], exclude: ["Seed"]),
         .testTarget(name: "ZooKitTests", dependencies: ["ZooKit"]),

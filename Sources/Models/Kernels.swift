@@ -98,15 +98,24 @@ struct SharedPointers: @unchecked Sendable {
 /// Loops over tensors that are not matrix products.
 enum Kernels {
     /// Whether the CKernels AVX-512 paths run on this machine.
-    static let avx512 = zk_available() != 0
+    /// `ZOO_KERNELS=blas` in the environment forces the OpenBLAS paths, for comparisons.
+    static let avx512 = zk_available() != 0 && ProcessInfo.processInfo.environment["ZOO_KERNELS"] != "blas"
 
     /// Worker threads for the CKernels paths: the BLAS thread count (`Model.threads`).
     static var threads: Int { max(1, BLAS.threads) }
 
-    /// Output tensors' storage, left uninitialised: every kernel writes all of it.
+    /// Output tensors' storage, left uninitialised (every kernel writes all of it): an array
+    /// recycled by an earlier layer when one of the same size is free, which spares the page
+    /// faults of a fresh allocation.
     static func uninitialized(_ shape: [Int]) -> Tensor {
         let count = shape.reduce(1, *)
+        if let data = BufferPool.shared.take(count) { return Tensor(shape: shape, data: data) }
         return Tensor(shape: shape, data: [Float](unsafeUninitializedCapacity: count) { _, n in n = count })
+    }
+
+    /// Hands an intermediate tensor that nothing uses any more back for reuse.
+    static func recycle(_ t: consuming Tensor) {
+        BufferPool.shared.put(t.data)
     }
 
     /// Each group's `[out/groups, in/groups * k * k]` weight matrix in CKernels' panel layout,
@@ -262,6 +271,20 @@ enum Kernels {
     static func maxPool(_ x: Tensor, kernel: Int, stride: Int, padding: Int) -> Tensor {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let oh = (h + 2 * padding - kernel) / stride + 1, ow = (w + 2 * padding - kernel) / stride + 1
+        var y = uninitialized([n, c, oh, ow])
+        x.data.withUnsafeBufferPointer { xp in
+            y.data.withUnsafeMutableBufferPointer { yp in
+                zk_max_pool(xp.baseAddress!, yp.baseAddress!, n * c, Int32(h), Int32(w), Int32(kernel), Int32(stride),
+                            Int32(padding), Int32(oh), Int32(ow))
+            }
+        }
+        return y
+    }
+
+    /// The Swift reference of `zk_max_pool`.
+    static func maxPoolReference(_ x: Tensor, kernel: Int, stride: Int, padding: Int) -> Tensor {
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let oh = (h + 2 * padding - kernel) / stride + 1, ow = (w + 2 * padding - kernel) / stride + 1
         var y = Tensor(zeros: [n, c, oh, ow])
         x.data.withUnsafeBufferPointer { xp in
             y.data.withUnsafeMutableBufferPointer { yp in
@@ -329,4 +352,34 @@ enum Kernels {
 /// `concurrentPerform`, whose jobs touch disjoint memory.
 private struct UncheckedBody: @unchecked Sendable {
     let body: (Int) -> Void
+}
+
+/// Float arrays of finished intermediate tensors, by element count, for the next layer or
+/// forward pass that needs one of that size. Bounded, so it holds at most a few activations.
+final class BufferPool: @unchecked Sendable {
+    static let shared = BufferPool()
+    private let lock = NSLock()
+    private var free: [Int: [[Float]]] = [:]
+    private var bytes = 0
+    /// At most this many bytes wait in the pool.
+    var limit = 512 << 20
+
+    func take(_ count: Int) -> [Float]? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard var list = free[count], let data = list.popLast() else { return nil }
+        free[count] = list.isEmpty ? nil : list
+        bytes -= count * 4
+        return data
+    }
+
+    func put(_ data: [Float]) {
+        let size = data.count * 4
+        guard size >= 1 << 16 else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        guard bytes + size <= limit, (free[data.count]?.count ?? 0) < 4 else { return }
+        free[data.count, default: []].append(data)
+        bytes += size
+    }
 }

@@ -283,12 +283,17 @@ public final class Sequential: Layer {
     public func forward(_ x: Tensor) -> Tensor {
         if plan == nil { plan = compile() }
         var y = x
+        var owned = false  // whether y is an intermediate of this pass, free to recycle
         for step in plan ?? [] {
+            let next: Tensor
             switch step {
-            case .conv(let conv, let relu): y = conv.run(y, relu: relu)
-            case .linear(let linear, let relu): y = linear.forward(y, relu: relu)
-            case .layer(let layer): y = layer.forward(y)
+            case .conv(let conv, let relu): next = conv.run(y, relu: relu)
+            case .linear(let linear, let relu): next = linear.forward(y, relu: relu)
+            case .layer(let layer): next = layer.forward(y)
             }
+            if owned { Kernels.recycle(y) }
+            y = next
+            owned = true
         }
         return y
     }

@@ -116,9 +116,16 @@ public final class ResidualBlock: Layer {
         }
         guard let plan else { return x }
         let identity = plan.downsample?.run(x) ?? x
-        var y = x
-        for conv in plan.convs.dropLast() { y = conv.run(y, relu: true) }
-        return plan.convs[plan.convs.count - 1].run(y, relu: true, residual: identity)
+        var y = plan.convs[0].run(x, relu: true)
+        for conv in plan.convs.dropFirst().dropLast() {
+            let next = conv.run(y, relu: true)
+            Kernels.recycle(y)
+            y = next
+        }
+        let out = plan.convs[plan.convs.count - 1].run(y, relu: true, residual: identity)
+        Kernels.recycle(y)
+        if plan.downsample != nil { Kernels.recycle(identity) }
+        return out
     }
 }
 
@@ -196,8 +203,17 @@ public final class ResNet: Layer {
 
     public func forward(_ x: Tensor) -> Tensor {
         if stem == nil { stem = conv1.fused(with: bn1) }
-        var y = maxpool.forward(stem?.run(x, relu: true) ?? x)
-        for (_, blocks) in stages { y = blocks.reduce(y) { $1.forward($0) } }
+        guard let stem else { return x }
+        let stemmed = stem.run(x, relu: true)
+        var y = maxpool.forward(stemmed)
+        Kernels.recycle(stemmed)
+        for (_, blocks) in stages {
+            for block in blocks {
+                let next = block.forward(y)
+                Kernels.recycle(y)
+                y = next
+            }
+        }
         return fc.forward(Flatten.forward(avgpool.forward(y)))
     }
 }

@@ -1,0 +1,737 @@
+#!/usr/bin/env python3
+"""Interop checks for the model-zoo commands: import, verify, pull, list, info, rm, prune, demo.
+
+Invoked by Tests/Interop/run as
+
+    python -u check_zoo.py --zoo /path/to/zoo --workdir /tmp/scratch
+
+(--zoo / --workdir default to $ZOO_BIN / $ZOO_INTEROP_WORKDIR). Prints one line
+per check on stdout, "PASS <name> (info)" or "FAIL <name>: reason", and exits 1
+if any check failed. Uses torch/torchvision/numpy and the standard library
+(http.server for the download tests, on 127.0.0.1 only).
+
+Every zoo invocation runs with ZOO_HOME and HOME (and TORCH_HOME, XDG_CACHE_HOME)
+inside --workdir, ZOO_PYTHON set to this Python, and ZOO_CATALOG / ZOO_MIRROR /
+ZOO_OFFLINE / proxies cleared, so no real cache is read or written and nothing
+leaves the machine (the only URLs zoo is given are http://127.0.0.1:PORT/...;
+the ZOO_OFFLINE check names a catalog model but must not download it).
+
+Contract under test (exit 0 ok, 1 a check failed or refused, 2 usage/input error):
+    zoo import FILE [--name N] [--force] --json   -> cache entry JSON with verification.ok
+    zoo verify NAME_OR_FILE [--input X --expect Y] [--against-torch] --json
+                                                  -> {ok, verification: {ok, checks: [{name, ok, detail}]}}
+    zoo pull MODEL [--catalog C] --json           -> {origin: download|cache|..., entry, ...}
+    zoo list --json, zoo info NAME --json ({cached: {native, ...}}), zoo rm, zoo prune --json, zoo demo --json
+
+Environment: ZOO_ZOO_TIMEOUT (default 300) seconds per zoo invocation.
+"""
+
+import argparse
+import hashlib
+import http.server
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torchvision
+
+# --------------------------------------------------------------------------
+# harness
+
+ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+ap.add_argument("--zoo", default=os.environ.get("ZOO_BIN"), help="path to the zoo binary")
+ap.add_argument("--workdir", default=os.environ.get("ZOO_INTEROP_WORKDIR"), help="scratch directory")
+args = ap.parse_args()
+if not args.zoo or not args.workdir:
+    ap.error("--zoo and --workdir (or $ZOO_BIN / $ZOO_INTEROP_WORKDIR) are required")
+ZOO = os.path.abspath(args.zoo)
+WORK = os.path.abspath(args.workdir)
+os.makedirs(WORK, exist_ok=True)
+
+ZOO_TIMEOUT = float(os.environ.get("ZOO_ZOO_TIMEOUT", "300"))
+TOL = 1e-4
+THREADS = max(1, min(2, os.cpu_count() or 1))
+torch.set_num_threads(THREADS)
+T_START = time.perf_counter()
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+ZOO_HOME = os.path.join(WORK, "zoo_home")
+FAKE_HOME = os.path.join(WORK, "home")
+os.makedirs(FAKE_HOME, exist_ok=True)
+
+ENV = {k: v for k, v in os.environ.items()
+       if k not in ("ZOO_CATALOG", "ZOO_MIRROR", "ZOO_OFFLINE", "ZOO_HOME", "TORCH_HOME", "XDG_CACHE_HOME")
+       and not k.lower().endswith("_proxy")}
+ENV.update(ZOO_HOME=ZOO_HOME, HOME=FAKE_HOME, XDG_CACHE_HOME=os.path.join(FAKE_HOME, ".cache"),
+           TORCH_HOME=os.path.join(FAKE_HOME, ".cache", "torch"), ZOO_PYTHON=sys.executable,
+           no_proxy="127.0.0.1,localhost", NO_PROXY="127.0.0.1,localhost")
+if os.path.exists(os.path.join(REPO, "catalog.json")):
+    ENV["ZOO_CATALOG_ROOT"] = REPO
+
+n_pass = 0
+n_fail = 0
+
+
+def passed(name, info=""):
+    global n_pass
+    n_pass += 1
+    print(f"PASS {name}" + (f" ({info})" if info else ""), flush=True)
+
+
+def failed(name, reason):
+    global n_fail
+    n_fail += 1
+    reason = " ".join(str(reason).split())  # keep it on one line
+    if len(reason) > 600:
+        reason = reason[:600] + "..."
+    print(f"FAIL {name}: {reason}", flush=True)
+
+
+class CheckError(Exception):
+    pass
+
+
+def check(name):
+    """Decorator-ish runner: run fn(); exception -> FAIL, returned string -> PASS info."""
+
+    def wrap(fn):
+        try:
+            info = fn()
+            passed(name, info or "")
+        except CheckError as e:
+            failed(name, e)
+        except Exception as e:  # harness or torch problem: still a failure, keep going
+            failed(name, f"{type(e).__name__}: {e}")
+        return fn
+
+    return wrap
+
+
+def info(msg):
+    print(f"info: {msg}", flush=True)
+
+
+def path(name):
+    return os.path.join(WORK, name)
+
+
+def remove(*files):
+    for f in files:
+        try:
+            os.remove(f)
+        except FileNotFoundError:
+            pass
+
+
+def tail(s, n=300):
+    s = " ".join(s.split())
+    return s if len(s) <= n else "..." + s[-n:]
+
+
+def zoo(*argv, env=None):
+    """Run zoo with the sandboxed environment; returns the CompletedProcess."""
+    e = dict(ENV)
+    if env:
+        e.update(env)
+    try:
+        return subprocess.run([ZOO, *argv], capture_output=True, text=True, timeout=ZOO_TIMEOUT,
+                              stdin=subprocess.DEVNULL, errors="replace", env=e, cwd=WORK)
+    except subprocess.TimeoutExpired:
+        raise CheckError(f"`zoo {' '.join(argv)}` timed out after {ZOO_TIMEOUT:.0f} s")
+
+
+def describe(r):
+    return f"exit {r.returncode}; stdout: {tail(r.stdout, 200)}; stderr: {tail(r.stderr)}"
+
+
+def zoo_json(*argv, code=0, env=None):
+    """`zoo ... --json` expecting exit `code`; returns the parsed JSON (and the process)."""
+    r = zoo(*argv, "--json", env=env)
+    if r.returncode != code:
+        raise CheckError(f"`zoo {' '.join(argv)} --json`: expected exit {code}, got {describe(r)}")
+    try:
+        doc = json.loads(r.stdout)
+    except ValueError as e:
+        raise CheckError(f"`zoo {' '.join(argv)} --json` stdout is not JSON ({e}): {tail(r.stdout)}")
+    return doc, r
+
+
+def sha256(p):
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for block in iter(lambda: f.read(8 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def randomize_bn(model):
+    """Non-default BN statistics and affine parameters (uses the global torch RNG)."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.normal_(0.0, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0.0, 0.2)
+                m.num_batches_tracked.fill_(int(torch.randint(1, 100000, ())))
+
+
+def build(ctor, seed):
+    torch.manual_seed(seed)
+    m = ctor()
+    randomize_bn(m)
+    return m.eval()
+
+
+def save_named(model, stem, hashed):
+    """torch.save the state dict; with hashed, rename to torchvision's stem-<sha[:8]>.pth."""
+    tmp = path(stem + ".tmp")
+    torch.save(model.state_dict(), tmp)
+    sha = sha256(tmp)
+    final = path(f"{stem}-{sha[:8]}.pth" if hashed else f"{stem}.pth")
+    os.replace(tmp, final)
+    info(f"saved {os.path.basename(final)} ({os.path.getsize(final) / 1e6:.0f} MB)")
+    return final, sha
+
+
+def make_input(shape, seed):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=g, dtype=torch.float32).numpy()
+
+
+def checks_of(doc):
+    v = doc.get("verification")
+    if not isinstance(v, dict) or not isinstance(v.get("checks"), list):
+        raise CheckError(f"JSON has no verification.checks: {tail(json.dumps(doc))}")
+    return v, v["checks"]
+
+
+def fmt_checks(checks):
+    return "; ".join(f"{c.get('name')}={'ok' if c.get('ok') else 'FAIL'}" for c in checks)
+
+
+def failing(checks):
+    return [c for c in checks if not c.get("ok")]
+
+
+def require_verified(doc, what):
+    v, cs = checks_of(doc)
+    if v.get("ok") is not True or failing(cs):
+        raise CheckError(f"{what}: verification not ok: "
+                         + "; ".join(f"{c.get('name')}: {c.get('detail')}" for c in failing(cs) or cs))
+    if "ok" in doc and doc["ok"] is not True:
+        raise CheckError(f"{what}: top-level ok is {doc['ok']!r} but verification.ok is true")
+    return cs
+
+
+def list_rows(*argv):
+    doc, _ = zoo_json("list", *argv)
+    if not isinstance(doc, list):
+        raise CheckError(f"zoo list --json is {type(doc).__name__}, expected an array")
+    return doc
+
+
+def row_of(rows, name):
+    hits = [r for r in rows if r.get("name") == name]
+    return hits[0] if hits else None
+
+
+def cached_entry(name):
+    doc, _ = zoo_json("info", name)
+    c = doc.get("cached") if isinstance(doc, dict) else None
+    if not isinstance(c, dict):
+        raise CheckError(f"`zoo info {name} --json` has no cached object: {tail(json.dumps(doc), 250)}")
+    return c
+
+
+# --------------------------------------------------------------------------
+# 1. import / verify --against-torch / list / info for resnet18 (hashed name) and vgg11_bn
+
+def import_suite(label, ctor, seed, hashed, arch):
+    m = build(ctor, seed)
+    f, sha = save_named(m, label, hashed)
+    del m
+    state = {"file": f, "sha": sha, "name": None}
+
+    @check(f"import_{label}")
+    def _():
+        t0 = time.perf_counter()
+        doc, _ = zoo_json("import", f)
+        secs = time.perf_counter() - t0
+        cs = require_verified(doc, "import")
+        names = [c.get("name", "") for c in cs]
+        for want in ("integrity", "structure", "forward"):
+            if not any(n.startswith(want) for n in names):
+                raise CheckError(f"no '{want}' check among {names}")
+        if doc.get("architecture") != arch:
+            raise CheckError(f"architecture {doc.get('architecture')!r}, expected {arch!r}")
+        if doc.get("sha256") != sha:
+            raise CheckError(f"sha256 {doc.get('sha256')!r}, file has {sha}")
+        state["name"] = doc.get("name")
+        expected_name = os.path.splitext(os.path.basename(f))[0]
+        if state["name"] != expected_name:
+            raise CheckError(f"cache name {state['name']!r}, expected the file's stem {expected_name!r}")
+        return f"name {state['name']}, {fmt_checks(cs)}, {secs:.1f} s"
+
+    name = state["name"] or os.path.splitext(os.path.basename(f))[0]
+
+    @check(f"verify_{label}_against_torch")
+    def _():
+        t0 = time.perf_counter()
+        doc, _ = zoo_json("verify", name, "--against-torch")
+        secs = time.perf_counter() - t0
+        cs = require_verified(doc, f"verify {name}")
+        # The PyTorch comparison: a check named torch*, or one whose detail says it compared against PyTorch.
+        torch_checks = [c for c in cs if str(c.get("name", "")).startswith("torch")
+                        or "pytorch" in str(c.get("detail", "")).lower()]
+        if not torch_checks:
+            raise CheckError(f"no torch check among {fmt_checks(cs)}")
+        if not all(c.get("ok") for c in torch_checks):
+            raise CheckError(f"torch check failed: {torch_checks}")
+        return f"{torch_checks[0].get('name')}: {tail(str(torch_checks[0].get('detail')), 140)}; {secs:.1f} s"
+
+    @check(f"list_{label}_cached_verified")
+    def _():
+        rows = list_rows()
+        row = row_of(rows, name)
+        if row is None:
+            raise CheckError(f"no row named {name!r} in zoo list --json ({len(rows)} rows)")
+        if row.get("cached") is not True or row.get("verified") is not True:
+            raise CheckError(f"row {row}")
+        if row.get("architecture") != arch:
+            raise CheckError(f"row architecture {row.get('architecture')!r}, expected {arch!r}")
+        return f"cached_bytes {row.get('cached_bytes')}"
+
+    @check(f"info_{label}")
+    def _():
+        c = cached_entry(name)
+        problems = []
+        if c.get("name") != name:
+            problems.append(f"name {c.get('name')!r}")
+        if c.get("sha256") != sha:
+            problems.append(f"sha256 {c.get('sha256')!r} != {sha}")
+        if c.get("architecture") != arch:
+            problems.append(f"architecture {c.get('architecture')!r}")
+        native = c.get("native")
+        if not native or not os.path.isfile(os.path.join(ZOO_HOME, native)):
+            problems.append(f"native {native!r} is not a file under ZOO_HOME")
+        elif c.get("native_sha256") != sha256(os.path.join(ZOO_HOME, native)):
+            problems.append("native_sha256 does not match the native file")
+        if problems:
+            raise CheckError(f"zoo info {name} --json: " + "; ".join(problems))
+        r = zoo("info", name)
+        if r.returncode != 0 or name not in r.stdout:
+            raise CheckError(f"text `zoo info {name}`: {describe(r)}")
+        return f"native {native}"
+
+    return state, name
+
+
+r18, R18 = import_suite("resnet18", torchvision.models.resnet18, 18, hashed=True, arch="resnet18")
+vgg, VGG = import_suite("vgg11_bn", torchvision.models.vgg11_bn, 111, hashed=False, arch="vgg11_bn")
+
+
+@check("verify_vgg11_bn_file_against_torch")
+def _():
+    # The same comparison on the file itself (independent of cache-name lookup).
+    doc, _ = zoo_json("verify", vgg["file"], "--against-torch")
+    cs = require_verified(doc, "verify FILE")
+    if not any("pytorch" in str(c.get("detail", "")).lower() or str(c.get("name", "")).startswith("torch") for c in cs):
+        raise CheckError(f"no torch check among {fmt_checks(cs)}")
+    return fmt_checks(cs)
+
+
+# the VGG files are large; drop them now
+remove(vgg["file"])
+r = zoo("rm", VGG)
+info(f"zoo rm {VGG}: exit {r.returncode}")
+
+# --------------------------------------------------------------------------
+# 2. wrong hash prefix in the file name
+
+wrong = path("resnet18-00000000.pth" if not r18["sha"].startswith("00000000") else "resnet18-11111111.pth")
+shutil.copyfile(r18["file"], wrong)
+
+
+@check("import_wrong_hash_prefix_refused")
+def _():
+    r = zoo("import", wrong)
+    if r.returncode != 1:
+        raise CheckError(f"expected exit 1, got {describe(r)}")
+    if "--force" not in r.stderr:
+        raise CheckError(f"stderr does not mention --force: {tail(r.stderr)}")
+    rows = list_rows()
+    row = row_of(rows, os.path.splitext(os.path.basename(wrong))[0])
+    if row is not None and row.get("cached"):
+        raise CheckError(f"refused but cached anyway: {row}")
+    return f"exit 1: {tail(r.stderr, 120)}"
+
+
+@check("import_wrong_hash_prefix_force")
+def _():
+    doc, _ = zoo_json("import", wrong, "--force")
+    cs = require_verified(doc, "import --force")
+    stem = os.path.splitext(os.path.basename(wrong))[0]
+    if doc.get("name") != stem:
+        raise CheckError(f"name {doc.get('name')!r}, expected {stem!r}")
+    rows = list_rows()
+    row = row_of(rows, stem)
+    if row is None or row.get("cached") is not True:
+        raise CheckError(f"not listed as cached: {row}")
+    return fmt_checks(cs)
+
+
+remove(wrong)
+
+# --------------------------------------------------------------------------
+# 3. one flipped byte in the cached native file
+
+
+@check("verify_detects_flipped_byte_in_native")
+def _():
+    c = cached_entry(R18)
+    native = os.path.join(ZOO_HOME, c["native"])
+    size = os.path.getsize(native)
+    offset = size // 2
+    with open(native, "r+b") as fh:
+        fh.seek(offset)
+        orig = fh.read(1)
+        fh.seek(offset)
+        fh.write(bytes([orig[0] ^ 0x40]))
+    try:
+        r = zoo("verify", R18)
+        if r.returncode != 1:
+            raise CheckError(f"after flipping byte {offset} of {c['native']}: expected exit 1, got {describe(r)}")
+        doc, _ = zoo_json("verify", R18, code=1)
+        v, cs = checks_of(doc)
+        bad = failing(cs)
+        if v.get("ok") is not False or ("ok" in doc and doc["ok"] is not False):
+            raise CheckError(f"verification.ok {v.get('ok')!r}, top-level ok {doc.get('ok')!r}")
+        if not any(str(b.get("name", "")).startswith("integrity") for b in bad):
+            raise CheckError(f"no failing integrity check: {fmt_checks(cs)}")
+        which = [b.get("name") for b in bad]
+    finally:
+        with open(native, "r+b") as fh:
+            fh.seek(offset)
+            fh.write(orig)
+    r = zoo("verify", R18)
+    if r.returncode != 0:
+        raise CheckError(f"after restoring the byte: expected exit 0, got {describe(r)}")
+    row = row_of(list_rows(), R18)
+    if not row or row.get("verified") is not True:
+        raise CheckError(f"after restoring, zoo list shows {row}")
+    return f"byte {offset} of {size}: failing {which}; restored: exit 0"
+
+
+# --------------------------------------------------------------------------
+# 4. verify FILE --input X --expect Y
+
+
+@check("verify_file_input_expect")
+def _():
+    m = build(torchvision.models.resnet18, 18)  # same weights as r18["file"]
+    x = make_input((2, 3, 64, 64), seed=4)
+    with torch.no_grad():
+        y = m(torch.from_numpy(x)).numpy()
+    xp, yp, bp = path("probe_x.npy"), path("probe_y.npy"), path("probe_y_bad.npy")
+    np.save(xp, x)
+    np.save(yp, y)
+    np.save(bp, (y * 1.01).astype(np.float32))
+    doc, _ = zoo_json("verify", r18["file"], "--input", xp, "--expect", yp)
+    cs = require_verified(doc, "verify FILE --input --expect")
+    fwd = [c for c in cs if str(c.get("name", "")).startswith("forward")]
+    if not fwd:
+        raise CheckError(f"no forward check: {fmt_checks(cs)}")
+    r = zoo("verify", r18["file"], "--input", xp, "--expect", bp)
+    if r.returncode != 1:
+        raise CheckError(f"expect perturbed by 1%: expected exit 1, got {describe(r)}")
+    doc, _ = zoo_json("verify", r18["file"], "--input", xp, "--expect", bp, code=1)
+    _, cs2 = checks_of(doc)
+    bad = [c.get("name") for c in failing(cs2)]
+    if not any(str(n).startswith("forward") for n in bad):
+        raise CheckError(f"perturbed expect: failing checks {bad}, expected a forward check")
+    remove(xp, yp, bp)
+    return f"exact: {tail(str(fwd[0].get('detail')), 80)}; 1% off: failing {bad}"
+
+
+# --------------------------------------------------------------------------
+# 4b. two different checkpoints with the same file name, imported under two names:
+# the second import must not replace the first one's cached original
+
+
+@check("import_same_file_name_keeps_both")
+def _():
+    files = []
+    for sub, seed in (("a", 21), ("b", 22)):
+        os.makedirs(path(sub), exist_ok=True)
+        m = build(torchvision.models.resnet18, seed)
+        files.append(path(f"{sub}/model.pth"))
+        torch.save(m.state_dict(), files[-1])
+        del m
+    for f, n in zip(files, ("same_file_a", "same_file_b")):
+        doc, _ = zoo_json("import", f, "--name", n)
+        require_verified(doc, f"import {f} --name {n}")
+    try:
+        for n in ("same_file_a", "same_file_b"):
+            r = zoo("verify", n, "--json")
+            if r.returncode != 0:
+                try:
+                    bad = "; ".join(f"{c.get('name')}: {c.get('detail')}" for c in failing(checks_of(json.loads(r.stdout))[1]))
+                except Exception:
+                    bad = describe(r)
+                raise CheckError(f"after importing a/model.pth as same_file_a, then b/model.pth as same_file_b: "
+                                 f"`zoo verify {n}` exit {r.returncode}: {bad}")
+    finally:
+        for n in ("same_file_a", "same_file_b"):
+            zoo("rm", n)
+        for f in files:
+            remove(f)
+            os.rmdir(os.path.dirname(f))
+    return "both verify"
+
+
+# --------------------------------------------------------------------------
+# 5. pull over HTTP from 127.0.0.1
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    root = None           # directory served
+    truncate = set()      # file names whose first request is cut after half the body
+    log = []              # (path, Range header or None)
+    lock = threading.Lock()
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        name = self.path.lstrip("/").split("?")[0]
+        rng = self.headers.get("Range")
+        with Handler.lock:
+            Handler.log.append((name, rng))
+            cut = name in Handler.truncate
+            Handler.truncate.discard(name)
+        p = os.path.join(Handler.root, name)
+        if "/" in name or not os.path.isfile(p):
+            self.send_error(404)
+            return
+        data = open(p, "rb").read()
+        start = 0
+        if rng and rng.startswith("bytes=") and rng.endswith("-") and rng[6:-1].isdigit():
+            start = int(rng[6:-1])
+            if start >= len(data):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(data)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        body = data[start:]
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        if cut:
+            self.wfile.write(body[:len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        self.wfile.write(body)
+
+
+serve_dir = path("served")
+os.makedirs(serve_dir, exist_ok=True)
+Handler.root = serve_dir
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+server.daemon_threads = True
+PORT = server.server_address[1]
+threading.Thread(target=server.serve_forever, daemon=True).start()
+info(f"HTTP server on 127.0.0.1:{PORT}")
+
+m = build(torchvision.models.resnet18, 1818)
+tmp = path("served.tmp")
+torch.save(m.state_dict(), tmp)
+del m
+served_sha = sha256(tmp)
+served_file = f"resnet18-{served_sha[:8]}.pth"
+resume_file = f"resnet18resume-{served_sha[:8]}.pth"
+shutil.copyfile(tmp, os.path.join(serve_dir, resume_file))
+os.replace(tmp, os.path.join(serve_dir, served_file))
+catalog = path("user_catalog.json")
+with open(catalog, "w") as fh:
+    json.dump({"version": 1, "models": [
+        {"name": "served_resnet18", "architecture": "resnet18", "file": served_file,
+         "url": f"http://127.0.0.1:{PORT}/{served_file}", "sha256_prefix": served_sha[:8]},
+        {"name": "served_resnet18_resume", "architecture": "resnet18", "file": resume_file,
+         "url": f"http://127.0.0.1:{PORT}/{resume_file}", "sha256_prefix": served_sha[:8]},
+    ]}, fh, indent=1)
+
+
+@check("pull_http_download")
+def _():
+    Handler.log.clear()
+    doc, _ = zoo_json("pull", "served_resnet18", "--catalog", catalog)
+    if doc.get("origin") != "download":
+        raise CheckError(f"origin {doc.get('origin')!r}, expected 'download'")
+    e = doc.get("entry") or {}
+    if e.get("sha256") != served_sha:
+        raise CheckError(f"entry sha256 {e.get('sha256')!r}, served {served_sha}")
+    v = doc.get("verification") or e.get("verification")
+    if not isinstance(v, dict) or v.get("ok") is not True:
+        raise CheckError(f"verification {v}")
+    gets = [n for n, _ in Handler.log]
+    if gets != [served_file]:
+        raise CheckError(f"server saw requests {Handler.log}, expected one GET of {served_file}")
+    leftovers = os.listdir(os.path.join(ZOO_HOME, "downloads"))
+    if leftovers:
+        raise CheckError(f"downloads/ still holds {leftovers}")
+    return f"{doc.get('downloaded_bytes')} bytes, {len(Handler.log)} request(s), {fmt_checks(v.get('checks', []))}"
+
+
+@check("pull_http_second_time_from_cache")
+def _():
+    Handler.log.clear()
+    doc, _ = zoo_json("pull", "served_resnet18", "--catalog", catalog)
+    if doc.get("origin") != "cache":
+        raise CheckError(f"origin {doc.get('origin')!r}, expected 'cache'")
+    if Handler.log:
+        raise CheckError(f"the server saw requests: {Handler.log}")
+    # ZOO_CATALOG instead of --catalog resolves the same model
+    doc, _ = zoo_json("pull", "served_resnet18", env={"ZOO_CATALOG": catalog})
+    if doc.get("origin") != "cache":
+        raise CheckError(f"with ZOO_CATALOG: origin {doc.get('origin')!r}, expected 'cache'")
+    row = row_of(list_rows("--catalog", catalog), "served_resnet18")
+    if not row or row.get("cached") is not True or row.get("verified") is not True:
+        raise CheckError(f"zoo list row {row}")
+    return "origin cache, no request"
+
+
+@check("pull_http_resume_after_dropped_connection")
+def _():
+    Handler.log.clear()
+    Handler.truncate.add(resume_file)
+    size = os.path.getsize(os.path.join(serve_dir, resume_file))
+    doc, r = zoo_json("pull", "served_resnet18_resume", "--catalog", catalog)
+    if doc.get("origin") != "download":
+        raise CheckError(f"origin {doc.get('origin')!r}, expected 'download'")
+    e = doc.get("entry") or {}
+    if e.get("sha256") != served_sha:
+        raise CheckError(f"entry sha256 {e.get('sha256')!r}, served {served_sha}")
+    if len(Handler.log) < 2:
+        raise CheckError(f"server saw {Handler.log}: no second request after the cut")
+    first, second = Handler.log[0], Handler.log[1]
+    if first[1] is not None:
+        raise CheckError(f"first request already had Range {first[1]!r}")
+    if not second[1] or not second[1].startswith("bytes="):
+        raise CheckError(f"second request carried no Range header: {Handler.log}")
+    start = int(second[1][6:].split("-")[0] or -1)
+    if start <= 0 or start > size // 2:
+        raise CheckError(f"second request Range {second[1]!r}; the first response was cut after {size // 2} bytes")
+    return f"requests {Handler.log}; file {size} bytes"
+
+
+@check("pull_offline_refused")
+def _():
+    r = zoo("pull", "resnet34", env={"ZOO_OFFLINE": "1"})
+    if r.returncode != 1:
+        raise CheckError(f"expected exit 1, got {describe(r)}")
+    if "ZOO_OFFLINE" not in r.stderr:
+        raise CheckError(f"stderr does not mention ZOO_OFFLINE: {tail(r.stderr)}")
+    return f"exit 1: {tail(r.stderr, 120)}"
+
+
+@check("pull_unknown_model_exit_2")
+def _():
+    r = zoo("pull", "nosuchmodel", env={"ZOO_OFFLINE": "1"})
+    if r.returncode != 2:
+        raise CheckError(f"expected exit 2, got {describe(r)}")
+    if not r.stderr.strip():
+        raise CheckError("exit 2 but nothing on stderr")
+    return f"exit 2: {tail(r.stderr, 120)}"
+
+
+server.shutdown()
+server.server_close()
+shutil.rmtree(serve_dir, ignore_errors=True)
+
+# --------------------------------------------------------------------------
+# 6. zoo demo
+
+
+@check("demo")
+def _():
+    with open(os.path.join(REPO, "demo", "model.json")) as fh:
+        meta = json.load(fh)
+    doc, _ = zoo_json("demo")
+    acc, want = doc.get("accuracy"), meta["test_accuracy"]
+    if not isinstance(acc, (int, float)) or abs(acc - want) > 1e-9:
+        raise CheckError(f"accuracy {acc!r}, demo/model.json test_accuracy {want}")
+    n = doc.get("test_images")
+    if n != meta.get("n_test"):
+        raise CheckError(f"test_images {n!r}, demo/model.json n_test {meta.get('n_test')}")
+    if doc.get("agree_with_torch") != n:
+        raise CheckError(f"agree_with_torch {doc.get('agree_with_torch')!r} of {n}")
+    if doc.get("verified") is False:
+        raise CheckError(f"verified false: {tail(json.dumps(doc))}")
+    return f"accuracy {acc:.4f}, agree {n}/{n}, max logit diff {doc.get('max_logit_difference')}"
+
+
+# --------------------------------------------------------------------------
+# 7. rm, prune
+
+
+@check("rm_then_list_uncached")
+def _():
+    c = cached_entry(R18)
+    files = [os.path.join(ZOO_HOME, c[k]) for k in ("native", "reference") if c.get(k)]
+    r = zoo("rm", R18)
+    if r.returncode != 0:
+        raise CheckError(f"zoo rm {R18}: {describe(r)}")
+    row = row_of(list_rows(), R18)
+    if row is not None and row.get("cached") is not False:
+        raise CheckError(f"after rm, zoo list shows {row}")
+    left = [f for f in files if os.path.exists(f)]
+    if left:
+        raise CheckError(f"after rm these files remain: {left}")
+    r = zoo("verify", R18)
+    if r.returncode != 2:
+        raise CheckError(f"verify after rm: expected exit 2, got {describe(r)}")
+    return "row gone" if row is None else "row cached false"
+
+
+@check("prune_removes_partial_download")
+def _():
+    partial = os.path.join(ZOO_HOME, "downloads", "x.partial")
+    os.makedirs(os.path.dirname(partial), exist_ok=True)
+    with open(partial, "wb") as fh:
+        fh.write(b"\0" * 1000)
+    doc, _ = zoo_json("prune")
+    if os.path.exists(partial):
+        raise CheckError(f"downloads/x.partial still exists; prune said {tail(json.dumps(doc))}")
+    removed = doc.get("removed") if isinstance(doc, dict) else None
+    if not isinstance(removed, list) or not any(str(p).endswith("x.partial") for p in removed):
+        raise CheckError(f"JSON removed does not list x.partial: {tail(json.dumps(doc))}")
+    # what is still cached survives and still verifies
+    r = zoo("verify", "served_resnet18", "--catalog", catalog)
+    if r.returncode != 0:
+        raise CheckError(f"after prune, verify served_resnet18: {describe(r)}")
+    return f"removed {len(removed)} path(s)"
+
+
+shutil.rmtree(ZOO_HOME, ignore_errors=True)
+remove(r18["file"], catalog)
+print(f"check_zoo: {n_pass} passed, {n_fail} failed, {time.perf_counter() - T_START:.0f} s", flush=True)
+sys.exit(1 if n_fail else 0)

@@ -15,7 +15,10 @@
 #define TARGET __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,fma,bmi2")))
 #define INLINE static inline __attribute__((always_inline))
 
-enum { MR = ZK_MR, NR = ZK_NR, KC = 128 };
+#ifndef KCV
+#define KCV 256
+#endif
+enum { MR = ZK_MR, NR = ZK_NR, KC = KCV };
 
 int zk_available(void) {
     __builtin_cpu_init();

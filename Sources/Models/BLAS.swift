@@ -1,4 +1,5 @@
 import COpenBLAS
+import Foundation
 
 // The one file that calls BLAS.
 //
@@ -22,9 +23,36 @@ enum BLAS {
                     accumulate ? 1 : 0, c, blasint(ldc ?? n))
     }
 
-    /// The number of threads OpenBLAS uses.
+    /// The threads a forward pass uses (`Model.threads`). With the CKernels paths zoo splits
+    /// the work itself and OpenBLAS runs single-threaded: its idle workers would otherwise spin
+    /// (sched_yield) beside zoo's own threads after every call. Without them OpenBLAS gets them all.
     static var threads: Int {
-        get { Int(openblas_get_num_threads()) }
-        set { openblas_set_num_threads(Int32(newValue)) }
+        get { configured.withLock { $0 } ?? Int(openblas_get_num_threads()) }
+        set {
+            configured.withLock { $0 = max(1, newValue) }
+            openblas_set_num_threads(Kernels.avx512 ? 1 : Int32(max(1, newValue)))
+        }
+    }
+
+    /// The count set through `threads`; nil until then (OpenBLAS's default, all cores).
+    private static let configured = Locked<Int?>(nil)
+
+    /// Called once before the first CKernels call: from then on OpenBLAS is single-threaded.
+    static let singleThreaded: Void = {
+        let current = Int(openblas_get_num_threads())
+        configured.withLock { if $0 == nil { $0 = current } }
+        openblas_set_num_threads(1)
+    }()
+}
+
+/// A value behind a lock, for the few process-wide settings.
+final class Locked<Value>: @unchecked Sendable {
+    private var value: Value
+    private let lock = NSLock()
+    init(_ value: Value) { self.value = value }
+    func withLock<R>(_ body: (inout Value) -> R) -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return body(&value)
     }
 }

@@ -99,7 +99,11 @@ struct SharedPointers: @unchecked Sendable {
 enum Kernels {
     /// Whether the CKernels AVX-512 paths run on this machine.
     /// `ZOO_KERNELS=blas` in the environment forces the OpenBLAS paths, for comparisons.
-    static let avx512 = zk_available() != 0 && ProcessInfo.processInfo.environment["ZOO_KERNELS"] != "blas"
+    static let avx512: Bool = {
+        let on = zk_available() != 0 && ProcessInfo.processInfo.environment["ZOO_KERNELS"] != "blas"
+        if on { BLAS.singleThreaded }
+        return on
+    }()
 
     /// Worker threads for the CKernels paths: the BLAS thread count (`Model.threads`).
     static var threads: Int { max(1, BLAS.threads) }

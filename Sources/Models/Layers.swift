@@ -135,11 +135,21 @@ public final class Linear: Layer {
         if let bias {
             for i in 0 ..< n { y.data.replaceSubrange(i * outFeatures ..< (i + 1) * outFeatures, with: bias.values) }
         }
+        let (inFeatures, outFeatures, accumulate) = (inFeatures, outFeatures, bias != nil)
         x.data.withUnsafeBufferPointer { xp in
             weight.values.withUnsafeBufferPointer { wp in
                 y.data.withUnsafeMutableBufferPointer { yp in
-                    BLAS.gemm(m: n, n: outFeatures, k: inFeatures, a: xp.baseAddress!, b: wp.baseAddress!,
-                              transposeB: true, c: yp.baseAddress!, accumulate: bias != nil)
+                    // With the CKernels paths OpenBLAS is single-threaded: split the output features.
+                    let parts = Kernels.avx512 && outFeatures >= 256 ? Kernels.threads : 1
+                    let p = SharedPointers(input: xp.baseAddress!, output: yp.baseAddress!, weights: wp.baseAddress!,
+                                           bias: wp.baseAddress!, residual: nil)
+                    Kernels.parallel(parts) { part in
+                        let o0 = outFeatures * part / parts, o1 = outFeatures * (part + 1) / parts
+                        guard o1 > o0 else { return }
+                        BLAS.gemm(m: n, n: o1 - o0, k: inFeatures, a: p.input, b: p.weights + o0 * inFeatures,
+                                  ldb: inFeatures, transposeB: true, c: p.output + o0, ldc: outFeatures,
+                                  accumulate: accumulate)
+                    }
                 }
             }
         }

@@ -233,6 +233,27 @@ TARGET static void drive(const float *packed_a, int m, int k, const zk_conv_inpu
     }
 }
 
+/// C = packedA * B for one B panel already in the packed layout: k rows of 16 * nv floats.
+/// Used by the Winograd path, whose input transform writes its panels directly.
+void zk_gemm_panel(const float *packed_a, int m, int k, const float *panel, int w, float *c, long ldc) {
+    const int nv = (w + 15) / 16;
+    for (int k0 = 0; k0 < k; k0 += KC) {
+        const int kc = k - k0 < KC ? k - k0 : KC;
+        const float *bp = panel + (long)k0 * nv * 16;
+        const int acc = k0 > 0, last = k0 + kc == k;
+        for (int i = 0; i < m; i += MR) {
+            const int mr = m - i < MR ? m - i : MR;
+            const float *ap = packed_a + (long)i * k + (long)k0 * MR;
+            float *cp = c + i * ldc;
+            switch (nv) {
+            case 3: tile3(kc, ap, bp, cp, ldc, mr, w, acc, last, NULL, NULL, 0, 0); break;
+            case 2: tile2(kc, ap, bp, cp, ldc, mr, w, acc, last, NULL, NULL, 0, 0); break;
+            default: tile1(kc, ap, bp, cp, ldc, mr, w, acc, last, NULL, NULL, 0, 0); break;
+            }
+        }
+    }
+}
+
 void zk_conv_gemm(const float *packed_a, int m, int k, const zk_conv_input *input, int n0, int n1, float *c, long ldc,
                   const zk_epilogue *epilogue) {
     drive(packed_a, m, k, input, NULL, 0, n0, n1, c, ldc, epilogue);

@@ -23,7 +23,7 @@ extension Zoo {
             return .init(name: "torch", ok: false, detail: "PyTorch could not run the model: \(output.suffix(500))")
         }
         return forwardCheck(model, input: input, expected: try? NPY.read(path: folder + "/output.npy"),
-                            against: "PyTorch \(output.trimmingCharacters(in: .whitespacesAndNewlines))")
+                            against: "PyTorch \(output.trimmingCharacters(in: .whitespacesAndNewlines))", name: "torch")
     }
 
     func runPython(_ arguments: [String]) throws -> (Int32, String) {

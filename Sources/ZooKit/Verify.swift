@@ -43,7 +43,7 @@ extension Zoo {
     ///   - input, expect: a probe batch (`.npy`) and the output it must give.
     ///   - againstTorch: also run the probe through PyTorch (needs a Python with torch and torchvision).
     public func verify(_ target: String, input: String? = nil, expect: String? = nil, againstTorch: Bool = false) throws -> VerifyReport {
-        let canonical = (try? catalog.entry(target).name) ?? target
+        let canonical = try cacheName(target)
         if let cached = try cache.entry(canonical), !FileManager.default.fileExists(atPath: target) {
             let report = try cache.withLock(canonical) {
                 try verifyCached(cached, input: input, expect: expect, againstTorch: againstTorch)
@@ -155,8 +155,7 @@ extension Zoo {
         }
     }
 
-    func forwardCheck(_ model: Model, input: Tensor, expected: Tensor?, against: String) -> Verification.Check {
-        let name = "forward"
+    func forwardCheck(_ model: Model, input: Tensor, expected: Tensor?, against: String, name: String = "forward") -> Verification.Check {
         guard let expected else { return .init(name: name, ok: false, detail: "the reference output is missing or unreadable") }
         do {
             let output = try model.forward(input)

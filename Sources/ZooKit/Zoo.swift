@@ -54,10 +54,16 @@ public struct Zoo: Sendable {
         return model
     }
 
+    /// The cache name `name` refers to: a cached model of exactly that name, else the catalog's
+    /// canonical name for it (`resnet50` -> `resnet50.imagenet1k_v2`), else `name` itself.
+    public func cacheName(_ name: String) throws -> String {
+        if try cache.entry(name) != nil { return name }
+        return (try? catalog.entry(name).name) ?? name
+    }
+
     /// The cache entry for `name`, pulling it first when it is not cached.
     func cachedOrPull(_ name: String) throws -> CacheEntry {
-        let canonical = (try? catalog.entry(name).name) ?? name
-        if let cached = try cache.entry(canonical), FileManager.default.fileExists(atPath: cache.path(cached.original)) {
+        if let cached = try cache.entry(try cacheName(name)), FileManager.default.fileExists(atPath: cache.path(cached.original)) {
             return cached
         }
         return try pull(name).entry
@@ -184,8 +190,10 @@ public struct Zoo: Sendable {
         let model = arch.build()
         try model.load(checkpoint)
 
-        // The original, under its own name, renamed into place when complete.
-        let original = "originals/" + file
+        // The original under its own name, in a folder named by its hash, so that two different
+        // files of the same name never replace each other; renamed into place when complete.
+        let original = "originals/\(sha.prefix(16))/" + file
+        try FileManager.default.createDirectory(atPath: cache.path("originals/\(sha.prefix(16))"), withIntermediateDirectories: true)
         if URL(fileURLWithPath: path).standardized.path != URL(fileURLWithPath: cache.path(original)).standardized.path {
             if copy {
                 try copyFile(path, to: cache.path(original))
@@ -285,7 +293,7 @@ public struct Zoo: Sendable {
 
     /// Removes a cached model's files and index entry; returns the paths removed.
     public func remove(_ name: String) throws -> [String] {
-        let canonical = (try? catalog.entry(name).name) ?? name
+        let canonical = try cacheName(name)
         return try cache.withLock(canonical) {
             guard let entry = try cache.entry(canonical) else {
                 throw ZooError(.usage, "\(name) is not cached", fix: "zoo list shows what is cached")
@@ -293,6 +301,9 @@ public struct Zoo: Sendable {
             let shared = try cache.index().models.values.filter { $0.name != canonical }.map(\.original)
             let paths = [entry.native, entry.reference].compactMap { $0 } + (shared.contains(entry.original) ? [] : [entry.original])
             for path in paths { try? FileManager.default.removeItem(atPath: cache.path(path)) }
+            if !shared.contains(entry.original) {
+                try? FileManager.default.removeItem(atPath: cache.path((entry.original as NSString).deletingLastPathComponent))
+            }
             try cache.updateIndex { $0.models[canonical] = nil }
             return paths.map(cache.path)
         }
@@ -303,7 +314,8 @@ public struct Zoo: Sendable {
         try cache.updateIndex { index in
             let referenced = Set(index.models.values.flatMap { [$0.original, $0.native, $0.reference].compactMap { $0 } }.map(cache.path))
             var removed: [String] = []
-            for folder in [cache.originals, cache.native, cache.references, cache.downloads] {
+            let hashFolders = ((try? FileManager.default.contentsOfDirectory(atPath: cache.originals)) ?? []).map { cache.originals + "/" + $0 }
+            for folder in hashFolders + [cache.native, cache.references, cache.downloads] {
                 for item in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] {
                     let path = folder + "/" + item
                     if !referenced.contains(path) {
@@ -311,6 +323,9 @@ public struct Zoo: Sendable {
                         removed.append(path)
                     }
                 }
+            }
+            for folder in hashFolders where ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).isEmpty {
+                try? FileManager.default.removeItem(atPath: folder)
             }
             return removed
         }

@@ -41,8 +41,8 @@ extension ZooCommand {
 
         func run() throws {
             let zoo = try zoo.zoo()
-            let entry = try? zoo.catalog.entry(model)
-            let cached = try zoo.cache.entry(entry?.name ?? model)
+            let cached = try zoo.cache.entry(try zoo.cacheName(model))
+            let entry = try? zoo.catalog.entry(cached?.name ?? model)
             guard entry != nil || cached != nil else { _ = try zoo.catalog.entry(model); return }
             try options.emit(Report(catalog: entry, cached: cached)) { r in
                 var lines: [String] = []

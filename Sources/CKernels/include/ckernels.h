@@ -55,6 +55,24 @@ void zk_conv_gemm(const float *packed_a, int m, int k, const zk_conv_input *inpu
 void zk_gemm(const float *packed_a, int m, int k, const float *b, long ldb,
              int n0, int n1, float *c, long ldc, const zk_epilogue *epilogue);
 
+/// C[0..m, 0..w) = packedA * B with B one pre-packed panel: k rows of 16 * ceil(w / 16) floats.
+void zk_gemm_panel(const float *packed_a, int m, int k, const float *panel, int w, float *c, long ldc);
+
+/// Winograd F(4x4, 3x3) for 3x3, stride-1, undilated, ungrouped convolutions.
+/// Weights: 36 transformed [cout, cin] matrices, each packed as by zk_pack_a.
+size_t zk_winograd_weights_count(int cout, int cin);
+void zk_winograd_weights(const float *weight, int cout, int cin, float *transformed);
+
+/// Output tiles of 4x4 per image: ceil(oh / 4) * ceil(ow / 4).
+int zk_winograd_tiles(int out_height, int out_width);
+
+/// One block of at most ZK_NR consecutive tiles [tile0, tile1) of the whole batch (tiles are
+/// numbered image by image, row by row), output channels [m0, m1) (m0 a multiple of ZK_MR).
+/// x: [n, cin, height, width]; y: [n, cout, oh, ow] with oh = height + 2 * padding - 2 (same for
+/// width); the epilogue's bias is indexed by absolute channel and its residual is laid out as y.
+void zk_winograd(const float *transformed, int cout, int cin, const float *x, int height, int width, int padding,
+                 int tile0, int tile1, int m0, int m1, float *y, const zk_epilogue *epilogue);
+
 /// Max pooling of `planes` planes (no dilation, -inf padding, floor mode); NaN propagates.
 void zk_max_pool(const float *x, float *y, long planes, int height, int width,
                  int kernel, int stride, int padding, int out_height, int out_width);

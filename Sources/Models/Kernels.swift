@@ -26,28 +26,47 @@ public struct ConvGeometry: Sendable, Equatable {
 /// A convolution ready to run: weights with any BatchNorm folded in, bias, and an epilogue that
 /// adds the bias, an optional residual and an optional ReLU before the output is stored.
 ///
-/// On AVX-512 machines the weights are packed once, here, for the CKernels GEMM, which reads
-/// the input image as its B matrix without materialising im2col and applies the epilogue in
-/// registers; elsewhere the convolution is im2col + OpenBLAS sgemm + an epilogue pass.
+/// On AVX-512 machines the CKernels paths run it: a GEMM that reads the input image as its B
+/// matrix without materialising im2col, or for 3x3 stride-1 convolutions Winograd F(4x4, 3x3),
+/// both applying the epilogue in registers, with weights packed (or transformed) once, at the
+/// first run that needs them. Elsewhere the convolution is im2col + OpenBLAS sgemm + an
+/// epilogue pass.
 public struct FusedConv: Sendable {
     public let geometry: ConvGeometry
     /// `[out, in/groups, k, k]`, row-major: the GEMM's A matrix per group.
     let weight: [Float]
     let bias: [Float]
-    /// `weight` per group in CKernels' panel layout, or empty without AVX-512.
-    let packed: [Float]
+    /// Weights in CKernels' layouts, made on first use.
+    let prepared = PreparedWeights()
 
     init(geometry: ConvGeometry, weight: [Float], bias: [Float]) {
         self.geometry = geometry
         self.weight = weight
         self.bias = bias
-        packed = Kernels.avx512 ? Kernels.packGroups(weight, geometry: geometry) : []
+    }
+
+    /// `weight` per group in CKernels' panel layout.
+    var packed: [Float] { prepared.packed { Kernels.packGroups(weight, geometry: geometry) } }
+
+    /// The 36 Winograd-transformed weight matrices, packed.
+    var winogradWeights: [Float] {
+        prepared.winograd {
+            let (cout, cin) = (geometry.outChannels, geometry.inChannels)
+            var u = [Float](repeating: 0, count: zk_winograd_weights_count(Int32(cout), Int32(cin)))
+            weight.withUnsafeBufferPointer { wp in
+                u.withUnsafeMutableBufferPointer { zk_winograd_weights(wp.baseAddress!, Int32(cout), Int32(cin), $0.baseAddress!) }
+            }
+            return u
+        }
     }
 
     /// - Parameters:
     ///   - residual: added before the ReLU (a ResNet block's identity path); same shape as the output.
     public func run(_ x: Tensor, relu: Bool = false, residual: Tensor? = nil) -> Tensor {
-        if !packed.isEmpty { return Kernels.convolve(self, x, relu: relu, residual: residual) }
+        if Kernels.avx512 {
+            if Kernels.winogradApplies(geometry, x.shape) { return Kernels.winograd(self, x, relu: relu, residual: residual) }
+            return Kernels.convolve(self, x, relu: relu, residual: residual)
+        }
         let g = geometry
         let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3])
         let (oh, ow) = (g.outputSize(h), g.outputSize(w))
@@ -82,6 +101,31 @@ public struct FusedConv: Sendable {
         }
         Kernels.epilogue(&y, bias: bias, residual: residual, relu: relu)
         return y
+    }
+}
+
+/// A convolution's weights in the layouts of the CKernels paths, each made once when first needed.
+final class PreparedWeights: @unchecked Sendable {
+    private let lock = NSLock()
+    private var direct: [Float]?
+    private var transformed: [Float]?
+
+    func packed(_ make: () -> [Float]) -> [Float] {
+        lock.lock()
+        defer { lock.unlock() }
+        if let direct { return direct }
+        let made = make()
+        direct = made
+        return made
+    }
+
+    func winograd(_ make: () -> [Float]) -> [Float] {
+        lock.lock()
+        defer { lock.unlock() }
+        if let transformed { return transformed }
+        let made = make()
+        transformed = made
+        return made
     }
 }
 
@@ -159,6 +203,7 @@ enum Kernels {
         let cinG = g.inChannels / g.groups, coutG = g.outChannels / g.groups
         let k = cinG * g.kernel * g.kernel, plane = oh * ow
         let packedSize = zk_packed_a_count(Int32(coutG), Int32(k))
+        let packed = conv.packed
         var y = uninitialized([n, g.outChannels, oh, ow])
         let pairs = n * g.groups
         let t = threads
@@ -168,7 +213,7 @@ enum Kernels {
         let direct = g.kernel == 1 && g.stride == 1 && g.padding == 0
         x.data.withUnsafeBufferPointer { xp in
             y.data.withUnsafeMutableBufferPointer { yp in
-                conv.packed.withUnsafeBufferPointer { wp in
+                packed.withUnsafeBufferPointer { wp in
                     conv.bias.withUnsafeBufferPointer { bp in
                         withOptionalPointer(residual?.data) { rp in
                             let p = SharedPointers(input: xp.baseAddress!, output: yp.baseAddress!, weights: wp.baseAddress!,
@@ -206,6 +251,60 @@ enum Kernels {
                                     zk_conv_gemm(a, Int32(m1 - m0), Int32(k), &source, Int32(n0), Int32(n1),
                                                  p.output + outBase, plane, &epilogue)
                                 }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return y
+    }
+
+    /// Whether Winograd F(4x4, 3x3) runs this convolution: 3x3, stride 1, undilated, ungrouped,
+    /// with enough 4x4 output tiles in the batch to fill a GEMM panel (a 7x7 map alone has 4,
+    /// for which the direct GEMM is faster), and offsets that fit its 32-bit gather indices.
+    /// `ZOO_WINOGRAD=0` turns it off, for comparisons.
+    static func winogradApplies(_ g: ConvGeometry, _ shape: [Int]) -> Bool {
+        guard winogradEnabled, g.kernel == 3, g.stride == 1, g.dilation == 1, g.groups == 1, g.inChannels >= 8,
+              shape.count == 4 else { return false }
+        let (oh, ow) = (g.outputSize(shape[2]), g.outputSize(shape[3]))
+        let tiles = shape[0] * Int(zk_winograd_tiles(Int32(oh), Int32(ow)))
+        return tiles >= 16 && shape[0] * max(g.inChannels * shape[2] * shape[3], g.outChannels * oh * ow) < Int(Int32.max)
+    }
+
+    static let winogradEnabled = ProcessInfo.processInfo.environment["ZOO_WINOGRAD"] != "0"
+
+    /// Winograd F(4x4, 3x3): jobs are blocks of up to 48 tiles of the batch, evenly sized, and
+    /// with fewer blocks than a few per thread, ranges of output channels too.
+    static func winograd(_ conv: FusedConv, _ x: Tensor, relu: Bool, residual: Tensor?) -> Tensor {
+        let g = conv.geometry
+        let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3])
+        let (oh, ow) = (g.outputSize(h), g.outputSize(w))
+        let (cout, cin) = (g.outChannels, g.inChannels)
+        let total = n * Int(zk_winograd_tiles(Int32(oh), Int32(ow)))
+        let blocks = (total + Int(ZK_NR) - 1) / Int(ZK_NR)
+        let perBlock = (total + blocks - 1) / blocks
+        let t = threads
+        let panels = (cout + Int(ZK_MR) - 1) / Int(ZK_MR)
+        let splits = t > 1 && blocks < 4 * t ? min(t, panels) : 1
+        let weights = conv.winogradWeights
+        var y = uninitialized([n, cout, oh, ow])
+        x.data.withUnsafeBufferPointer { xp in
+            y.data.withUnsafeMutableBufferPointer { yp in
+                weights.withUnsafeBufferPointer { wp in
+                    conv.bias.withUnsafeBufferPointer { bp in
+                        withOptionalPointer(residual?.data) { rp in
+                            let p = SharedPointers(input: xp.baseAddress!, output: yp.baseAddress!, weights: wp.baseAddress!,
+                                                   bias: bp.baseAddress!, residual: rp)
+                            parallel(blocks * splits) { job in
+                                let block = job / splits, part = job % splits
+                                let t0 = block * perBlock, t1 = min(total, t0 + perBlock)
+                                let m0 = min(cout, panels * part / splits * Int(ZK_MR))
+                                let m1 = min(cout, panels * (part + 1) / splits * Int(ZK_MR))
+                                guard t1 > t0, m1 > m0 else { return }
+                                var epilogue = zk_epilogue(bias: p.bias, residual: p.residual, ldr: 0, relu: relu ? 1 : 0)
+                                zk_winograd(p.weights, Int32(cout), Int32(cin), p.input, Int32(h), Int32(w), Int32(g.padding),
+                                            Int32(t0), Int32(t1), Int32(m0), Int32(m1), p.output, &epilogue)
                             }
                         }
                     }

@@ -1,0 +1,225 @@
+// Winograd F(4x4, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks",
+// 2015): a 4x4 output tile from a 6x6 input tile with 36 multiplications per input/output
+// channel pair instead of 144.
+//
+//   Y = A^T [ (G g G^T) (.) (B^T d B) ] A, summed over input channels,
+//
+// which for all channels at once is 36 GEMMs: M[xi] = U[xi] [cout, cin] * V[xi] [cin, tiles].
+// Tiles are processed in blocks of up to 48 (one GEMM panel): the input transform gathers 16
+// tiles per vector and writes V straight into packed-panel layout, the GEMMs run through
+// zk_gemm_panel, and the output transform applies bias, residual and ReLU before storing 4-float
+// rows of each tile. Transformed weights are computed in double once, at load.
+
+#include "ckernels.h"
+
+#include <immintrin.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TARGET __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,fma,bmi2")))
+
+enum { TILES = ZK_NR, VECS = ZK_NR / 16 };
+
+size_t zk_winograd_weights_count(int cout, int cin) { return 36 * zk_packed_a_count(cout, cin); }
+
+int zk_winograd_tiles(int oh, int ow) { return ((oh + 3) / 4) * ((ow + 3) / 4); }
+
+void zk_winograd_weights(const float *weight, int cout, int cin, float *transformed) {
+    static const double G[6][3] = {
+        {1.0 / 4, 0, 0},
+        {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+        {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+        {1.0 / 24, 1.0 / 12, 1.0 / 6},
+        {1.0 / 24, -1.0 / 12, 1.0 / 6},
+        {0, 0, 1},
+    };
+    const size_t packed = zk_packed_a_count(cout, cin);
+    float *u = malloc(sizeof(float) * 36 * (size_t)cout * cin);
+    for (int o = 0; o < cout; o++) {
+        for (int i = 0; i < cin; i++) {
+            const float *g = weight + ((size_t)o * cin + i) * 9;
+            double t[6][3];
+            for (int r = 0; r < 6; r++)
+                for (int c = 0; c < 3; c++)
+                    t[r][c] = G[r][0] * g[c] + G[r][1] * g[3 + c] + G[r][2] * g[6 + c];
+            for (int r = 0; r < 6; r++)
+                for (int c = 0; c < 6; c++)
+                    u[((size_t)(r * 6 + c) * cout + o) * cin + i] =
+                        (float)(t[r][0] * G[c][0] + t[r][1] * G[c][1] + t[r][2] * G[c][2]);
+        }
+    }
+    for (int xi = 0; xi < 36; xi++) zk_pack_a(cout, cin, u + (size_t)xi * cout * cin, cin, transformed + xi * packed);
+    free(u);
+}
+
+/// r = B^T d for one column of six vectors.
+#define INPUT_1D(d0, d1, d2, d3, d4, d5, r0, r1, r2, r3, r4, r5)                              \
+    do {                                                                                        \
+        __m512 four = _mm512_set1_ps(4.0f), five = _mm512_set1_ps(5.0f), two = _mm512_set1_ps(2.0f); \
+        __m512 t1 = _mm512_fnmadd_ps(four, d2, d4), t2 = _mm512_fnmadd_ps(four, d1, d3);        \
+        __m512 t3 = _mm512_sub_ps(d4, d2), t4 = _mm512_mul_ps(two, _mm512_sub_ps(d3, d1));     \
+        r0 = _mm512_add_ps(_mm512_fnmadd_ps(five, d2, _mm512_mul_ps(four, d0)), d4);           \
+        r1 = _mm512_add_ps(t1, t2);                                                             \
+        r2 = _mm512_sub_ps(t1, t2);                                                             \
+        r3 = _mm512_add_ps(t3, t4);                                                             \
+        r4 = _mm512_sub_ps(t3, t4);                                                             \
+        r5 = _mm512_add_ps(_mm512_fnmadd_ps(five, d3, _mm512_mul_ps(four, d1)), d5);           \
+    } while (0)
+
+/// s = A^T m for one column of six vectors.
+#define OUTPUT_1D(m0, m1, m2, m3, m4, m5, s0, s1, s2, s3)                                      \
+    do {                                                                                        \
+        __m512 a = _mm512_add_ps(m1, m2), b = _mm512_sub_ps(m1, m2);                           \
+        __m512 c = _mm512_add_ps(m3, m4), d = _mm512_sub_ps(m3, m4);                           \
+        s0 = _mm512_add_ps(_mm512_add_ps(m0, a), c);                                            \
+        s1 = _mm512_fmadd_ps(_mm512_set1_ps(2.0f), d, b);                                       \
+        s2 = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), c, a);                                       \
+        s3 = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), d, b), m5);                   \
+    } while (0)
+
+typedef struct {
+    float *data;
+    size_t count;
+} buffer;
+
+static _Thread_local buffer workspace;
+
+static float *workspace_for(size_t count) {
+    if (workspace.count < count) {
+        free(workspace.data);
+        workspace.data = aligned_alloc(64, (count * sizeof(float) + 63) / 64 * 64);
+        workspace.count = workspace.data ? count : 0;
+    }
+    return workspace.data;
+}
+
+TARGET static inline __mmask16 in_range(__m512i v, int limit) {
+    // 0 <= v < limit
+    return _mm512_cmpge_epi32_mask(v, _mm512_setzero_si512()) & _mm512_cmplt_epi32_mask(v, _mm512_set1_epi32(limit));
+}
+
+TARGET void zk_winograd(const float *transformed, int cout, int cin, const float *x, int H, int W, int pad, int tile0,
+                        int tile1, int m0, int m1, float *y, const zk_epilogue *ep) {
+    const int OH = H + 2 * pad - 2, OW = W + 2 * pad - 2;
+    const int tw = (OW + 3) / 4, T = ((OH + 3) / 4) * tw;
+    const int w = tile1 - tile0, nv = (w + 15) / 16, width = nv * 16, mm = m1 - m0;
+    const long plane = (long)H * W, oplane = (long)OH * OW;
+    const size_t packed = zk_packed_a_count(cout, cin);
+    float *V = workspace_for((size_t)36 * width * (cin + mm));
+    if (!V) return;
+    float *M = V + (size_t)36 * cin * width;
+
+    // Per tile: where its 6x6 input patch starts, which patch rows and columns are inside the
+    // image, and where its 4x4 output tile goes.
+    __m512i in_offset[VECS];
+    __mmask16 row_in[VECS][6], col_in[VECS][6];
+    int out_offset[TILES], out_rows[TILES], out_cols[TILES];
+    for (int v = 0; v < nv; v++) {
+        int img[16], iy[16], ix[16];
+        __mmask16 valid = 0;
+        for (int l = 0; l < 16; l++) {
+            int g = tile0 + v * 16 + l;
+            int t = v * 16 + l;
+            if (g < tile1) valid |= (__mmask16)(1u << l);
+            else g = tile0;
+            int im = g / T, r = g % T, ty = r / tw, tx = r % tw;
+            img[l] = im;
+            iy[l] = 4 * ty - pad;
+            ix[l] = 4 * tx - pad;
+            out_offset[t] = (int)(im * cout * oplane + (long)(4 * ty) * OW + 4 * tx);
+            out_rows[t] = OH - 4 * ty < 4 ? OH - 4 * ty : 4;
+            out_cols[t] = OW - 4 * tx < 4 ? OW - 4 * tx : 4;
+        }
+        __m512i vy = _mm512_loadu_si512(iy), vx = _mm512_loadu_si512(ix), vi = _mm512_loadu_si512(img);
+        in_offset[v] = _mm512_add_epi32(_mm512_mullo_epi32(vi, _mm512_set1_epi32((int)(cin * plane))),
+                                        _mm512_add_epi32(_mm512_mullo_epi32(vy, _mm512_set1_epi32(W)), vx));
+        for (int r = 0; r < 6; r++) {
+            row_in[v][r] = valid & in_range(_mm512_add_epi32(vy, _mm512_set1_epi32(r)), H);
+            col_in[v][r] = in_range(_mm512_add_epi32(vx, _mm512_set1_epi32(r)), W);
+        }
+    }
+
+    // Input transform: V[xi][c][tile] = (B^T d B)[xi].
+    const __m512 zero = _mm512_setzero_ps();
+    for (int c = 0; c < cin; c++) {
+        for (int v = 0; v < nv; v++) {
+            const __m512i base = _mm512_add_epi32(in_offset[v], _mm512_set1_epi32((int)(c * plane)));
+            __m512 t[6][6];
+            for (int j = 0; j < 6; j++) {
+                __m512 d[6];
+                for (int r = 0; r < 6; r++) {
+                    __m512i idx = _mm512_add_epi32(base, _mm512_set1_epi32(r * W + j));
+                    d[r] = _mm512_mask_i32gather_ps(zero, row_in[v][r] & col_in[v][j], idx, x, 4);
+                }
+                INPUT_1D(d[0], d[1], d[2], d[3], d[4], d[5], t[0][j], t[1][j], t[2][j], t[3][j], t[4][j], t[5][j]);
+            }
+            float *out = V + (size_t)c * width + v * 16;
+            const size_t step = (size_t)cin * width;
+            for (int i = 0; i < 6; i++) {
+                __m512 r0, r1, r2, r3, r4, r5;
+                INPUT_1D(t[i][0], t[i][1], t[i][2], t[i][3], t[i][4], t[i][5], r0, r1, r2, r3, r4, r5);
+                _mm512_store_ps(out + (i * 6 + 0) * step, r0);
+                _mm512_store_ps(out + (i * 6 + 1) * step, r1);
+                _mm512_store_ps(out + (i * 6 + 2) * step, r2);
+                _mm512_store_ps(out + (i * 6 + 3) * step, r3);
+                _mm512_store_ps(out + (i * 6 + 4) * step, r4);
+                _mm512_store_ps(out + (i * 6 + 5) * step, r5);
+            }
+        }
+    }
+
+    // The 36 products.
+    for (int xi = 0; xi < 36; xi++) {
+        zk_gemm_panel(transformed + xi * packed + (size_t)m0 * cin, mm, cin, V + (size_t)xi * cin * width, w,
+                      M + (size_t)xi * mm * width, width);
+    }
+
+    // Output transform with the epilogue.
+    const float *bias = ep ? ep->bias : NULL;
+    const float *res = ep ? ep->residual : NULL;
+    const int relu = ep ? ep->relu : 0;
+    float rows[4][4][16] __attribute__((aligned(64)));
+    for (int o = m0; o < m1; o++) {
+        const __m512 bv = _mm512_set1_ps(bias ? bias[o] : 0.0f);
+        for (int v = 0; v < nv; v++) {
+            const float *src = M + (size_t)(o - m0) * width + v * 16;
+            const size_t step = (size_t)mm * width;
+            __m512 t[4][6];
+            for (int j = 0; j < 6; j++) {
+                __m512 m[6];
+                for (int r = 0; r < 6; r++) m[r] = _mm512_load_ps(src + (r * 6 + j) * step);
+                OUTPUT_1D(m[0], m[1], m[2], m[3], m[4], m[5], t[0][j], t[1][j], t[2][j], t[3][j]);
+            }
+            for (int i = 0; i < 4; i++) {
+                __m512 s0, s1, s2, s3;
+                OUTPUT_1D(t[i][0], t[i][1], t[i][2], t[i][3], t[i][4], t[i][5], s0, s1, s2, s3);
+                s0 = _mm512_add_ps(s0, bv);
+                s1 = _mm512_add_ps(s1, bv);
+                s2 = _mm512_add_ps(s2, bv);
+                s3 = _mm512_add_ps(s3, bv);
+                // Lane l of s_j is column j of tile l; regroup so that each 128-bit lane L of
+                // rows[i][k] holds the 4 columns of tile 4L + k.
+                __m512 ab_lo = _mm512_unpacklo_ps(s0, s1), ab_hi = _mm512_unpackhi_ps(s0, s1);
+                __m512 cd_lo = _mm512_unpacklo_ps(s2, s3), cd_hi = _mm512_unpackhi_ps(s2, s3);
+                _mm512_store_ps(rows[i][0], _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(ab_lo), _mm512_castps_pd(cd_lo))));
+                _mm512_store_ps(rows[i][1], _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(ab_lo), _mm512_castps_pd(cd_lo))));
+                _mm512_store_ps(rows[i][2], _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(ab_hi), _mm512_castps_pd(cd_hi))));
+                _mm512_store_ps(rows[i][3], _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(ab_hi), _mm512_castps_pd(cd_hi))));
+            }
+            const int lanes = w - v * 16 < 16 ? w - v * 16 : 16;
+            const __m128 zero4 = _mm_setzero_ps();
+            for (int l = 0; l < lanes; l++) {
+                const int t = v * 16 + l, L = l >> 2, k = l & 3;
+                const long base = out_offset[t] + (long)o * oplane;
+                const __mmask8 cols = (__mmask8)((1u << out_cols[t]) - 1);
+                for (int i = 0; i < out_rows[t]; i++) {
+                    __m128 q = _mm_load_ps(&rows[i][k][4 * L]);
+                    const long at = base + (long)i * OW;
+                    if (res) q = _mm_add_ps(q, _mm_maskz_loadu_ps(cols, res + at));
+                    if (relu) q = _mm_max_ps(q, zero4);
+                    _mm_mask_storeu_ps(y + at, cols, q);
+                }
+            }
+        }
+    }
+}

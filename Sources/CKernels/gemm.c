@@ -10,6 +10,7 @@
 
 #include <immintrin.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define TARGET __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,fma,bmi2")))
@@ -200,33 +201,47 @@ TARGET static void tile3(int kc, const float *a, const float *b, float *c, long 
 
 // ---------------------------------------------------------------------------------------
 
-static _Thread_local float panel_buffer[KC * NR] __attribute__((aligned(64)));
+/// Column panels per B block: KC x NC floats (528 KB) stay in L2 while each 8-row panel of A,
+/// in L1, runs against all of them, so A is read once per NC columns.
+enum { NC_PANELS = 11, NC = NC_PANELS * NR };
+
+static _Thread_local float *block_buffer;
 
 TARGET static void drive(const float *packed_a, int m, int k, const zk_conv_input *conv, const float *b, long ldb,
                          int n0, int n1, float *c, long ldc, const zk_epilogue *ep) {
-    float *buf = panel_buffer;
+    if (!block_buffer) block_buffer = aligned_alloc(64, sizeof(float) * KC * NC);
+    float *buf = block_buffer;
+    if (!buf) return;
     const float *bias = ep ? ep->bias : NULL;
     const float *res = ep ? ep->residual : NULL;
     const long ldr = ep ? ep->ldr : 0;
     const int relu = ep ? ep->relu : 0;
-    for (int n = n0; n < n1; n += NR) {
-        const int w = n1 - n < NR ? n1 - n : NR;
-        const int nv = (w + 15) / 16;
+    for (int nb = n0; nb < n1; nb += NC) {
+        const int nbw = n1 - nb < NC ? n1 - nb : NC;
+        const int panels = (nbw + NR - 1) / NR;
         for (int k0 = 0; k0 < k; k0 += KC) {
             const int kc = k - k0 < KC ? k - k0 : KC;
-            if (conv) pack_conv(conv, k0, kc, n, w, nv * 16, buf);
-            else pack_matrix(b, ldb, k0, kc, n, w, nv * 16, buf);
+            for (int p = 0; p < panels; p++) {
+                const int n = nb + p * NR, w = n1 - n < NR ? n1 - n : NR, nv = (w + 15) / 16;
+                float *dst = buf + (long)p * kc * NR;
+                if (conv) pack_conv(conv, k0, kc, n, w, nv * 16, dst);
+                else pack_matrix(b, ldb, k0, kc, n, w, nv * 16, dst);
+            }
             const int acc = k0 > 0, last = k0 + kc == k;
             for (int i = 0; i < m; i += MR) {
                 const int mr = m - i < MR ? m - i : MR;
                 const float *ap = packed_a + (long)i * k + (long)k0 * MR;
-                float *cp = c + i * ldc + n;
                 const float *bp = bias ? bias + i : NULL;
-                const float *rp = res ? res + i * ldr + n : NULL;
-                switch (nv) {
-                case 3: tile3(kc, ap, buf, cp, ldc, mr, w, acc, last, bp, rp, ldr, relu); break;
-                case 2: tile2(kc, ap, buf, cp, ldc, mr, w, acc, last, bp, rp, ldr, relu); break;
-                default: tile1(kc, ap, buf, cp, ldc, mr, w, acc, last, bp, rp, ldr, relu); break;
+                for (int p = 0; p < panels; p++) {
+                    const int n = nb + p * NR, w = n1 - n < NR ? n1 - n : NR, nv = (w + 15) / 16;
+                    const float *panel = buf + (long)p * kc * NR;
+                    float *cp = c + i * ldc + n;
+                    const float *rp = res ? res + i * ldr + n : NULL;
+                    switch (nv) {
+                    case 3: tile3(kc, ap, panel, cp, ldc, mr, w, acc, last, bp, rp, ldr, relu); break;
+                    case 2: tile2(kc, ap, panel, cp, ldc, mr, w, acc, last, bp, rp, ldr, relu); break;
+                    default: tile1(kc, ap, panel, cp, ldc, mr, w, acc, last, bp, rp, ldr, relu); break;
+                    }
                 }
             }
         }

@@ -37,6 +37,13 @@ public enum AtomicFile {
         }
     }
 
+    /// Whether `a` and `b` name the same file, through `..`, symbolic links or hard links.
+    public static func sameFile(_ a: String, _ b: String) -> Bool {
+        var sa = stat(), sb = stat()
+        if stat(a, &sa) == 0, stat(b, &sb) == 0 { return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino }
+        return false
+    }
+
     /// Writes `bytes` atomically.
     public static func write(_ bytes: [UInt8], to path: String) throws {
         try write(to: path) { try $0.write(contentsOf: bytes) }

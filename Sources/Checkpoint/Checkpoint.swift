@@ -136,8 +136,18 @@ public final class Checkpoint {
             return try data(of: tensor).withUnsafeBytes { tensor.dtype.floats(from: $0) }
         }
         let start = tensor.storageOffset * tensor.dtype.size
+        let length = tensor.elementCount * tensor.dtype.size
+        if tensor.dtype == .float32, case .mapped(let file, _) = backing {
+            // Straight from the page cache into the result.
+            return try withBytes(of: tensor.storage) { raw in
+                try [Float](unsafeUninitializedCapacity: tensor.elementCount) { out, count in
+                    try file.copy(UnsafeRawBufferPointer(rebasing: raw[start ..< start + length]), into: UnsafeMutableRawBufferPointer(out))
+                    count = tensor.elementCount
+                }
+            }
+        }
         return try withBytes(of: tensor.storage) {
-            tensor.dtype.floats(from: UnsafeRawBufferPointer(rebasing: $0[start ..< start + tensor.elementCount * tensor.dtype.size]))
+            tensor.dtype.floats(from: UnsafeRawBufferPointer(rebasing: $0[start ..< start + length]))
         }
     }
 

@@ -66,6 +66,9 @@ public enum NativeWriter {
         if let target = options.dtype, target != .float16 && target != .bfloat16 {
             throw CheckpointError(.unsupported, path: output, "compaction to \(target.rawValue); choose float16 or bfloat16")
         }
+        if AtomicFile.sameFile(output, checkpoint.path) {
+            throw CheckpointError(.io, path: output, "refusing to overwrite the checkpoint being converted; choose another output")
+        }
         let (jobs, aliases) = plan(checkpoint.stateDict, dtype: options.dtype)
 
         // The source hash runs on the second core while the first converts.
@@ -198,7 +201,7 @@ public enum NativeWriter {
                 try source.streamElements(of: job.tensor, chunkBytes: chunkBytes) { raw in
                     Conversion.convert(raw, from: job.tensor.dtype, to: job.dtype, into: &expected)
                     let region = UnsafeRawBufferPointer(rebasing: actual[offset ..< offset + expected.count])
-                    guard region.elementsEqual(expected) else {
+                    guard expected.withUnsafeBytes({ equal($0, region) }) else {
                         throw fail("tensor \(job.key) differs from the source near byte \(offset)")
                     }
                     MappedFile.discard(region)
@@ -206,6 +209,13 @@ public enum NativeWriter {
                 }
             }
         }
+    }
+
+    /// memcmp of two byte ranges (Sequence.elementsEqual compares byte by byte, 20x slower).
+    static func equal(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+        guard a.count == b.count else { return false }
+        guard let x = a.baseAddress, let y = b.baseAddress else { return true }  // both empty
+        return memcmp(x, y, a.count) == 0
     }
 
     static func writeAll(_ fd: Int32, _ bytes: [UInt8], at offset: Int, path: String) throws {

@@ -31,20 +31,23 @@ public final class SHA256 {
 
     /// The SHA-256 of a whole file, read in 8 MiB blocks (memory stays flat for any size).
     public static func file(_ path: String, progress: ((Int) -> Void)? = nil) throws -> String {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw CheckpointError(.io, path: path, "cannot open to hash: \(String(cString: strerror(errno)))")
-        }
-        defer { try? handle.close() }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw CheckpointError(.io, path: path, "cannot open to hash: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
         let hasher = SHA256()
+        let block = UnsafeMutableRawBufferPointer.allocate(byteCount: 8 << 20, alignment: 64)
+        defer { block.deallocate() }
         var done = 0
         while true {
-            let block: Data
-            do { block = try handle.read(upToCount: 8 << 20) ?? Data() } catch {
-                throw CheckpointError(.io, path: path, at: "byte \(done)", "read failed: \(error.localizedDescription)")
+            // baseAddress is non-nil: the block has 8 MiB.
+            let n = read(fd, block.baseAddress!, block.count)
+            guard n >= 0 else {
+                if errno == EINTR { continue }
+                throw CheckpointError(.io, path: path, at: "byte \(done)", "read failed: \(String(cString: strerror(errno)))")
             }
-            if block.isEmpty { break }
-            block.withUnsafeBytes(hasher.update)
-            done += block.count
+            if n == 0 { break }
+            hasher.update(UnsafeRawBufferPointer(rebasing: block[0 ..< n]))
+            done += n
             progress?(done)
         }
         return hasher.finalize()

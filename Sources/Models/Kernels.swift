@@ -64,8 +64,19 @@ public struct FusedConv: Sendable {
     ///   - residual: added before the ReLU (a ResNet block's identity path); same shape as the output.
     public func run(_ x: Tensor, relu: Bool = false, residual: Tensor? = nil) -> Tensor {
         if Kernels.avx512 {
-            if Kernels.winogradApplies(geometry, x.shape) { return Kernels.winograd(self, x, relu: relu, residual: residual) }
-            return Kernels.convolve(self, x, relu: relu, residual: residual)
+            let start = Kernels.profiling ? DispatchTime.now().uptimeNanoseconds : 0
+            let wino = Kernels.winogradApplies(geometry, x.shape)
+            let y = wino ? Kernels.winograd(self, x, relu: relu, residual: residual)
+                : Kernels.convolve(self, x, relu: relu, residual: residual)
+            if Kernels.profiling {
+                let ns = Double(DispatchTime.now().uptimeNanoseconds - start)
+                let g = geometry
+                let flops = 2.0 * Double(y.count * g.inChannels / g.groups * g.kernel * g.kernel)
+                FileHandle.standardError.write(String(format: "conv %@ %dx%d s%d g%d %d->%d in %@: %.3f ms %.1f GFLOP/s\n",
+                    wino ? "winograd" : "gemm", g.kernel, g.kernel, g.stride, g.groups, g.inChannels, g.outChannels,
+                    x.shape.description, ns / 1e6, flops / ns).data(using: .utf8)!)
+            }
+            return y
         }
         let g = geometry
         let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3])
@@ -271,6 +282,9 @@ enum Kernels {
         let tiles = shape[0] * Int(zk_winograd_tiles(Int32(oh), Int32(ow)))
         return tiles >= 16 && shape[0] * max(g.inChannels * shape[2] * shape[3], g.outChannels * oh * ow) < Int(Int32.max)
     }
+
+    /// `ZOO_PROFILE=1`: every convolution reports its time on stderr.
+    static let profiling = ProcessInfo.processInfo.environment["ZOO_PROFILE"] == "1"
 
     static let winogradEnabled = ProcessInfo.processInfo.environment["ZOO_WINOGRAD"] != "0"
 

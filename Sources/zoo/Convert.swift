@@ -34,7 +34,7 @@ extension ZooCommand {
         }
 
         func validate() throws {
-            guard URL(fileURLWithPath: destination).standardized.path != URL(fileURLWithPath: file).standardized.path else {
+            guard !AtomicFile.sameFile(destination, file) else {
                 throw ValidationError("the output would overwrite the input; pass -o OUT")
             }
         }

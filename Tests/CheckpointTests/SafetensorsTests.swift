@@ -177,6 +177,19 @@ func parseHeader(_ bytes: [UInt8]) -> Result<SafetensorsHeader, CheckpointError>
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder).isEmpty)
     }
 
+    @Test func neverOverwritesItsSource() throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try FileManager.default.createDirectory(atPath: folder + "/a", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: Fixtures.path("tiny_net.pth"), toPath: folder + "/a/t.pth")
+        try FileManager.default.createSymbolicLink(atPath: folder + "/link", withDestinationPath: folder + "/a")
+        let source = try Checkpoint(path: folder + "/a/t.pth")
+        for output in [folder + "/a/../a/t.pth", folder + "/link/t.pth"] {
+            #expect(throws: CheckpointError.self) { try NativeWriter.write(source, to: output) }
+        }
+        #expect(try Checkpoint.sniff(path: folder + "/a/t.pth") == .zip)
+    }
+
     @Test func everyFixtureConvertsAndReadsBackIdentically() throws {
         let folder = try temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }

@@ -29,15 +29,27 @@ int zk_available(void) {
 
 size_t zk_packed_a_count(int m, int k) { return (size_t)((m + MR - 1) / MR) * MR * (size_t)k; }
 
+// Packed A: for each KC-row block of K, for each ZK_MR-row panel, kc steps of ZK_MR floats, so
+// that one call reads its A in one sequential stream.
 void zk_pack_a(int m, int k, const float *a, long lda, float *packed) {
-    for (int p = 0; p < m; p += MR) {
-        float *panel = packed + (size_t)p * k;
-        for (int kk = 0; kk < k; kk++) {
-            for (int i = 0; i < MR; i++) {
-                panel[kk * MR + i] = p + i < m ? a[(p + i) * lda + kk] : 0.0f;
+    const int mpad = (m + MR - 1) / MR * MR;
+    for (int k0 = 0; k0 < k; k0 += KC) {
+        const int kc = k - k0 < KC ? k - k0 : KC;
+        for (int p = 0; p < mpad; p += MR) {
+            float *panel = packed + (size_t)k0 * mpad + (size_t)p * kc;
+            for (int kk = 0; kk < kc; kk++) {
+                for (int i = 0; i < MR; i++) {
+                    panel[kk * MR + i] = p + i < m ? a[(p + i) * lda + k0 + kk] : 0.0f;
+                }
             }
         }
     }
+}
+
+/// The panel of rows i ..< i + MR for the K block starting at k0 (of kc rows).
+static inline const float *a_panel(const float *packed, int m, int k0, int kc, int i) {
+    const int mpad = (m + MR - 1) / MR * MR;
+    return packed + (size_t)k0 * mpad + (size_t)i * kc;
 }
 
 TARGET INLINE __mmask16 lanes(int count) {
@@ -145,6 +157,7 @@ TARGET INLINE void tile(const int NV, int kc, const float *restrict a, const flo
             if (NV > 1) acc1[i] = _mm512_fmadd_ps(av, b1, acc1[i]);
             if (NV > 2) acc2[i] = _mm512_fmadd_ps(av, b2, acc2[i]);
         }
+        _mm_prefetch((const char *)(a + 16 * MR), _MM_HINT_T0);
         a += MR;
         b += 16 * NV;
     }
@@ -207,8 +220,8 @@ enum { NC_PANELS = 11, NC = NC_PANELS * NR };
 
 static _Thread_local float *block_buffer;
 
-TARGET static void drive(const float *packed_a, int m, int k, const zk_conv_input *conv, const float *b, long ldb,
-                         int n0, int n1, float *c, long ldc, const zk_epilogue *ep) {
+TARGET static void drive(const float *packed_a, int m, int k, int m0, int m1, const zk_conv_input *conv, const float *b,
+                         long ldb, int n0, int n1, float *c, long ldc, const zk_epilogue *ep) {
     if (!block_buffer) block_buffer = aligned_alloc(64, sizeof(float) * KC * NC);
     float *buf = block_buffer;
     if (!buf) return;
@@ -228,9 +241,9 @@ TARGET static void drive(const float *packed_a, int m, int k, const zk_conv_inpu
                 else pack_matrix(b, ldb, k0, kc, n, w, nv * 16, dst);
             }
             const int acc = k0 > 0, last = k0 + kc == k;
-            for (int i = 0; i < m; i += MR) {
-                const int mr = m - i < MR ? m - i : MR;
-                const float *ap = packed_a + (long)i * k + (long)k0 * MR;
+            for (int i = m0; i < m1; i += MR) {
+                const int mr = m1 - i < MR ? m1 - i : MR;
+                const float *ap = a_panel(packed_a, m, k0, kc, i);
                 const float *bp = bias ? bias + i : NULL;
                 for (int p = 0; p < panels; p++) {
                     const int n = nb + p * NR, w = n1 - n < NR ? n1 - n : NR, nv = (w + 15) / 16;
@@ -250,16 +263,16 @@ TARGET static void drive(const float *packed_a, int m, int k, const zk_conv_inpu
 
 /// C = packedA * B for one B panel already in the packed layout: k rows of 16 * nv floats.
 /// Used by the Winograd path, whose input transform writes its panels directly.
-void zk_gemm_panel(const float *packed_a, int m, int k, const float *panel, int w, float *c, long ldc) {
+void zk_gemm_panel(const float *packed_a, int m, int k, int m0, int m1, const float *panel, int w, float *c, long ldc) {
     const int nv = (w + 15) / 16;
     for (int k0 = 0; k0 < k; k0 += KC) {
         const int kc = k - k0 < KC ? k - k0 : KC;
         const float *bp = panel + (long)k0 * nv * 16;
         const int acc = k0 > 0, last = k0 + kc == k;
-        for (int i = 0; i < m; i += MR) {
-            const int mr = m - i < MR ? m - i : MR;
-            const float *ap = packed_a + (long)i * k + (long)k0 * MR;
-            float *cp = c + i * ldc;
+        for (int i = m0; i < m1; i += MR) {
+            const int mr = m1 - i < MR ? m1 - i : MR;
+            const float *ap = a_panel(packed_a, m, k0, kc, i);
+            float *cp = c + (i - m0) * ldc;
             switch (nv) {
             case 3: tile3(kc, ap, bp, cp, ldc, mr, w, acc, last, NULL, NULL, 0, 0); break;
             case 2: tile2(kc, ap, bp, cp, ldc, mr, w, acc, last, NULL, NULL, 0, 0); break;
@@ -269,14 +282,14 @@ void zk_gemm_panel(const float *packed_a, int m, int k, const float *panel, int 
     }
 }
 
-void zk_conv_gemm(const float *packed_a, int m, int k, const zk_conv_input *input, int n0, int n1, float *c, long ldc,
-                  const zk_epilogue *epilogue) {
-    drive(packed_a, m, k, input, NULL, 0, n0, n1, c, ldc, epilogue);
+void zk_conv_gemm(const float *packed_a, int m, int k, int m0, int m1, const zk_conv_input *input, int n0, int n1,
+                  float *c, long ldc, const zk_epilogue *epilogue) {
+    drive(packed_a, m, k, m0, m1, input, NULL, 0, n0, n1, c, ldc, epilogue);
 }
 
-void zk_gemm(const float *packed_a, int m, int k, const float *b, long ldb, int n0, int n1, float *c, long ldc,
-             const zk_epilogue *epilogue) {
-    drive(packed_a, m, k, NULL, b, ldb, n0, n1, c, ldc, epilogue);
+void zk_gemm(const float *packed_a, int m, int k, int m0, int m1, const float *b, long ldb, int n0, int n1, float *c,
+             long ldc, const zk_epilogue *epilogue) {
+    drive(packed_a, m, k, m0, m1, NULL, b, ldb, n0, n1, c, ldc, epilogue);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -170,7 +170,7 @@ TARGET void zk_winograd(const float *transformed, int cout, int cin, const float
 
     // The 36 products.
     for (int xi = 0; xi < 36; xi++) {
-        zk_gemm_panel(transformed + xi * packed + (size_t)m0 * cin, mm, cin, V + (size_t)xi * cin * width, w,
+        zk_gemm_panel(transformed + xi * packed, cout, cin, m0, m1, V + (size_t)xi * cin * width, w,
                       M + (size_t)xi * mm * width, width);
     }
 

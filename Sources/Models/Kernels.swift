@@ -245,21 +245,22 @@ enum Kernels {
                                     }
                                 }
                                 guard m1 > m0, n1 > n0 else { return }
-                                let outBase = (image * g.outChannels + group * coutG + m0) * plane
+                                let outBase = (image * g.outChannels + group * coutG) * plane
                                 let input = p.input + (image * g.inChannels + group * cinG) * h * w
-                                var epilogue = zk_epilogue(bias: p.bias + group * coutG + m0,
+                                var epilogue = zk_epilogue(bias: p.bias + group * coutG,
                                                            residual: p.residual.map { $0 + outBase }, ldr: plane,
                                                            relu: relu ? 1 : 0)
-                                let a = p.weights + group * packedSize + m0 * k
+                                let a = p.weights + group * packedSize
+                                let (rows, r0, r1) = (Int32(coutG), Int32(m0), Int32(m1))
                                 if direct {
-                                    zk_gemm(a, Int32(m1 - m0), Int32(k), input, plane, Int32(n0), Int32(n1),
+                                    zk_gemm(a, rows, Int32(k), r0, r1, input, plane, Int32(n0), Int32(n1),
                                             p.output + outBase, plane, &epilogue)
                                 } else {
                                     var source = zk_conv_input(data: input, channels: Int32(cinG), height: Int32(h), width: Int32(w),
                                                                kernel: Int32(g.kernel), stride: Int32(g.stride),
                                                                padding: Int32(g.padding), dilation: Int32(g.dilation),
                                                                out_height: Int32(oh), out_width: Int32(ow))
-                                    zk_conv_gemm(a, Int32(m1 - m0), Int32(k), &source, Int32(n0), Int32(n1),
+                                    zk_conv_gemm(a, rows, Int32(k), r0, r1, &source, Int32(n0), Int32(n1),
                                                  p.output + outBase, plane, &epilogue)
                                 }
                             }

@@ -27,7 +27,8 @@ enum { ZK_MR = 8, ZK_NR = 48 };
 /// Floats needed to pack an m x k A matrix (rows padded to a multiple of ZK_MR).
 size_t zk_packed_a_count(int m, int k);
 
-/// Packs row-major A (m x k, leading dimension lda) into ZK_MR-row panels, each k-major.
+/// Packs row-major A (m x k, leading dimension lda): per block of K, ZK_MR-row panels, each
+/// k-major, so that a product reads A in one sequential stream.
 void zk_pack_a(int m, int k, const float *a, long lda, float *packed);
 
 /// A convolution input as the implicit B matrix: one image, the channels of one group.
@@ -46,17 +47,20 @@ typedef struct {
     int relu;
 } zk_epilogue;
 
-/// C[0..m, n0..n1] = packedA * B[., n0..n1] with the epilogue, B the im2col of `input`;
-/// C has leading dimension ldc (columns indexed from 0, so C + row * ldc + col).
-void zk_conv_gemm(const float *packed_a, int m, int k, const zk_conv_input *input,
+/// Rows m0 ..< m1 (m0 a multiple of ZK_MR) and columns n0 ..< n1 of C = A * B with the
+/// epilogue, where A is m x k packed by zk_pack_a and B the im2col of `input`. C, the bias and
+/// the residual are indexed from row 0 and column 0: C + row * ldc + col.
+void zk_conv_gemm(const float *packed_a, int m, int k, int m0, int m1, const zk_conv_input *input,
                   int n0, int n1, float *c, long ldc, const zk_epilogue *epilogue);
 
 /// Same with B an explicit row-major matrix [k, ldb].
-void zk_gemm(const float *packed_a, int m, int k, const float *b, long ldb,
+void zk_gemm(const float *packed_a, int m, int k, int m0, int m1, const float *b, long ldb,
              int n0, int n1, float *c, long ldc, const zk_epilogue *epilogue);
 
-/// C[0..m, 0..w) = packedA * B with B one pre-packed panel: k rows of 16 * ceil(w / 16) floats.
-void zk_gemm_panel(const float *packed_a, int m, int k, const float *panel, int w, float *c, long ldc);
+/// Rows m0 ..< m1 of A * B with B one pre-packed panel: k rows of 16 * ceil(w / 16) floats;
+/// here C points at row m0 (C + (row - m0) * ldc + col), and no epilogue is applied.
+void zk_gemm_panel(const float *packed_a, int m, int k, int m0, int m1, const float *panel, int w,
+                   float *c, long ldc);
 
 /// Winograd F(4x4, 3x3) for 3x3, stride-1, undilated, ungrouped convolutions.
 /// Weights: 36 transformed [cout, cin] matrices, each packed as by zk_pack_a.

@@ -92,6 +92,22 @@ public final class Checkpoint {
         }
     }
 
+    /// Copies `destination.count` bytes of a storage, from `offset`, into `destination`: by pread
+    /// for mapped files (no page faults), from the record for zip archives.
+    public func readBytes(of storage: StorageRef, at offset: Int, into destination: UnsafeMutableRawBufferPointer) throws {
+        guard offset >= 0, destination.count <= storage.byteCount - offset else {
+            throw CheckpointError(.corrupt, path: path, "read of \(destination.count) bytes at \(offset) past storage \(storage.key)")
+        }
+        try withBytes(of: storage) { raw in
+            let region = UnsafeRawBufferPointer(rebasing: raw[offset ..< offset + destination.count])
+            if case .mapped(let file, _) = backing {
+                try file.copy(region, into: destination)
+            } else {
+                destination.copyMemory(from: region)
+            }
+        }
+    }
+
     /// The tensor's elements in row-major order, little-endian, `dtype.size` bytes each.
     public func data(of tensor: TensorRecord) throws -> [UInt8] {
         try withBytes(of: tensor.storage) { tensor.gather(from: $0, swapBytes: isBigEndian) }
@@ -105,27 +121,38 @@ public final class Checkpoint {
         let size = tensor.dtype.size
         let total = tensor.elementCount * size
         let step = max(chunkBytes / size, 1) * size
-        func chunks(_ bytes: UnsafeRawBufferPointer, discard: Bool) throws {
+        func chunks(_ bytes: UnsafeRawBufferPointer) throws {
             var start = 0
             while start < bytes.count {
                 let chunk = UnsafeRawBufferPointer(rebasing: bytes[start ..< min(start + step, bytes.count)])
                 try body(chunk)
-                if discard { MappedFile.discard(chunk) }
                 start += chunk.count
             }
         }
         guard tensor.isContiguous && !isBigEndian else {
-            return try data(of: tensor).withUnsafeBytes { try chunks($0, discard: false) }
+            return try data(of: tensor).withUnsafeBytes { try chunks($0) }
         }
         let start = tensor.storageOffset * size
         switch backing {
         case .zip(let archive, let prefix) where cached?.key != tensor.storage.key && start == 0
             && tensor.storage.byteOffset == 0 && total == tensor.storage.byteCount:
             try archive.stream(prefix + "data/" + tensor.storage.key, size: total, chunkBytes: step, body)
-        case .mapped:
-            try withBytes(of: tensor.storage) { try chunks(UnsafeRawBufferPointer(rebasing: $0[start ..< start + total]), discard: true) }
+        case .mapped(let file, _):
+            // pread into one reused buffer: no page faults on the mapping, flat memory.
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(step, 1), alignment: 64)
+            defer { buffer.deallocate() }
+            try withBytes(of: tensor.storage) { raw in
+                var position = start
+                while position < start + total {
+                    let count = min(step, start + total - position)
+                    let chunk = UnsafeMutableRawBufferPointer(rebasing: buffer[0 ..< count])
+                    try file.copy(UnsafeRawBufferPointer(rebasing: raw[position ..< position + count]), into: chunk)
+                    try body(UnsafeRawBufferPointer(chunk))
+                    position += count
+                }
+            }
         case .zip:
-            try withBytes(of: tensor.storage) { try chunks(UnsafeRawBufferPointer(rebasing: $0[start ..< start + total]), discard: false) }
+            try withBytes(of: tensor.storage) { try chunks(UnsafeRawBufferPointer(rebasing: $0[start ..< start + total])) }
         }
     }
 
@@ -141,6 +168,7 @@ public final class Checkpoint {
             // Straight from the page cache into the result.
             return try withBytes(of: tensor.storage) { raw in
                 try [Float](unsafeUninitializedCapacity: tensor.elementCount) { out, count in
+                    MappedFile.preferHugePages(UnsafeMutableRawBufferPointer(out))
                     try file.copy(UnsafeRawBufferPointer(rebasing: raw[start ..< start + length]), into: UnsafeMutableRawBufferPointer(out))
                     count = tensor.elementCount
                 }

@@ -64,15 +64,15 @@ final class MappedFile {
         return UnsafeRawBufferPointer(rebasing: bytes[offset ..< offset + count])
     }
 
-    /// Tells the kernel this process is done with the pages inside `region`, so that streaming
-    /// through a large file does not grow the resident set (the page cache keeps the data).
-    static func discard(_ region: UnsafeRawBufferPointer) {
-        guard let base = region.baseAddress, region.count > 0 else { return }
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let start = (Int(bitPattern: base) + page - 1) / page * page
-        let end = (Int(bitPattern: base) + region.count) / page * page
+    /// Asks for transparent huge pages on a large fresh buffer (this kernel gives them only on
+    /// request): filling it then takes one fault per 2 MiB instead of one per 4 KiB.
+    static func preferHugePages(_ region: UnsafeMutableRawBufferPointer) {
+        let huge = 2 << 20
+        guard let base = region.baseAddress, region.count >= 2 * huge else { return }
+        let start = (Int(bitPattern: base) + huge - 1) / huge * huge
+        let end = (Int(bitPattern: base) + region.count) / huge * huge
         guard end > start, let pointer = UnsafeMutableRawPointer(bitPattern: start) else { return }
-        madvise(pointer, end - start, MADV_DONTNEED)
+        madvise(pointer, end - start, MADV_HUGEPAGE)
     }
 
     func int64(at offset: Int, _ what: String) throws -> Int64 {

@@ -192,21 +192,21 @@ public enum NativeWriter {
             throw fail("\(written.stateDict.entries.count) tensors written, \(jobs.count + aliases.count) expected")
         }
         var expected: [UInt8] = []
+        let actual = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 * chunkBytes, alignment: 64)  // a chunk, at most 4x converted
+        defer { actual.deallocate() }
         for job in jobs {
             guard let stored = written.stateDict[job.key], stored.dtype == job.dtype, stored.shape == job.tensor.shape else {
                 throw fail("tensor \(job.key) is missing or has the wrong dtype or shape")
             }
-            try written.withBytes(of: stored.storage) { actual in
-                var offset = 0
-                try source.streamElements(of: job.tensor, chunkBytes: chunkBytes) { raw in
-                    Conversion.convert(raw, from: job.tensor.dtype, to: job.dtype, into: &expected)
-                    let region = UnsafeRawBufferPointer(rebasing: actual[offset ..< offset + expected.count])
-                    guard expected.withUnsafeBytes({ equal($0, region) }) else {
-                        throw fail("tensor \(job.key) differs from the source near byte \(offset)")
-                    }
-                    MappedFile.discard(region)
-                    offset += expected.count
+            // The written bytes stream through the same chunking, in step with the source's.
+            var offset = 0
+            try source.streamElements(of: job.tensor, chunkBytes: chunkBytes) { raw in
+                Conversion.convert(raw, from: job.tensor.dtype, to: job.dtype, into: &expected)
+                try written.readBytes(of: stored.storage, at: offset, into: UnsafeMutableRawBufferPointer(rebasing: actual[0 ..< expected.count]))
+                guard expected.withUnsafeBytes({ equal($0, UnsafeRawBufferPointer(rebasing: actual[0 ..< expected.count])) }) else {
+                    throw fail("tensor \(job.key) differs from the source near byte \(offset)")
                 }
+                offset += expected.count
             }
         }
     }
@@ -265,22 +265,21 @@ public enum Conversion {
     /// Converts little-endian elements of `from` into `to`, replacing `out`'s contents.
     static func convert(_ raw: UnsafeRawBufferPointer, from: DType, to: DType, into out: inout [UInt8]) {
         let n = raw.count / from.size
-        out.removeAll(keepingCapacity: true)
-        if from == to {
-            out.append(contentsOf: raw)
+        guard from != to, to.isFloatingPoint, from.isFloatingPoint else {
+            out.removeAll(keepingCapacity: true)
+            out.append(contentsOf: raw)  // plan() converts floating types only
             return
         }
-        let floats = from.floats(from: raw)
-        out.reserveCapacity(n * to.size)
-        switch to {
-        case .float16:
-            for f in floats { withUnsafeBytes(of: Float16(f).bitPattern.littleEndian) { out.append(contentsOf: $0) } }
-        case .bfloat16:
-            for f in floats { withUnsafeBytes(of: bfloat16(f).littleEndian) { out.append(contentsOf: $0) } }
-        case .float32:
-            for f in floats { withUnsafeBytes(of: f.bitPattern.littleEndian) { out.append(contentsOf: $0) } }
-        default:
-            out.append(contentsOf: raw)  // plan() converts floating types only
+        let floats = from == .float32 ? nil : from.floats(from: raw)
+        out = [UInt8](unsafeUninitializedCapacity: n * to.size) { buffer, count in
+            let target = UnsafeMutableRawBufferPointer(buffer)
+            func value(_ i: Int) -> Float { floats?[i] ?? raw.loadUnaligned(fromByteOffset: i * 4, as: Float.self) }
+            switch to {
+            case .float16: for i in 0 ..< n { target.storeBytes(of: Float16(value(i)).bitPattern.littleEndian, toByteOffset: i * 2, as: UInt16.self) }
+            case .bfloat16: for i in 0 ..< n { target.storeBytes(of: bfloat16(value(i)).littleEndian, toByteOffset: i * 2, as: UInt16.self) }
+            default: for i in 0 ..< n { target.storeBytes(of: value(i).bitPattern.littleEndian, toByteOffset: i * 4, as: UInt32.self) }
+            }
+            count = n * to.size
         }
     }
 }

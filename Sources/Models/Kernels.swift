@@ -217,10 +217,7 @@ enum Kernels {
         let packed = conv.packed
         var y = uninitialized([n, g.outChannels, oh, ow])
         let pairs = n * g.groups
-        let t = threads
-        // Split one product when there are fewer pairs than threads.
-        let splits = pairs >= t ? 1 : t
-        let byColumns = plane >= 2 * Int(ZK_NR) * splits || coutG < 2 * Int(ZK_MR) * splits
+        let (splits, byColumns) = split(pairs: pairs, m: coutG, n: plane, k: k)
         let direct = g.kernel == 1 && g.stride == 1 && g.padding == 0
         x.data.withUnsafeBufferPointer { xp in
             y.data.withUnsafeMutableBufferPointer { yp in
@@ -233,16 +230,10 @@ enum Kernels {
                                 let pair = job / splits, part = job % splits
                                 let image = pair / g.groups, group = pair % g.groups
                                 var (m0, m1, n0, n1) = (0, coutG, 0, plane)
-                                if splits > 1 {
-                                    if byColumns {
-                                        let panels = (plane + Int(ZK_NR) - 1) / Int(ZK_NR)
-                                        n0 = min(plane, panels * part / splits * Int(ZK_NR))
-                                        n1 = min(plane, panels * (part + 1) / splits * Int(ZK_NR))
-                                    } else {
-                                        let panels = (coutG + Int(ZK_MR) - 1) / Int(ZK_MR)
-                                        m0 = min(coutG, panels * part / splits * Int(ZK_MR))
-                                        m1 = min(coutG, panels * (part + 1) / splits * Int(ZK_MR))
-                                    }
+                                if byColumns {
+                                    (n0, n1) = range(part, of: splits, plane, unit: Int(ZK_NR))
+                                } else {
+                                    (m0, m1) = range(part, of: splits, coutG, unit: Int(ZK_MR))
                                 }
                                 guard m1 > m0, n1 > n0 else { return }
                                 let outBase = (image * g.outChannels + group * coutG) * plane
@@ -301,7 +292,9 @@ enum Kernels {
         let perBlock = (total + blocks - 1) / blocks
         let t = threads
         let panels = (cout + Int(ZK_MR) - 1) / Int(ZK_MR)
-        let splits = t > 1 && blocks < 4 * t ? min(t, panels) : 1
+        // Few blocks: output channel ranges too (each repeats its block's input transform).
+        let jobs = t * jobsPerThread
+        let splits = t > 1 && blocks < jobs ? min((jobs + blocks - 1) / blocks, panels, max(1, cout / 32)) : 1
         let weights = conv.winogradWeights
         var y = uninitialized([n, cout, oh, ow])
         x.data.withUnsafeBufferPointer { xp in
@@ -314,8 +307,7 @@ enum Kernels {
                             parallel(blocks * splits) { job in
                                 let block = job / splits, part = job % splits
                                 let t0 = block * perBlock, t1 = min(total, t0 + perBlock)
-                                let m0 = min(cout, panels * part / splits * Int(ZK_MR))
-                                let m1 = min(cout, panels * (part + 1) / splits * Int(ZK_MR))
+                                let (m0, m1) = range(part, of: splits, cout, unit: Int(ZK_MR))
                                 guard t1 > t0, m1 > m0 else { return }
                                 var epilogue = zk_epilogue(bias: p.bias, residual: p.residual, ldr: 0, relu: relu ? 1 : 0)
                                 zk_winograd(p.weights, Int32(cout), Int32(cin), p.input, Int32(h), Int32(w), Int32(g.padding),
@@ -327,6 +319,32 @@ enum Kernels {
             }
         }
         return y
+    }
+
+    /// How to cut `pairs` products of m x n x k into jobs for the threads: with too few pairs
+    /// for a few jobs per thread (so that a thread slowed by other work on the machine takes
+    /// fewer of them), each product is cut into `parts` ranges of 48-column panels, or of
+    /// 8-row panels when it has few columns, keeping every job at a few MFLOP at least.
+    static func split(pairs: Int, m: Int, n: Int, k: Int) -> (parts: Int, byColumns: Bool) {
+        let t = threads, jobs = t * jobsPerThread
+        guard t > 1, pairs < jobs else { return (1, true) }
+        let columnPanels = (n + Int(ZK_NR) - 1) / Int(ZK_NR), rowPanels = (m + Int(ZK_MR) - 1) / Int(ZK_MR)
+        let work = 2 * m * n * k
+        var parts = min((jobs + pairs - 1) / pairs, max(1, work / 4_000_000))
+        if columnPanels >= 2 * parts { return (parts, true) }
+        parts = min(parts, rowPanels)
+        return parts > 1 ? (parts, false) : (1, true)
+    }
+
+    /// Jobs per thread when a layer is cut up (`ZOO_JOBS_PER_THREAD`, default 1: on a busy
+    /// machine more, smaller jobs measured slower, as row ranges repeat the packing of B and
+    /// column ranges the reading of A).
+    static let jobsPerThread = max(1, Int(ProcessInfo.processInfo.environment["ZOO_JOBS_PER_THREAD"] ?? "") ?? 1)
+
+    /// The `part`-th of `parts` near-equal ranges of `count`, cut at multiples of `unit`.
+    static func range(_ part: Int, of parts: Int, _ count: Int, unit: Int) -> (Int, Int) {
+        let units = (count + unit - 1) / unit
+        return (min(count, units * part / parts * unit), min(count, units * (part + 1) / parts * unit))
     }
 
     static func withOptionalPointer<R>(_ values: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {

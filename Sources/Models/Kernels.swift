@@ -193,17 +193,29 @@ enum Kernels {
         return packed
     }
 
-    /// Runs `count` jobs on up to `threads` threads (inline when one suffices).
+    /// Runs `count` jobs on up to `threads` threads (inline when one suffices): CKernels' pool
+    /// (`zk_parallel`), or GCD where `ZOO_POOL=gcd`.
     static func parallel(_ count: Int, _ body: (Int) -> Void) {
         if count <= 1 || threads <= 1 {
             for i in 0 ..< count { body(i) }
-        } else {
+        } else if useGCD {
             withoutActuallyEscaping(body) { body in
                 let shared = UncheckedBody(body: body)
                 DispatchQueue.concurrentPerform(iterations: count) { shared.body($0) }
             }
+        } else {
+            withoutActuallyEscaping(body) { body in
+                var shared = UncheckedBody(body: body)
+                withUnsafeMutablePointer(to: &shared) { context in
+                    zk_parallel(Int32(threads), Int32(count), { context, job in
+                        context!.assumingMemoryBound(to: UncheckedBody.self).pointee.body(Int(job))
+                    }, context)
+                }
+            }
         }
     }
+
+    static let useGCD = ProcessInfo.processInfo.environment["ZOO_POOL"] == "gcd"
 
     /// A convolution through the CKernels GEMM: jobs are (image, group) pairs, or with fewer
     /// pairs than threads, column (or for small planes row) ranges of one product.

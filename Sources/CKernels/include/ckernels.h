@@ -77,6 +77,13 @@ int zk_winograd_tiles(int out_height, int out_width);
 void zk_winograd(const float *transformed, int cout, int cin, const float *x, int height, int width, int padding,
                  int tile0, int tile1, int m0, int m1, float *y, const zk_epilogue *epilogue);
 
+/// A job of zk_parallel.
+typedef void (*zk_job_fn)(void *context, int job);
+
+/// Runs fn(context, 0 ..< jobs) on `threads` threads (the caller and persistent workers), each
+/// taking the next job index as it finishes one; returns when all are done. One round at a time.
+void zk_parallel(int threads, int jobs, zk_job_fn fn, void *context);
+
 /// Max pooling of `planes` planes (no dilation, -inf padding, floor mode); NaN propagates.
 void zk_max_pool(const float *x, float *y, long planes, int height, int width,
                  int kernel, int stride, int padding, int out_height, int out_width);

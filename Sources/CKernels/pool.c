@@ -1,0 +1,108 @@
+// A small fork-join pool for the convolution kernels: the caller and up to ZK_MAX_THREADS - 1
+// persistent workers take job indices from one atomic counter. Workers spin briefly after a
+// round (layers follow each other within microseconds) and then sleep on a condition variable,
+// so an idle pool costs nothing; the caller runs jobs too and waits only for the last one.
+// Exactly `threads` threads run a round, never more (GCD's concurrentPerform measured slower
+// once a layer was cut into more jobs than threads).
+
+#include "ckernels.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <immintrin.h>
+
+enum { MAX_THREADS = 64, SPIN = 20000 };
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+static pthread_mutex_t round_lock = PTHREAD_MUTEX_INITIALIZER;  // one round at a time
+static int started;                       // workers created
+static atomic_ulong generation;           // bumped to start a round
+static atomic_ullong ticket;              // round generation << 32 | next job index
+static atomic_int finished;               // jobs done this round
+static int round_jobs, round_workers;     // this round: jobs, workers allowed to join
+static zk_job_fn round_fn;
+static void *round_context;
+
+/// Takes jobs of round `round` until none is left; a thread that read an older round's
+/// parameters finds the generation changed and takes nothing.
+static void run_jobs(unsigned long round, zk_job_fn fn, void *context, int jobs) {
+    unsigned long long v = atomic_load_explicit(&ticket, memory_order_acquire);
+    for (;;) {
+        if ((v >> 32) != (round & 0xFFFFFFFFu) || (int)(v & 0xFFFFFFFFu) >= jobs) return;
+        if (atomic_compare_exchange_weak_explicit(&ticket, &v, v + 1, memory_order_acq_rel, memory_order_acquire)) {
+            fn(context, (int)(v & 0xFFFFFFFFu));
+            atomic_fetch_add_explicit(&finished, 1, memory_order_release);
+            v = atomic_load_explicit(&ticket, memory_order_acquire);
+        }
+    }
+}
+
+static void *worker(void *arg) {
+    const int index = (int)(long)arg;
+    unsigned long seen = 0;
+    for (;;) {
+        unsigned long now = atomic_load_explicit(&generation, memory_order_acquire);
+        for (int spin = 0; now == seen && spin < SPIN; spin++) {
+            _mm_pause();
+            now = atomic_load_explicit(&generation, memory_order_acquire);
+        }
+        if (now == seen) {
+            pthread_mutex_lock(&lock);
+            while ((now = atomic_load_explicit(&generation, memory_order_acquire)) == seen) pthread_cond_wait(&wake, &lock);
+            pthread_mutex_unlock(&lock);
+        }
+        seen = now;
+        pthread_mutex_lock(&lock);
+        const int allowed = index < round_workers;
+        const unsigned long round = atomic_load_explicit(&generation, memory_order_acquire);
+        zk_job_fn fn = round_fn;
+        void *context = round_context;
+        const int jobs = round_jobs;
+        pthread_mutex_unlock(&lock);
+        seen = round;
+        if (allowed) run_jobs(round, fn, context, jobs);
+    }
+    return NULL;
+}
+
+void zk_parallel(int threads, int jobs, zk_job_fn fn, void *context) {
+    if (threads > MAX_THREADS) threads = MAX_THREADS;
+    if (threads > jobs) threads = jobs;
+    if (threads <= 1) {
+        for (int j = 0; j < jobs; j++) fn(context, j);
+        return;
+    }
+    pthread_mutex_lock(&round_lock);
+    pthread_mutex_lock(&lock);
+    while (started < threads - 1) {
+        pthread_t thread;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&thread, &attr, worker, (void *)(long)started) != 0) {
+            pthread_attr_destroy(&attr);
+            break;
+        }
+        pthread_attr_destroy(&attr);
+        started++;
+    }
+    round_fn = fn;
+    round_context = context;
+    round_jobs = jobs;
+    round_workers = threads - 1 < started ? threads - 1 : started;
+    const unsigned long round = atomic_load_explicit(&generation, memory_order_relaxed) + 1;
+    atomic_store_explicit(&finished, 0, memory_order_relaxed);
+    atomic_store_explicit(&ticket, (unsigned long long)(round & 0xFFFFFFFFu) << 32, memory_order_release);
+    atomic_store_explicit(&generation, round, memory_order_release);
+    pthread_cond_broadcast(&wake);
+    pthread_mutex_unlock(&lock);
+
+    run_jobs(round, fn, context, jobs);
+    for (int spin = 0; atomic_load_explicit(&finished, memory_order_acquire) < jobs; spin++) {
+        if (spin < SPIN) _mm_pause();
+        else sched_yield();
+    }
+    pthread_mutex_unlock(&round_lock);
+}

@@ -359,6 +359,30 @@ enum Kernels {
         return (min(count, units * part / parts * unit), min(count, units * (part + 1) / parts * unit))
     }
 
+    /// A Linear layer on a small batch through `zk_linear`, output features split across threads.
+    static func linear(_ x: Tensor, weight: [Float], bias: [Float]?, outFeatures: Int) -> Tensor {
+        let (n, inFeatures) = (x.shape[0], x.shape[1])
+        var y = Tensor(zeros: [n, outFeatures])
+        let parts = outFeatures >= 512 ? threads : 1
+        x.data.withUnsafeBufferPointer { xp in
+            weight.withUnsafeBufferPointer { wp in
+                y.data.withUnsafeMutableBufferPointer { yp in
+                    withOptionalPointer(bias) { bp in
+                        let p = SharedPointers(input: xp.baseAddress!, output: yp.baseAddress!, weights: wp.baseAddress!,
+                                               bias: wp.baseAddress!, residual: bp)
+                        parallel(parts) { part in
+                            let (o0, o1) = range(part, of: parts, outFeatures, unit: 16)
+                            guard o1 > o0 else { return }
+                            zk_linear(p.weights, p.residual, p.input, p.output, Int32(n), Int32(inFeatures),
+                                      Int32(outFeatures), Int32(o0), Int32(o1))
+                        }
+                    }
+                }
+            }
+        }
+        return y
+    }
+
     static func withOptionalPointer<R>(_ values: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
         guard let values else { return body(nil) }
         return values.withUnsafeBufferPointer { body($0.baseAddress!) }

@@ -131,6 +131,11 @@ public final class Linear: Layer {
 
     public func forward(_ x: Tensor, relu: Bool) -> Tensor {
         let n = x.shape[0]
+        if Kernels.avx512 && n <= 16 {
+            var y = Kernels.linear(x, weight: weight.values, bias: bias?.values, outFeatures: outFeatures)
+            if relu { Kernels.relu(&y.data) }
+            return y
+        }
         var y = Tensor(zeros: [n, outFeatures])
         if let bias {
             for i in 0 ..< n { y.data.replaceSubrange(i * outFeatures ..< (i + 1) * outFeatures, with: bias.values) }

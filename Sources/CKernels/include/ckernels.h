@@ -77,6 +77,10 @@ int zk_winograd_tiles(int out_height, int out_width);
 void zk_winograd(const float *transformed, int cout, int cin, const float *x, int height, int width, int padding,
                  int tile0, int tile1, int m0, int m1, float *y, const zk_epilogue *epilogue);
 
+/// Output features [o0, o1) of a Linear layer: y[b, o] = bias[o] + x[b, :] . w[o, :] for
+/// x [n, in], w [out, in] (PyTorch's layout, used as is), y [n, out]; bias may be NULL.
+void zk_linear(const float *w, const float *bias, const float *x, float *y, int n, int in, int out, int o0, int o1);
+
 /// A job of zk_parallel.
 typedef void (*zk_job_fn)(void *context, int job);
 

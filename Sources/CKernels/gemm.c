@@ -37,9 +37,12 @@ void zk_pack_a(int m, int k, const float *a, long lda, float *packed) {
         const int kc = k - k0 < KC ? k - k0 : KC;
         for (int p = 0; p < mpad; p += MR) {
             float *panel = packed + (size_t)k0 * mpad + (size_t)p * kc;
-            for (int kk = 0; kk < kc; kk++) {
-                for (int i = 0; i < MR; i++) {
-                    panel[kk * MR + i] = p + i < m ? a[(p + i) * lda + k0 + kk] : 0.0f;
+            for (int i = 0; i < MR; i++) {
+                const float *row = a + (p + i) * lda + k0;
+                if (p + i < m) {
+                    for (int kk = 0; kk < kc; kk++) panel[kk * MR + i] = row[kk];
+                } else {
+                    for (int kk = 0; kk < kc; kk++) panel[kk * MR + i] = 0.0f;
                 }
             }
         }

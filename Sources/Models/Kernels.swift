@@ -51,12 +51,29 @@ public struct FusedConv: Sendable {
     /// The 36 Winograd-transformed weight matrices, packed.
     var winogradWeights: [Float] {
         prepared.winograd {
+            // Transformed, then packed, on all threads: this is most of a cold first forward.
             let (cout, cin) = (geometry.outChannels, geometry.inChannels)
-            var u = [Float](repeating: 0, count: zk_winograd_weights_count(Int32(cout), Int32(cin)))
+            let size = zk_packed_a_count(Int32(cout), Int32(cin))
+            var u = [Float](repeating: 0, count: 36 * cout * cin)
+            var packed = [Float](repeating: 0, count: zk_winograd_weights_count(Int32(cout), Int32(cin)))
             weight.withUnsafeBufferPointer { wp in
-                u.withUnsafeMutableBufferPointer { zk_winograd_weights(wp.baseAddress!, Int32(cout), Int32(cin), $0.baseAddress!) }
+                u.withUnsafeMutableBufferPointer { up in
+                    packed.withUnsafeMutableBufferPointer { pp in
+                        let p = SharedPointers(input: wp.baseAddress!, output: up.baseAddress!, weights: pp.baseAddress!,
+                                               bias: wp.baseAddress!, residual: nil)
+                        let parts = min(cout, 4 * Kernels.threads)
+                        Kernels.parallel(parts) { part in
+                            let (o0, o1) = Kernels.range(part, of: parts, cout, unit: 1)
+                            zk_winograd_transform(p.input, Int32(cout), Int32(cin), p.output, Int32(o0), Int32(o1))
+                        }
+                        Kernels.parallel(36) { xi in
+                            zk_pack_a(Int32(cout), Int32(cin), p.output + xi * cout * cin, cin,
+                                      UnsafeMutablePointer(mutating: p.weights) + xi * size)
+                        }
+                    }
+                }
             }
-            return u
+            return packed
         }
     }
 

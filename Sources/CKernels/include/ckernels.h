@@ -67,6 +67,10 @@ void zk_gemm_panel(const float *packed_a, int m, int k, int m0, int m1, const fl
 size_t zk_winograd_weights_count(int cout, int cin);
 void zk_winograd_weights(const float *weight, int cout, int cin, float *transformed);
 
+/// The first step of zk_winograd_weights for output channels [o0, o1): u [36][cout][cin] = G g G^T,
+/// unpacked (zk_pack_a then packs each of the 36 matrices).
+void zk_winograd_transform(const float *weight, int cout, int cin, float *u, int o0, int o1);
+
 /// Output tiles of 4x4 per image: ceil(oh / 4) * ceil(ow / 4).
 int zk_winograd_tiles(int out_height, int out_width);
 

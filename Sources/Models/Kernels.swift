@@ -461,10 +461,17 @@ enum Kernels {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let oh = (h + 2 * padding - kernel) / stride + 1, ow = (w + 2 * padding - kernel) / stride + 1
         var y = uninitialized([n, c, oh, ow])
+        let planes = n * c
+        let parts = planes * h * w >= 1 << 16 ? min(threads, planes) : 1
         x.data.withUnsafeBufferPointer { xp in
             y.data.withUnsafeMutableBufferPointer { yp in
-                zk_max_pool(xp.baseAddress!, yp.baseAddress!, n * c, Int32(h), Int32(w), Int32(kernel), Int32(stride),
-                            Int32(padding), Int32(oh), Int32(ow))
+                let p = SharedPointers(input: xp.baseAddress!, output: yp.baseAddress!, weights: xp.baseAddress!,
+                                       bias: xp.baseAddress!, residual: nil)
+                parallel(parts) { part in
+                    let (p0, p1) = range(part, of: parts, planes, unit: 1)
+                    zk_max_pool(p.input + p0 * h * w, p.output + p0 * oh * ow, p1 - p0, Int32(h), Int32(w), Int32(kernel),
+                                Int32(stride), Int32(padding), Int32(oh), Int32(ow))
+                }
             }
         }
         return y

@@ -240,3 +240,158 @@ TARGET void zk_winograd(const float *transformed, int cout, int cin, const float
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Winograd F(2x2, 3x3): 16 multiplications per 2x2 output tile and channel pair instead of 36.
+// For maps too small for F(4x4, 3x3) to fill a panel (7x7: 4 tiles of 4x4, but 16 of 2x2),
+// where the direct GEMM would pad 49 columns to 64. Same structure as above.
+//
+//   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1],
+//   A^T = [1 1 1 0; 0 1 -1 -1].
+
+size_t zk_winograd2_weights_count(int cout, int cin) { return 16 * zk_packed_a_count(cout, cin); }
+
+int zk_winograd2_tiles(int oh, int ow) { return ((oh + 1) / 2) * ((ow + 1) / 2); }
+
+void zk_winograd2_transform(const float *weight, int cout, int cin, float *u, int o0, int o1) {
+    static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+    for (int o = o0; o < o1; o++) {
+        for (int i = 0; i < cin; i++) {
+            const float *g = weight + ((size_t)o * cin + i) * 9;
+            double t[4][3];
+            for (int r = 0; r < 4; r++)
+                for (int c = 0; c < 3; c++) t[r][c] = G[r][0] * g[c] + G[r][1] * g[3 + c] + G[r][2] * g[6 + c];
+            for (int r = 0; r < 4; r++)
+                for (int c = 0; c < 4; c++)
+                    u[((size_t)(r * 4 + c) * cout + o) * cin + i] =
+                        (float)(t[r][0] * G[c][0] + t[r][1] * G[c][1] + t[r][2] * G[c][2]);
+        }
+    }
+}
+
+void zk_winograd2_weights(const float *weight, int cout, int cin, float *transformed) {
+    const size_t packed = zk_packed_a_count(cout, cin);
+    float *u = malloc(sizeof(float) * 16 * (size_t)cout * cin);
+    if (!u) return;
+    zk_winograd2_transform(weight, cout, cin, u, 0, cout);
+    for (int xi = 0; xi < 16; xi++) zk_pack_a(cout, cin, u + (size_t)xi * cout * cin, cin, transformed + xi * packed);
+    free(u);
+}
+
+#define INPUT2_1D(d0, d1, d2, d3, r0, r1, r2, r3)                                               \
+    do {                                                                                        \
+        r0 = _mm512_sub_ps(d0, d2);                                                             \
+        r1 = _mm512_add_ps(d1, d2);                                                             \
+        r2 = _mm512_sub_ps(d2, d1);                                                             \
+        r3 = _mm512_sub_ps(d1, d3);                                                             \
+    } while (0)
+
+TARGET void zk_winograd2(const float *transformed, int cout, int cin, const float *x, int H, int W, int pad, int tile0,
+                         int tile1, int m0, int m1, float *y, const zk_epilogue *ep) {
+    const int OH = H + 2 * pad - 2, OW = W + 2 * pad - 2;
+    const int tw = (OW + 1) / 2, T = ((OH + 1) / 2) * tw;
+    const int w = tile1 - tile0, nv = (w + 15) / 16, width = nv * 16, mm = m1 - m0;
+    const long plane = (long)H * W, oplane = (long)OH * OW;
+    const size_t packed = zk_packed_a_count(cout, cin);
+    float *V = workspace_for((size_t)16 * width * (cin + mm));
+    if (!V) return;
+    float *M = V + (size_t)16 * cin * width;
+
+    __m512i in_offset[VECS];
+    __mmask16 row_in[VECS][4], col_in[VECS][4];
+    int out_offset[TILES], out_rows[TILES], out_cols[TILES];
+    for (int v = 0; v < nv; v++) {
+        int img[16], iy[16], ix[16];
+        __mmask16 valid = 0;
+        for (int l = 0; l < 16; l++) {
+            int g = tile0 + v * 16 + l;
+            int t = v * 16 + l;
+            if (g < tile1) valid |= (__mmask16)(1u << l);
+            else g = tile0;
+            int im = g / T, r = g % T, ty = r / tw, tx = r % tw;
+            img[l] = im;
+            iy[l] = 2 * ty - pad;
+            ix[l] = 2 * tx - pad;
+            out_offset[t] = (int)(im * cout * oplane + (long)(2 * ty) * OW + 2 * tx);
+            out_rows[t] = OH - 2 * ty < 2 ? OH - 2 * ty : 2;
+            out_cols[t] = OW - 2 * tx < 2 ? OW - 2 * tx : 2;
+        }
+        __m512i vy = _mm512_loadu_si512(iy), vx = _mm512_loadu_si512(ix), vi = _mm512_loadu_si512(img);
+        in_offset[v] = _mm512_add_epi32(_mm512_mullo_epi32(vi, _mm512_set1_epi32((int)(cin * plane))),
+                                        _mm512_add_epi32(_mm512_mullo_epi32(vy, _mm512_set1_epi32(W)), vx));
+        for (int r = 0; r < 4; r++) {
+            row_in[v][r] = valid & in_range(_mm512_add_epi32(vy, _mm512_set1_epi32(r)), H);
+            col_in[v][r] = in_range(_mm512_add_epi32(vx, _mm512_set1_epi32(r)), W);
+        }
+    }
+
+    const __m512 zero = _mm512_setzero_ps();
+    for (int c = 0; c < cin; c++) {
+        for (int v = 0; v < nv; v++) {
+            const __m512i base = _mm512_add_epi32(in_offset[v], _mm512_set1_epi32((int)(c * plane)));
+            __m512 t[4][4];
+            for (int j = 0; j < 4; j++) {
+                __m512 d[4];
+                for (int r = 0; r < 4; r++) {
+                    __m512i idx = _mm512_add_epi32(base, _mm512_set1_epi32(r * W + j));
+                    d[r] = _mm512_mask_i32gather_ps(zero, row_in[v][r] & col_in[v][j], idx, x, 4);
+                }
+                INPUT2_1D(d[0], d[1], d[2], d[3], t[0][j], t[1][j], t[2][j], t[3][j]);
+            }
+            float *out = V + (size_t)c * width + v * 16;
+            const size_t step = (size_t)cin * width;
+            for (int i = 0; i < 4; i++) {
+                __m512 r0, r1, r2, r3;
+                INPUT2_1D(t[i][0], t[i][1], t[i][2], t[i][3], r0, r1, r2, r3);
+                _mm512_store_ps(out + (i * 4 + 0) * step, r0);
+                _mm512_store_ps(out + (i * 4 + 1) * step, r1);
+                _mm512_store_ps(out + (i * 4 + 2) * step, r2);
+                _mm512_store_ps(out + (i * 4 + 3) * step, r3);
+            }
+        }
+    }
+
+    for (int xi = 0; xi < 16; xi++) {
+        zk_gemm_panel(transformed + xi * packed, cout, cin, m0, m1, V + (size_t)xi * cin * width, w,
+                      M + (size_t)xi * mm * width, width);
+    }
+
+    const float *bias = ep ? ep->bias : NULL;
+    const float *res = ep ? ep->residual : NULL;
+    const int relu = ep ? ep->relu : 0;
+    float rows[2][2][16] __attribute__((aligned(64)));
+    for (int o = m0; o < m1; o++) {
+        const __m512 bv = _mm512_set1_ps(bias ? bias[o] : 0.0f);
+        for (int v = 0; v < nv; v++) {
+            const float *src = M + (size_t)(o - m0) * width + v * 16;
+            const size_t step = (size_t)mm * width;
+            __m512 t[2][4];
+            for (int j = 0; j < 4; j++) {
+                __m512 m0v = _mm512_load_ps(src + (0 * 4 + j) * step), m1v = _mm512_load_ps(src + (1 * 4 + j) * step);
+                __m512 m2v = _mm512_load_ps(src + (2 * 4 + j) * step), m3v = _mm512_load_ps(src + (3 * 4 + j) * step);
+                t[0][j] = _mm512_add_ps(_mm512_add_ps(m0v, m1v), m2v);
+                t[1][j] = _mm512_sub_ps(_mm512_sub_ps(m1v, m2v), m3v);
+            }
+            for (int i = 0; i < 2; i++) {
+                __m512 s0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(t[i][0], t[i][1]), t[i][2]), bv);
+                __m512 s1 = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(t[i][1], t[i][2]), t[i][3]), bv);
+                _mm512_store_ps(rows[i][0], s0);
+                _mm512_store_ps(rows[i][1], s1);
+            }
+            const int lanes16 = w - v * 16 < 16 ? w - v * 16 : 16;
+            for (int l = 0; l < lanes16; l++) {
+                const int t = v * 16 + l;
+                const long base = out_offset[t] + (long)o * oplane;
+                for (int i = 0; i < out_rows[t]; i++) {
+                    for (int j = 0; j < out_cols[t]; j++) {
+                        const long at = base + (long)i * OW + j;
+                        float value = rows[i][j][l];
+                        if (res) value += res[at];
+                        if (relu && value < 0) value = 0;
+                        y[at] = value;
+                    }
+                }
+            }
+        }
+    }
+}

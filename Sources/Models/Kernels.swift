@@ -48,14 +48,22 @@ public struct FusedConv: Sendable {
     /// `weight` per group in CKernels' panel layout.
     var packed: [Float] { prepared.packed { Kernels.packGroups(weight, geometry: geometry) } }
 
-    /// The 36 Winograd-transformed weight matrices, packed.
-    var winogradWeights: [Float] {
-        prepared.winograd {
-            // Transformed, then packed, on all threads: this is most of a cold first forward.
-            let (cout, cin) = (geometry.outChannels, geometry.inChannels)
-            let size = zk_packed_a_count(Int32(cout), Int32(cin))
-            var u = [Float](repeating: 0, count: 36 * cout * cin)
-            var packed = [Float](repeating: 0, count: zk_winograd_weights_count(Int32(cout), Int32(cin)))
+    /// The Winograd-transformed weight matrices (36 for F(4x4, 3x3), 16 for F(2x2, 3x3)), packed.
+    func winogradWeights(_ variant: Kernels.Winograd) -> [Float] {
+        variant == .f2 ? prepared.winograd2 { transformed(points: 16, zk_winograd2_transform) }
+            : prepared.winograd { transformed(points: 36, zk_winograd_transform) }
+    }
+
+    private func transformed(points: Int,
+                             _ transform: (UnsafePointer<Float>?, Int32, Int32, UnsafeMutablePointer<Float>?, Int32, Int32) -> Void)
+        -> [Float] {
+        // Transformed, then packed, on all threads: this is most of a cold first forward.
+        let (cout, cin) = (geometry.outChannels, geometry.inChannels)
+        let size = zk_packed_a_count(Int32(cout), Int32(cin))
+        var u = [Float](repeating: 0, count: points * cout * cin)
+        var packed = [Float](repeating: 0, count: points * size)
+        withoutActuallyEscaping(transform) { transform in
+            let shared = UncheckedTransform(transform: transform)
             weight.withUnsafeBufferPointer { wp in
                 u.withUnsafeMutableBufferPointer { up in
                     packed.withUnsafeMutableBufferPointer { pp in
@@ -64,17 +72,17 @@ public struct FusedConv: Sendable {
                         let parts = min(cout, 4 * Kernels.threads)
                         Kernels.parallel(parts) { part in
                             let (o0, o1) = Kernels.range(part, of: parts, cout, unit: 1)
-                            zk_winograd_transform(p.input, Int32(cout), Int32(cin), p.output, Int32(o0), Int32(o1))
+                            shared.transform(p.input, Int32(cout), Int32(cin), p.output, Int32(o0), Int32(o1))
                         }
-                        Kernels.parallel(36) { xi in
+                        Kernels.parallel(points) { xi in
                             zk_pack_a(Int32(cout), Int32(cin), p.output + xi * cout * cin, cin,
                                       UnsafeMutablePointer(mutating: p.weights) + xi * size)
                         }
                     }
                 }
             }
-            return packed
         }
+        return packed
     }
 
     /// - Parameters:
@@ -82,15 +90,15 @@ public struct FusedConv: Sendable {
     public func run(_ x: Tensor, relu: Bool = false, residual: Tensor? = nil) -> Tensor {
         if Kernels.avx512 {
             let start = Kernels.profiling ? DispatchTime.now().uptimeNanoseconds : 0
-            let wino = Kernels.winogradApplies(geometry, x.shape)
-            let y = wino ? Kernels.winograd(self, x, relu: relu, residual: residual)
-                : Kernels.convolve(self, x, relu: relu, residual: residual)
+            let variant = Kernels.winogradVariant(geometry, x.shape)
+            let y = variant.map { Kernels.winograd(self, $0, x, relu: relu, residual: residual) }
+                ?? Kernels.convolve(self, x, relu: relu, residual: residual)
             if Kernels.profiling {
                 let ns = Double(DispatchTime.now().uptimeNanoseconds - start)
                 let g = geometry
                 let flops = 2.0 * Double(y.count * g.inChannels / g.groups * g.kernel * g.kernel)
                 FileHandle.standardError.write(String(format: "conv %@ %dx%d s%d g%d %d->%d in %@: %.3f ms %.1f GFLOP/s\n",
-                    wino ? "winograd" : "gemm", g.kernel, g.kernel, g.stride, g.groups, g.inChannels, g.outChannels,
+                    variant.map { $0 == .f4 ? "winograd4" : "winograd2" } ?? "gemm", g.kernel, g.kernel, g.stride, g.groups, g.inChannels, g.outChannels,
                     x.shape.description, ns / 1e6, flops / ns).data(using: .utf8)!)
             }
             return y
@@ -137,6 +145,7 @@ final class PreparedWeights: @unchecked Sendable {
     private let lock = NSLock()
     private var direct: [Float]?
     private var transformed: [Float]?
+    private var transformed2: [Float]?
 
     func packed(_ make: () -> [Float]) -> [Float] {
         lock.lock()
@@ -153,6 +162,15 @@ final class PreparedWeights: @unchecked Sendable {
         if let transformed { return transformed }
         let made = make()
         transformed = made
+        return made
+    }
+
+    func winograd2(_ make: () -> [Float]) -> [Float] {
+        lock.lock()
+        defer { lock.unlock() }
+        if let transformed2 { return transformed2 }
+        let made = make()
+        transformed2 = made
         return made
     }
 }
@@ -292,31 +310,37 @@ enum Kernels {
         return y
     }
 
-    /// Whether Winograd F(4x4, 3x3) runs this convolution: 3x3, stride 1, undilated, ungrouped,
-    /// with enough 4x4 output tiles in the batch to fill a GEMM panel (a 7x7 map alone has 4,
-    /// for which the direct GEMM is faster), and offsets that fit its 32-bit gather indices.
-    /// `ZOO_WINOGRAD=0` turns it off, for comparisons.
-    static func winogradApplies(_ g: ConvGeometry, _ shape: [Int]) -> Bool {
-        guard winogradEnabled, g.kernel == 3, g.stride == 1, g.dilation == 1, g.groups == 1, g.inChannels >= 8,
-              shape.count == 4 else { return false }
+    /// The two Winograd algorithms: F(4x4, 3x3) and, for maps too small to give it 16 tiles, F(2x2, 3x3).
+    enum Winograd { case f4, f2 }
+
+    /// Which Winograd algorithm runs this convolution, if any: 3x3, stride 1, undilated,
+    /// ungrouped, with at least 16 output tiles in the batch to fill a GEMM panel (F(4x4, 3x3)
+    /// when it has them; a 7x7 map alone has 4 of 4x4 but 16 of 2x2), and offsets that fit the
+    /// 32-bit gather indices. `ZOO_WINOGRAD=0` turns both off, `=4` leaves only F(4x4, 3x3).
+    static func winogradVariant(_ g: ConvGeometry, _ shape: [Int]) -> Winograd? {
+        guard winogradSetting != "0", g.kernel == 3, g.stride == 1, g.dilation == 1, g.groups == 1, g.inChannels >= 8,
+              shape.count == 4 else { return nil }
         let (oh, ow) = (g.outputSize(shape[2]), g.outputSize(shape[3]))
-        let tiles = shape[0] * Int(zk_winograd_tiles(Int32(oh), Int32(ow)))
-        return tiles >= 16 && shape[0] * max(g.inChannels * shape[2] * shape[3], g.outChannels * oh * ow) < Int(Int32.max)
+        guard shape[0] * max(g.inChannels * shape[2] * shape[3], g.outChannels * oh * ow) < Int(Int32.max) else { return nil }
+        if shape[0] * Int(zk_winograd_tiles(Int32(oh), Int32(ow))) >= 16 { return .f4 }
+        if winogradSetting != "4", shape[0] * Int(zk_winograd2_tiles(Int32(oh), Int32(ow))) >= 16 { return .f2 }
+        return nil
     }
+
+    static let winogradSetting = ProcessInfo.processInfo.environment["ZOO_WINOGRAD"]
 
     /// `ZOO_PROFILE=1`: every convolution reports its time on stderr.
     static let profiling = ProcessInfo.processInfo.environment["ZOO_PROFILE"] == "1"
 
-    static let winogradEnabled = ProcessInfo.processInfo.environment["ZOO_WINOGRAD"] != "0"
 
     /// Winograd F(4x4, 3x3): jobs are blocks of up to 48 tiles of the batch, evenly sized, and
     /// with fewer blocks than a few per thread, ranges of output channels too.
-    static func winograd(_ conv: FusedConv, _ x: Tensor, relu: Bool, residual: Tensor?) -> Tensor {
+    static func winograd(_ conv: FusedConv, _ variant: Winograd, _ x: Tensor, relu: Bool, residual: Tensor?) -> Tensor {
         let g = conv.geometry
         let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3])
         let (oh, ow) = (g.outputSize(h), g.outputSize(w))
         let (cout, cin) = (g.outChannels, g.inChannels)
-        let total = n * Int(zk_winograd_tiles(Int32(oh), Int32(ow)))
+        let total = n * Int(variant == .f4 ? zk_winograd_tiles(Int32(oh), Int32(ow)) : zk_winograd2_tiles(Int32(oh), Int32(ow)))
         let blocks = (total + Int(ZK_NR) - 1) / Int(ZK_NR)
         let perBlock = (total + blocks - 1) / blocks
         let t = threads
@@ -324,7 +348,8 @@ enum Kernels {
         // Few blocks: output channel ranges too (each repeats its block's input transform).
         let jobs = t * jobsPerThread
         let splits = t > 1 && blocks < jobs ? min((jobs + blocks - 1) / blocks, panels, max(1, cout / 32)) : 1
-        let weights = conv.winogradWeights
+        let weights = conv.winogradWeights(variant)
+        let run = variant == .f4 ? zk_winograd : zk_winograd2
         var y = uninitialized([n, cout, oh, ow])
         x.data.withUnsafeBufferPointer { xp in
             y.data.withUnsafeMutableBufferPointer { yp in
@@ -339,7 +364,7 @@ enum Kernels {
                                 let (m0, m1) = range(part, of: splits, cout, unit: Int(ZK_MR))
                                 guard t1 > t0, m1 > m0 else { return }
                                 var epilogue = zk_epilogue(bias: p.bias, residual: p.residual, ldr: 0, relu: relu ? 1 : 0)
-                                zk_winograd(p.weights, Int32(cout), Int32(cin), p.input, Int32(h), Int32(w), Int32(g.padding),
+                                run(p.weights, Int32(cout), Int32(cin), p.input, Int32(h), Int32(w), Int32(g.padding),
                                             Int32(t0), Int32(t1), Int32(m0), Int32(m1), p.output, &epilogue)
                             }
                         }
@@ -543,6 +568,11 @@ enum Kernels {
     }
 }
 
+
+/// A weight transform shared with the pool's threads.
+private struct UncheckedTransform: @unchecked Sendable {
+    let transform: (UnsafePointer<Float>?, Int32, Int32, UnsafeMutablePointer<Float>?, Int32, Int32) -> Void
+}
 
 /// A non-escaping closure shared with GCD's worker threads for the duration of one
 /// `concurrentPerform`, whose jobs touch disjoint memory.

@@ -92,6 +92,15 @@ typedef void (*zk_job_fn)(void *context, int job);
 /// taking the next job index as it finishes one; returns when all are done. One round at a time.
 void zk_parallel(int threads, int jobs, zk_job_fn fn, void *context);
 
+/// Winograd F(2x2, 3x3), for maps too small for F(4x4, 3x3): the same contract with 16
+/// transformed matrices and 2x2 output tiles (ceil(oh / 2) * ceil(ow / 2) per image).
+size_t zk_winograd2_weights_count(int cout, int cin);
+void zk_winograd2_weights(const float *weight, int cout, int cin, float *transformed);
+void zk_winograd2_transform(const float *weight, int cout, int cin, float *u, int o0, int o1);
+int zk_winograd2_tiles(int out_height, int out_width);
+void zk_winograd2(const float *transformed, int cout, int cin, const float *x, int height, int width, int padding,
+                  int tile0, int tile1, int m0, int m1, float *y, const zk_epilogue *epilogue);
+
 /// Max pooling of `planes` planes (no dilation, -inf padding, floor mode); NaN propagates.
 void zk_max_pool(const float *x, float *y, long planes, int height, int width,
                  int kernel, int stride, int padding, int out_height, int out_width);

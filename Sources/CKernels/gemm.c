@@ -76,6 +76,17 @@ TARGET INLINE void zero_floats(float *dst, int count) {
     if (j < count) _mm512_mask_storeu_ps(dst + j, lanes(count - j), z);
 }
 
+/// dst[t] = src[2t] for t < count, reading no further than src[2 * count - 2].
+TARGET INLINE void copy_stride2(float *dst, const float *src, int count) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    for (int j = 0; j < count; j += 16) {
+        const int n = count - j < 16 ? count - j : 16, reach = 2 * n - 1;
+        const __m512 lo = _mm512_maskz_loadu_ps(lanes(reach), src + 2 * j);
+        const __m512 hi = _mm512_maskz_loadu_ps(lanes(reach - 16), src + 2 * j + 16);
+        _mm512_mask_storeu_ps(dst + j, lanes(n), _mm512_permutex2var_ps(lo, even, hi));
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Packing one panel of B: rows k0 ..< k0 + kc, columns n ..< n + w, into rows of `width`
 // floats (w rounded up to a multiple of 16, the tail zeroed).
@@ -107,6 +118,15 @@ TARGET static void pack_conv(const zk_conv_input *in, int k0, int kc, int n, int
                     if (hi < lo) hi = lo;
                     zero_floats(o, lo);
                     copy_floats(o + lo, line + ix0 + lo, hi - lo);
+                    zero_floats(o + hi, seg - hi);
+                } else if (s == 2) {
+                    // Outputs t in [lo, hi) read inside the row: ix0 + 2t in [0, W).
+                    int lo = ix0 < 0 ? (-ix0 + 1) / 2 : 0;
+                    int hi = ix0 < W ? (W - ix0 + 1) / 2 : 0;
+                    if (hi > seg) hi = seg;
+                    if (lo > hi) lo = hi;
+                    zero_floats(o, lo);
+                    copy_stride2(o + lo, line + ix0 + 2 * lo, hi - lo);
                     zero_floats(o + hi, seg - hi);
                 } else {
                     for (int t = 0; t < seg; t++) {

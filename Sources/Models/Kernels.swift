@@ -27,8 +27,8 @@ public struct ConvGeometry: Sendable, Equatable {
 /// adds the bias, an optional residual and an optional ReLU before the output is stored.
 ///
 /// On AVX-512 machines the CKernels paths run it: a GEMM that reads the input image as its B
-/// matrix without materialising im2col, or for 3x3 stride-1 convolutions Winograd F(4x4, 3x3),
-/// both applying the epilogue in registers, with weights packed (or transformed) once, at the
+/// matrix without materialising im2col, or for 3x3 stride-1 convolutions Winograd F(4x4, 3x3)
+/// (F(2x2, 3x3) on small maps), all applying the epilogue in registers, with weights packed (or transformed) once, at the
 /// first run that needs them. Elsewhere the convolution is im2col + OpenBLAS sgemm + an
 /// epilogue pass.
 public struct FusedConv: Sendable {
@@ -502,35 +502,6 @@ enum Kernels {
         return y
     }
 
-    /// The Swift reference of `zk_max_pool`.
-    static func maxPoolReference(_ x: Tensor, kernel: Int, stride: Int, padding: Int) -> Tensor {
-        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let oh = (h + 2 * padding - kernel) / stride + 1, ow = (w + 2 * padding - kernel) / stride + 1
-        var y = Tensor(zeros: [n, c, oh, ow])
-        x.data.withUnsafeBufferPointer { xp in
-            y.data.withUnsafeMutableBufferPointer { yp in
-                for p in 0 ..< n * c {
-                    let plane = xp.baseAddress! + p * h * w
-                    for oy in 0 ..< oh {
-                        let y0 = max(oy * stride - padding, 0), y1 = min(oy * stride - padding + kernel, h)
-                        for ox in 0 ..< ow {
-                            let x0 = max(ox * stride - padding, 0), x1 = min(ox * stride - padding + kernel, w)
-                            var best = -Float.infinity
-                            for iy in y0 ..< y1 {
-                                for ix in x0 ..< x1 {
-                                    let v = plane[iy * w + ix]
-                                    if v > best || v.isNaN { best = v }
-                                }
-                            }
-                            yp[(p * oh + oy) * ow + ox] = best
-                        }
-                    }
-                }
-            }
-        }
-        return y
-    }
-
     static func adaptiveAvgPool(_ x: Tensor, _ oh: Int, _ ow: Int) -> Tensor {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         var y = Tensor(zeros: [n, c, oh, ow])
@@ -568,14 +539,13 @@ enum Kernels {
     }
 }
 
-
 /// A weight transform shared with the pool's threads.
 private struct UncheckedTransform: @unchecked Sendable {
     let transform: (UnsafePointer<Float>?, Int32, Int32, UnsafeMutablePointer<Float>?, Int32, Int32) -> Void
 }
 
-/// A non-escaping closure shared with GCD's worker threads for the duration of one
-/// `concurrentPerform`, whose jobs touch disjoint memory.
+/// A non-escaping closure shared with the pool's (or GCD's) threads for the duration of one
+/// `parallel` call, whose jobs touch disjoint memory.
 private struct UncheckedBody: @unchecked Sendable {
     let body: (Int) -> Void
 }

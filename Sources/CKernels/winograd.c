@@ -22,7 +22,45 @@ enum { TILES = ZK_NR, VECS = ZK_NR / 16 };
 
 size_t zk_winograd_weights_count(int cout, int cin) { return 36 * zk_packed_a_count(cout, cin); }
 
-int zk_winograd_tiles(int oh, int ow) { return ((oh + 3) / 4) * ((ow + 3) / 4); }
+// Tile numbering. Each image's 4x4 output tiles are numbered in "slots". On maps at least 12
+// tiles wide each tile row is cut into runs of at most 16 consecutive tiles, each run owning
+// 16 slots (the rest dead): a vector of 16 slots is then one run, whose 6x6 input patches are
+// read with contiguous row loads and shuffles. On narrower maps slots are simply the tiles,
+// row by row (a run there would leave most lanes dead), and the patches are gathered.
+typedef struct {
+    int tw, th, runs, run_len, slots;
+} tiling;
+
+static tiling tiling_for(int oh, int ow) {
+    tiling t;
+    t.tw = (ow + 3) / 4;
+    t.th = (oh + 3) / 4;
+    if (t.tw >= 12) {
+        t.runs = (t.tw + 15) / 16;
+        t.run_len = (t.tw + t.runs - 1) / t.runs;
+        t.slots = t.th * t.runs * 16;
+    } else {
+        t.runs = 0;
+        t.run_len = 0;
+        t.slots = t.th * t.tw;
+    }
+    return t;
+}
+
+/// The tile of slot `s` of an image: 1 and its row and column, or 0 for a dead slot.
+static int slot_tile(const tiling *t, int s, int *ty, int *tx) {
+    if (!t->runs) {
+        *ty = s / t->tw;
+        *tx = s % t->tw;
+        return 1;
+    }
+    const int per_row = t->runs * 16, rem = s % per_row, lane = rem % 16;
+    *ty = s / per_row;
+    *tx = (rem / 16) * t->run_len + lane;
+    return lane < t->run_len && *tx < t->tw;
+}
+
+int zk_winograd_tiles(int oh, int ow) { return tiling_for(oh, ow).slots; }
 
 // G g G^T, 16 input channels at a time (float32: G's entries 1/4, 1/6, 1/12, 1/24 round the
 // weights by about 1e-7, far below the transform's own error).
@@ -118,7 +156,8 @@ TARGET static inline __mmask16 in_range(__m512i v, int limit) {
 TARGET void zk_winograd(const float *transformed, int cout, int cin, const float *x, int H, int W, int pad, int tile0,
                         int tile1, int m0, int m1, float *y, const zk_epilogue *ep) {
     const int OH = H + 2 * pad - 2, OW = W + 2 * pad - 2;
-    const int tw = (OW + 3) / 4, T = ((OH + 3) / 4) * tw;
+    const tiling tl = tiling_for(OH, OW);
+    const int T = tl.slots;
     const int w = tile1 - tile0, nv = (w + 15) / 16, width = nv * 16, mm = m1 - m0;
     const long plane = (long)H * W, oplane = (long)OH * OW;
     const size_t packed = zk_packed_a_count(cout, cin);
@@ -126,25 +165,31 @@ TARGET void zk_winograd(const float *transformed, int cout, int cin, const float
     if (!V) return;
     float *M = V + (size_t)36 * cin * width;
 
-    // Per tile: where its 6x6 input patch starts, which patch rows and columns are inside the
-    // image, and where its 4x4 output tile goes.
+    // Per slot: where its 6x6 input patch starts, which patch rows and columns are inside the
+    // image, and where its 4x4 output tile goes (no rows for a dead slot). A vector that is one
+    // run ("contiguous") is read by rows instead: from image `run_image`, patch rows starting
+    // at run_y, columns from run_x.
     __m512i in_offset[VECS];
     __mmask16 row_in[VECS][6], col_in[VECS][6];
+    int contiguous[VECS], run_image[VECS], run_y[VECS], run_x[VECS];
+    __mmask16 run_cols[VECS][5];
     int out_offset[TILES], out_rows[TILES], out_cols[TILES];
     for (int v = 0; v < nv; v++) {
         int img[16], iy[16], ix[16];
         __mmask16 valid = 0;
         for (int l = 0; l < 16; l++) {
-            int g = tile0 + v * 16 + l;
-            int t = v * 16 + l;
-            if (g < tile1) valid |= (__mmask16)(1u << l);
-            else g = tile0;
-            int im = g / T, r = g % T, ty = r / tw, tx = r % tw;
+            const int g = tile0 + v * 16 + l, t = v * 16 + l;
+            int ty = 0, tx = 0, im = 0, live = 0;
+            if (g < tile1) {
+                im = g / T;
+                live = slot_tile(&tl, g % T, &ty, &tx);
+            }
+            if (live) valid |= (__mmask16)(1u << l);
             img[l] = im;
             iy[l] = 4 * ty - pad;
             ix[l] = 4 * tx - pad;
             out_offset[t] = (int)(im * cout * oplane + (long)(4 * ty) * OW + 4 * tx);
-            out_rows[t] = OH - 4 * ty < 4 ? OH - 4 * ty : 4;
+            out_rows[t] = !live ? 0 : OH - 4 * ty < 4 ? OH - 4 * ty : 4;
             out_cols[t] = OW - 4 * tx < 4 ? OW - 4 * tx : 4;
         }
         __m512i vy = _mm512_loadu_si512(iy), vx = _mm512_loadu_si512(ix), vi = _mm512_loadu_si512(img);
@@ -154,12 +199,63 @@ TARGET void zk_winograd(const float *transformed, int cout, int cin, const float
             row_in[v][r] = valid & in_range(_mm512_add_epi32(vy, _mm512_set1_epi32(r)), H);
             col_in[v][r] = in_range(_mm512_add_epi32(vx, _mm512_set1_epi32(r)), W);
         }
+        // One run: the slots start a run (slot numbers a multiple of 16) in rows mode.
+        contiguous[v] = tl.runs && (tile0 + v * 16) % 16 == 0;
+        run_image[v] = img[0];
+        run_y[v] = iy[0];
+        run_x[v] = ix[0];
+        for (int k = 0; k < 5; k++) {
+            // Columns run_x + 16k + lane inside [0, W).
+            const __m512i cols = _mm512_add_epi32(_mm512_set1_epi32(ix[0] + 16 * k),
+                                                  _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+            run_cols[v][k] = in_range(cols, W);
+        }
     }
 
-    // Input transform: V[xi][c][tile] = (B^T d B)[xi].
+    // Input transform: V[xi][c][slot] = (B^T d B)[xi].
     const __m512 zero = _mm512_setzero_ps();
+    const __m512i quad = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
     for (int c = 0; c < cin; c++) {
         for (int v = 0; v < nv; v++) {
+            float *out = V + (size_t)c * width + v * 16;
+            const size_t step = (size_t)cin * width;
+            if (contiguous[v]) {
+                // Row r of the 16 patches is 80 consecutive input floats from run_x: column j of
+                // patch l is float 4l + j, picked out with two-source permutes.
+                const float *chan = x + (long)run_image[v] * cin * plane + (long)c * plane;
+                __m512 e[6][6];
+                for (int r = 0; r < 6; r++) {
+                    const int yy = run_y[v] + r;
+                    __m512 d[6];
+                    if (yy < 0 || yy >= H) {
+                        for (int j = 0; j < 6; j++) d[j] = zero;
+                    } else {
+                        const float *line = chan + (long)yy * W + run_x[v];
+                        __m512 a[5];
+                        for (int k = 0; k < 5; k++) a[k] = _mm512_maskz_loadu_ps(run_cols[v][k], line + 16 * k);
+                        for (int j = 0; j < 4; j++) {
+                            const __m512i idx = _mm512_add_epi32(quad, _mm512_set1_epi32(j));
+                            d[j] = _mm512_mask_blend_ps((__mmask16)0xFF00, _mm512_permutex2var_ps(a[0], idx, a[1]),
+                                                        _mm512_permutex2var_ps(a[2], idx, a[3]));
+                        }
+                        d[4] = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(a[4]), _mm512_castps_si512(d[0]), 1));
+                        const __m512i a4 = _mm512_alignr_epi32(_mm512_castps_si512(a[4]), _mm512_castps_si512(a[4]), 1);
+                        d[5] = _mm512_castsi512_ps(_mm512_alignr_epi32(a4, _mm512_castps_si512(d[1]), 1));
+                    }
+                    INPUT_1D(d[0], d[1], d[2], d[3], d[4], d[5], e[r][0], e[r][1], e[r][2], e[r][3], e[r][4], e[r][5]);
+                }
+                for (int j = 0; j < 6; j++) {
+                    __m512 r0, r1, r2, r3, r4, r5;
+                    INPUT_1D(e[0][j], e[1][j], e[2][j], e[3][j], e[4][j], e[5][j], r0, r1, r2, r3, r4, r5);
+                    _mm512_store_ps(out + (0 * 6 + j) * step, r0);
+                    _mm512_store_ps(out + (1 * 6 + j) * step, r1);
+                    _mm512_store_ps(out + (2 * 6 + j) * step, r2);
+                    _mm512_store_ps(out + (3 * 6 + j) * step, r3);
+                    _mm512_store_ps(out + (4 * 6 + j) * step, r4);
+                    _mm512_store_ps(out + (5 * 6 + j) * step, r5);
+                }
+                continue;
+            }
             const __m512i base = _mm512_add_epi32(in_offset[v], _mm512_set1_epi32((int)(c * plane)));
             __m512 t[6][6];
             for (int j = 0; j < 6; j++) {
@@ -170,8 +266,6 @@ TARGET void zk_winograd(const float *transformed, int cout, int cin, const float
                 }
                 INPUT_1D(d[0], d[1], d[2], d[3], d[4], d[5], t[0][j], t[1][j], t[2][j], t[3][j], t[4][j], t[5][j]);
             }
-            float *out = V + (size_t)c * width + v * 16;
-            const size_t step = (size_t)cin * width;
             for (int i = 0; i < 6; i++) {
                 __m512 r0, r1, r2, r3, r4, r5;
                 INPUT_1D(t[i][0], t[i][1], t[i][2], t[i][3], t[i][4], t[i][5], r0, r1, r2, r3, r4, r5);
@@ -195,7 +289,6 @@ TARGET void zk_winograd(const float *transformed, int cout, int cin, const float
     const float *bias = ep ? ep->bias : NULL;
     const float *res = ep ? ep->residual : NULL;
     const int relu = ep ? ep->relu : 0;
-    float rows[4][4][16] __attribute__((aligned(64)));
     for (int o = m0; o < m1; o++) {
         const __m512 bv = _mm512_set1_ps(bias ? bias[o] : 0.0f);
         for (int v = 0; v < nv; v++) {
@@ -207,6 +300,10 @@ TARGET void zk_winograd(const float *transformed, int cout, int cin, const float
                 for (int r = 0; r < 6; r++) m[r] = _mm512_load_ps(src + (r * 6 + j) * step);
                 OUTPUT_1D(m[0], m[1], m[2], m[3], m[4], m[5], t[0][j], t[1][j], t[2][j], t[3][j]);
             }
+            // q[i][k]: row i of the tiles; 128-bit lane L holds the 4 columns of tile 4L + k.
+            // (Kept in registers and taken apart with extracts: storing them to memory and
+            // reading 16-byte pieces back stalled on store forwarding.)
+            __m512 q[4][4];
             for (int i = 0; i < 4; i++) {
                 __m512 s0, s1, s2, s3;
                 OUTPUT_1D(t[i][0], t[i][1], t[i][2], t[i][3], t[i][4], t[i][5], s0, s1, s2, s3);
@@ -214,29 +311,36 @@ TARGET void zk_winograd(const float *transformed, int cout, int cin, const float
                 s1 = _mm512_add_ps(s1, bv);
                 s2 = _mm512_add_ps(s2, bv);
                 s3 = _mm512_add_ps(s3, bv);
-                // Lane l of s_j is column j of tile l; regroup so that each 128-bit lane L of
-                // rows[i][k] holds the 4 columns of tile 4L + k.
                 __m512 ab_lo = _mm512_unpacklo_ps(s0, s1), ab_hi = _mm512_unpackhi_ps(s0, s1);
                 __m512 cd_lo = _mm512_unpacklo_ps(s2, s3), cd_hi = _mm512_unpackhi_ps(s2, s3);
-                _mm512_store_ps(rows[i][0], _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(ab_lo), _mm512_castps_pd(cd_lo))));
-                _mm512_store_ps(rows[i][1], _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(ab_lo), _mm512_castps_pd(cd_lo))));
-                _mm512_store_ps(rows[i][2], _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(ab_hi), _mm512_castps_pd(cd_hi))));
-                _mm512_store_ps(rows[i][3], _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(ab_hi), _mm512_castps_pd(cd_hi))));
+                q[i][0] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(ab_lo), _mm512_castps_pd(cd_lo)));
+                q[i][1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(ab_lo), _mm512_castps_pd(cd_lo)));
+                q[i][2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(ab_hi), _mm512_castps_pd(cd_hi)));
+                q[i][3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(ab_hi), _mm512_castps_pd(cd_hi)));
             }
             const int lanes = w - v * 16 < 16 ? w - v * 16 : 16;
             const __m128 zero4 = _mm_setzero_ps();
-            for (int l = 0; l < lanes; l++) {
-                const int t = v * 16 + l, L = l >> 2, k = l & 3;
-                const long base = out_offset[t] + (long)o * oplane;
-                const __mmask8 cols = (__mmask8)((1u << out_cols[t]) - 1);
-                for (int i = 0; i < out_rows[t]; i++) {
-                    __m128 q = _mm_load_ps(&rows[i][k][4 * L]);
-                    const long at = base + (long)i * OW;
-                    if (res) q = _mm_add_ps(q, _mm_maskz_loadu_ps(cols, res + at));
-                    if (relu) q = _mm_max_ps(q, zero4);
-                    _mm_mask_storeu_ps(y + at, cols, q);
-                }
-            }
+#define STORE_ROW(I, L, K)                                                                    \
+    if ((I) < out_rows[t]) {                                                                  \
+        __m128 r = _mm512_extractf32x4_ps(q[I][K], L);                                        \
+        const long at = base + (long)(I) * OW;                                                \
+        if (res) r = _mm_add_ps(r, _mm_maskz_loadu_ps(cols, res + at));                       \
+        if (relu) r = _mm_max_ps(r, zero4);                                                   \
+        _mm_mask_storeu_ps(y + at, cols, r);                                                  \
+    }
+#define STORE_TILE(L, K)                                                                      \
+    if (4 * (L) + (K) < lanes) {                                                              \
+        const int t = v * 16 + 4 * (L) + (K);                                                 \
+        const long base = out_offset[t] + (long)o * oplane;                                   \
+        const __mmask8 cols = (__mmask8)((1u << out_cols[t]) - 1);                            \
+        STORE_ROW(0, L, K) STORE_ROW(1, L, K) STORE_ROW(2, L, K) STORE_ROW(3, L, K)           \
+    }
+            STORE_TILE(0, 0) STORE_TILE(0, 1) STORE_TILE(0, 2) STORE_TILE(0, 3)
+            STORE_TILE(1, 0) STORE_TILE(1, 1) STORE_TILE(1, 2) STORE_TILE(1, 3)
+            STORE_TILE(2, 0) STORE_TILE(2, 1) STORE_TILE(2, 2) STORE_TILE(2, 3)
+            STORE_TILE(3, 0) STORE_TILE(3, 1) STORE_TILE(3, 2) STORE_TILE(3, 3)
+#undef STORE_TILE
+#undef STORE_ROW
         }
     }
 }

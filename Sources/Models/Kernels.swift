@@ -333,7 +333,7 @@ enum Kernels {
     static let profiling = ProcessInfo.processInfo.environment["ZOO_PROFILE"] == "1"
 
 
-    /// Winograd F(4x4, 3x3): jobs are blocks of up to 48 tiles of the batch, evenly sized, and
+    /// Winograd: jobs are blocks of up to 48 tile slots of the batch, evenly sized, and
     /// with fewer blocks than a few per thread, ranges of output channels too.
     static func winograd(_ conv: FusedConv, _ variant: Winograd, _ x: Tensor, relu: Bool, residual: Tensor?) -> Tensor {
         let g = conv.geometry
@@ -341,8 +341,10 @@ enum Kernels {
         let (oh, ow) = (g.outputSize(h), g.outputSize(w))
         let (cout, cin) = (g.outChannels, g.inChannels)
         let total = n * Int(variant == .f4 ? zk_winograd_tiles(Int32(oh), Int32(ow)) : zk_winograd2_tiles(Int32(oh), Int32(ow)))
-        let blocks = (total + Int(ZK_NR) - 1) / Int(ZK_NR)
-        let perBlock = (total + blocks - 1) / blocks
+        // Blocks start at multiples of 16 slots, so that each vector of 16 is one run of tiles.
+        let fewest = (total + Int(ZK_NR) - 1) / Int(ZK_NR)
+        let perBlock = ((total + fewest - 1) / fewest + 15) / 16 * 16
+        let blocks = (total + perBlock - 1) / perBlock
         let t = threads
         let panels = (cout + Int(ZK_MR) - 1) / Int(ZK_MR)
         // Few blocks: output channel ranges too (each repeats its block's input transform).

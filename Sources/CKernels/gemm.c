@@ -8,10 +8,16 @@
 
 #include "ckernels.h"
 
-#include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#define ZK_X86 1
+#include <immintrin.h>
+#else
+#define ZK_X86 0
+#endif
 
 #define TARGET __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,fma,bmi2")))
 #define INLINE static inline __attribute__((always_inline))
@@ -22,9 +28,13 @@
 enum { MR = ZK_MR, NR = ZK_NR, KC = KCV };
 
 int zk_available(void) {
+#if ZK_X86
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
+#else
+    return 0;
+#endif
 }
 
 size_t zk_packed_a_count(int m, int k) { return (size_t)((m + MR - 1) / MR) * MR * (size_t)k; }
@@ -50,10 +60,12 @@ void zk_pack_a(int m, int k, const float *a, long lda, float *packed) {
 }
 
 /// The panel of rows i ..< i + MR for the K block starting at k0 (of kc rows).
-static inline const float *a_panel(const float *packed, int m, int k0, int kc, int i) {
+static inline __attribute__((unused)) const float *a_panel(const float *packed, int m, int k0, int kc, int i) {
     const int mpad = (m + MR - 1) / MR * MR;
     return packed + (size_t)k0 * mpad + (size_t)i * kc;
 }
+
+#if ZK_X86
 
 TARGET INLINE __mmask16 lanes(int count) {
     return count >= 16 ? (__mmask16)0xFFFF : count <= 0 ? (__mmask16)0 : (__mmask16)((1u << count) - 1);
@@ -323,27 +335,6 @@ TARGET INLINE __m512 max_nan(__m512 a, __m512 b) {
     return _mm512_mask_mov_ps(_mm512_max_ps(a, b), _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q), a);
 }
 
-static void max_pool_scalar(const float *plane, float *out, int H, int W, int kernel, int stride, int padding,
-                            int oh, int ow) {
-    for (int oy = 0; oy < oh; oy++) {
-        int y0 = oy * stride - padding, y1 = y0 + kernel;
-        if (y0 < 0) y0 = 0;
-        if (y1 > H) y1 = H;
-        for (int ox = 0; ox < ow; ox++) {
-            int x0 = ox * stride - padding, x1 = x0 + kernel;
-            if (x0 < 0) x0 = 0;
-            if (x1 > W) x1 = W;
-            float best = -INFINITY;
-            for (int iy = y0; iy < y1; iy++)
-                for (int ix = x0; ix < x1; ix++) {
-                    float v = plane[iy * W + ix];
-                    if (v > best || v != v) best = v;
-                }
-            out[oy * ow + ox] = best;
-        }
-    }
-}
-
 /// Stride 1 or 2: per output row, the maximum over the window's rows into a -inf padded row,
 /// then over the window's columns, 16 outputs at a time (stride 2 splits even and odd lanes).
 TARGET static void max_pool_simd(const float *plane, float *out, int H, int W, int kernel, int stride, int padding,
@@ -379,18 +370,6 @@ TARGET static void max_pool_simd(const float *plane, float *out, int H, int W, i
             _mm512_mask_storeu_ps(o + ox, mk, m);
         }
     }
-}
-
-void zk_max_pool(const float *x, float *y, long planes, int H, int W, int kernel, int stride, int padding, int oh,
-                 int ow) {
-    const int simd = zk_available() && (stride == 1 || stride == 2) && padding < kernel;
-    float *row = NULL;
-    if (simd) row = aligned_alloc(64, sizeof(float) * (size_t)(((ow - 1) * stride + kernel + 32 + 15) / 16 * 16));
-    for (long p = 0; p < planes; p++) {
-        if (row) max_pool_simd(x + p * H * W, y + p * oh * ow, H, W, kernel, stride, padding, oh, ow, row);
-        else max_pool_scalar(x + p * H * W, y + p * oh * ow, H, W, kernel, stride, padding, oh, ow);
-    }
-    free(row);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -461,3 +440,58 @@ TARGET void zk_linear(const float *w, const float *bias, const float *x, float *
         }
     }
 }
+
+#else  // not x86-64: Models checks zk_available() and never calls these.
+
+void zk_gemm_panel(const float *packed_a, int m, int k, int m0, int m1, const float *panel, int w, float *c, long ldc) {}
+void zk_conv_gemm(const float *packed_a, int m, int k, int m0, int m1, const zk_conv_input *input, int n0, int n1,
+                  float *c, long ldc, const zk_epilogue *epilogue) {}
+void zk_gemm(const float *packed_a, int m, int k, int m0, int m1, const float *b, long ldb, int n0, int n1, float *c,
+             long ldc, const zk_epilogue *epilogue) {}
+void zk_linear(const float *w, const float *bias, const float *x, float *y, int n, int in, int out, int o0, int o1) {}
+
+#endif
+
+// ---------------------------------------------------------------------------------------
+// Max pooling, on every CPU.
+
+static void max_pool_scalar(const float *plane, float *out, int H, int W, int kernel, int stride, int padding,
+                            int oh, int ow) {
+    for (int oy = 0; oy < oh; oy++) {
+        int y0 = oy * stride - padding, y1 = y0 + kernel;
+        if (y0 < 0) y0 = 0;
+        if (y1 > H) y1 = H;
+        for (int ox = 0; ox < ow; ox++) {
+            int x0 = ox * stride - padding, x1 = x0 + kernel;
+            if (x0 < 0) x0 = 0;
+            if (x1 > W) x1 = W;
+            float best = -INFINITY;
+            for (int iy = y0; iy < y1; iy++)
+                for (int ix = x0; ix < x1; ix++) {
+                    float v = plane[iy * W + ix];
+                    if (v > best || v != v) best = v;
+                }
+            out[oy * ow + ox] = best;
+        }
+    }
+}
+
+void zk_max_pool(const float *x, float *y, long planes, int H, int W, int kernel, int stride, int padding, int oh,
+                 int ow) {
+    float *row = NULL;
+#if ZK_X86
+    if (zk_available() && (stride == 1 || stride == 2) && padding < kernel)
+        row = aligned_alloc(64, sizeof(float) * (size_t)(((ow - 1) * stride + kernel + 32 + 15) / 16 * 16));
+#endif
+    for (long p = 0; p < planes; p++) {
+#if ZK_X86
+        if (row) {
+            max_pool_simd(x + p * H * W, y + p * oh * ow, H, W, kernel, stride, padding, oh, ow, row);
+            continue;
+        }
+#endif
+        max_pool_scalar(x + p * H * W, y + p * oh * ow, H, W, kernel, stride, padding, oh, ow);
+    }
+    free(row);
+}
+

@@ -10,7 +10,15 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#define PAUSE() _mm_pause()
+#elif defined(__aarch64__)
+#define PAUSE() __asm__ __volatile__("yield")
+#else
+#define PAUSE() ((void)0)
+#endif
 
 enum { MAX_THREADS = 64, SPIN = 20000 };
 
@@ -45,7 +53,7 @@ static void *worker(void *arg) {
     for (;;) {
         unsigned long now = atomic_load_explicit(&generation, memory_order_acquire);
         for (int spin = 0; now == seen && spin < SPIN; spin++) {
-            _mm_pause();
+            PAUSE();
             now = atomic_load_explicit(&generation, memory_order_acquire);
         }
         if (now == seen) {
@@ -101,7 +109,7 @@ void zk_parallel(int threads, int jobs, zk_job_fn fn, void *context) {
 
     run_jobs(round, fn, context, jobs);
     for (int spin = 0; atomic_load_explicit(&finished, memory_order_acquire) < jobs; spin++) {
-        if (spin < SPIN) _mm_pause();
+        if (spin < SPIN) PAUSE();
         else sched_yield();
     }
     pthread_mutex_unlock(&round_lock);

@@ -12,9 +12,11 @@
 
 #include "ckernels.h"
 
-#include <immintrin.h>
 #include <stdlib.h>
 #include <string.h>
+
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#include <immintrin.h>
 
 #define TARGET __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,fma,bmi2")))
 
@@ -499,3 +501,20 @@ TARGET void zk_winograd2(const float *transformed, int cout, int cin, const floa
         }
     }
 }
+
+#else  // not x86-64: Models checks zk_available() and never calls these.
+
+size_t zk_winograd_weights_count(int cout, int cin) { return 36 * zk_packed_a_count(cout, cin); }
+int zk_winograd_tiles(int oh, int ow) { return ((oh + 3) / 4) * ((ow + 3) / 4); }
+void zk_winograd_transform(const float *weight, int cout, int cin, float *u, int o0, int o1) {}
+void zk_winograd_weights(const float *weight, int cout, int cin, float *transformed) {}
+void zk_winograd(const float *transformed, int cout, int cin, const float *x, int height, int width, int padding,
+                 int tile0, int tile1, int m0, int m1, float *y, const zk_epilogue *epilogue) {}
+size_t zk_winograd2_weights_count(int cout, int cin) { return 16 * zk_packed_a_count(cout, cin); }
+int zk_winograd2_tiles(int oh, int ow) { return ((oh + 1) / 2) * ((ow + 1) / 2); }
+void zk_winograd2_transform(const float *weight, int cout, int cin, float *u, int o0, int o1) {}
+void zk_winograd2_weights(const float *weight, int cout, int cin, float *transformed) {}
+void zk_winograd2(const float *transformed, int cout, int cin, const float *x, int height, int width, int padding,
+                  int tile0, int tile1, int m0, int m1, float *y, const zk_epilogue *epilogue) {}
+
+#endif

@@ -7,7 +7,8 @@ Invoked by Tests/Interop/run as
 
 (--zoo / --workdir default to $ZOO_BIN / $ZOO_INTEROP_WORKDIR). Prints one line
 per check on stdout, "PASS <name> (info)" or "FAIL <name>: reason", and exits 1
-if any check failed. Uses torch/torchvision/safetensors/numpy.
+if any check failed. Uses torch/torchvision/safetensors/numpy and the shared
+harness interop.py beside this file.
 
 Contract under test:
     zoo convert FILE [-o OUT] [--dtype float16|bfloat16] [--json]
@@ -36,124 +37,24 @@ Checks:
      *.partial file; output == input exits 2 and leaves the input intact.
 """
 
-import argparse
 import glob
-import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
-import time
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torchvision
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-# --------------------------------------------------------------------------
-# harness
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # interop.py, even under python -P
+import interop
+from interop import (FIXTURES, TOL, CheckError, build, check, dtype_name, failed, json_object, path,
+                     remove, save, sha256, tail, zoo)
 
-ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-ap.add_argument("--zoo", default=os.environ.get("ZOO_BIN"), help="path to the zoo binary")
-ap.add_argument("--workdir", default=os.environ.get("ZOO_INTEROP_WORKDIR"), help="scratch directory")
-args = ap.parse_args()
-if not args.zoo or not args.workdir:
-    ap.error("--zoo and --workdir (or $ZOO_BIN / $ZOO_INTEROP_WORKDIR) are required")
-ZOO = os.path.abspath(args.zoo)
-WORK = os.path.abspath(args.workdir)
-os.makedirs(WORK, exist_ok=True)
-FIXTURES = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Fixtures"))
-
-ZOO_TIMEOUT = float(os.environ.get("ZOO_CONVERT_TIMEOUT", "300"))
-TOL = 1e-4  # zoo run fidelity: max|zoo - torch| / max|torch|
-THREADS = max(1, min(2, os.cpu_count() or 1))
-torch.set_num_threads(THREADS)
-T_START = time.perf_counter()
-
-n_pass = 0
-n_fail = 0
-
-
-def passed(name, info=""):
-    global n_pass
-    n_pass += 1
-    print(f"PASS {name}" + (f" ({info})" if info else ""), flush=True)
-
-
-def failed(name, reason):
-    global n_fail
-    n_fail += 1
-    reason = " ".join(str(reason).split())  # keep it on one line
-    if len(reason) > 600:
-        reason = reason[:600] + "..."
-    print(f"FAIL {name}: {reason}", flush=True)
-
-
-class CheckError(Exception):
-    pass
-
-
-def check(name):
-    """Decorator-ish runner: run fn(); exception -> FAIL, returned string -> PASS info."""
-
-    def wrap(fn):
-        try:
-            info = fn()
-            passed(name, info or "")
-        except CheckError as e:
-            failed(name, e)
-        except Exception as e:  # harness or torch problem: still a failure, keep going
-            failed(name, f"{type(e).__name__}: {e}")
-        return fn
-
-    return wrap
-
-
-def info(msg):
-    print(f"info: {msg}", flush=True)
-
-
-def path(*parts):
-    return os.path.join(WORK, *parts)
-
-
-def remove(*files):
-    for f in files:
-        try:
-            os.remove(f)
-        except FileNotFoundError:
-            pass
-
-
-def tail(s, n=300):
-    s = " ".join(s.split())
-    return s if len(s) <= n else "..." + s[-n:]
-
-
-def zoo(*argv, cwd=None):
-    """Run zoo; returns (CompletedProcess, wall ms)."""
-    t0 = time.perf_counter()
-    try:
-        r = subprocess.run([ZOO, *argv], capture_output=True, text=True, timeout=ZOO_TIMEOUT,
-                           stdin=subprocess.DEVNULL, errors="replace", cwd=cwd)
-    except subprocess.TimeoutExpired:
-        raise CheckError(f"`zoo {' '.join(argv)}` timed out after {ZOO_TIMEOUT:.0f} s")
-    return r, (time.perf_counter() - t0) * 1000.0
-
-
-def sha256(file):
-    h = hashlib.sha256()
-    with open(file, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def dtype_name(dt):
-    return str(dt).replace("torch.", "")
+ZOO, WORK = interop.setup(__doc__, timeout=300, timeout_env="ZOO_CONVERT_TIMEOUT")
 
 
 def raw_bytes(t):
@@ -166,17 +67,6 @@ def raw_bytes(t):
 
 def partial_files(folder):
     return sorted(f for f in os.listdir(folder) if f.endswith(".partial"))
-
-
-def save(obj, name, legacy=False):
-    p = path(name)
-    t0 = time.perf_counter()
-    if legacy:
-        torch.save(obj, p, _use_new_zipfile_serialization=False)
-    else:
-        torch.save(obj, p)
-    info(f"saved {name} ({os.path.getsize(p) / 1e6:.0f} MB, {time.perf_counter() - t0:.1f} s)")
-    return p
 
 
 # --------------------------------------------------------------------------
@@ -199,12 +89,7 @@ def convert(src, out=None, dtype=None, expected_output=None):
     r, ms = zoo(*argv)
     if r.returncode != 0:
         raise CheckError(f"`zoo {' '.join(argv)}` exit {r.returncode}; stderr: {tail(r.stderr)}")
-    try:
-        doc = json.loads(r.stdout)
-    except ValueError as e:
-        raise CheckError(f"--json stdout is not JSON ({e}): {tail(r.stdout)}")
-    if not isinstance(doc, dict):
-        raise CheckError(f"JSON top level is {type(doc).__name__}, expected object")
+    doc = json_object(r.stdout)
     lacking = [k for k in REPORT_FIELDS if k not in doc]
     if lacking:
         raise CheckError(f"JSON report lacks {lacking}: {tail(r.stdout)}")
@@ -298,34 +183,8 @@ def compare_exact(got, ref):
 # --------------------------------------------------------------------------
 # models
 
-def randomize_bn(model):
-    """Non-default BN statistics and affine parameters (uses the global torch RNG)."""
-    n = 0
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.normal_(0.0, 0.2)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0.0, 0.2)
-                m.num_batches_tracked.fill_(int(torch.randint(1, 100000, ())))
-                n += 1
-    return n
-
-
-def build(label, ctor, seed):
-    torch.manual_seed(seed)
-    t0 = time.perf_counter()
-    m = ctor()  # random init (weights=None)
-    n_bn = randomize_bn(m)
-    m.eval()
-    info(f"built {label} ({n_bn} BatchNorm2d randomized, {time.perf_counter() - t0:.1f} s)")
-    return m
-
-
 def make_input(shape, seed):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(*shape, generator=g, dtype=torch.float32)
+    return interop.make_input(shape, seed, numpy=False)
 
 
 def forward(model, x):
@@ -739,5 +598,4 @@ shutil.rmtree(same_dir, ignore_errors=True)
 remove(link_dir)
 shutil.rmtree(fixture_out, ignore_errors=True)
 
-print(f"check_convert: {n_pass} passed, {n_fail} failed, {time.perf_counter() - T_START:.0f} s", flush=True)
-sys.exit(1 if n_fail else 0)
+interop.finish("check_convert", elapsed=True)

@@ -7,109 +7,34 @@ Invoked by Tests/Interop/run as
 
 (--zoo / --workdir default to $ZOO_BIN / $ZOO_INTEROP_WORKDIR). Prints one line
 per check on stdout, "PASS <name>" or "FAIL <name>: reason", and exits 1 if any
-check failed. Uses only the standard library plus torch/torchvision.
+check failed. Uses only the standard library plus torch/torchvision, and the
+shared harness interop.py beside this file.
 
 Environment: ZOO_INSPECT_MAX_MS (default 1000) is the limit for the VGG16 timing.
 """
 
-import argparse
 import os
 import pickle
 import shlex
 import statistics
-import subprocess
 import sys
 import time
-import json
 import zipfile
 
 import torch
 import torchvision
 
-# --------------------------------------------------------------------------
-# harness
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # interop.py, even under python -P
+import interop
+from interop import CheckError, check, dtype_name, info, json_object, path, remove, save, tail, zoo
 
-ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-ap.add_argument("--zoo", default=os.environ.get("ZOO_BIN"), help="path to the zoo binary")
-ap.add_argument("--workdir", default=os.environ.get("ZOO_INTEROP_WORKDIR"), help="scratch directory")
-args = ap.parse_args()
-if not args.zoo or not args.workdir:
-    ap.error("--zoo and --workdir (or $ZOO_BIN / $ZOO_INTEROP_WORKDIR) are required")
-ZOO = os.path.abspath(args.zoo)
-WORK = os.path.abspath(args.workdir)
-os.makedirs(WORK, exist_ok=True)
-
-ZOO_TIMEOUT = 120  # seconds per zoo invocation
+interop.setup(__doc__, timeout=120)  # seconds per zoo invocation
 MAX_MS = float(os.environ.get("ZOO_INSPECT_MAX_MS", "1000"))
 
 torch.manual_seed(0)
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
-n_pass = 0
-n_fail = 0
-
-
-def passed(name, info=""):
-    global n_pass
-    n_pass += 1
-    print(f"PASS {name}" + (f" ({info})" if info else ""), flush=True)
-
-
-def failed(name, reason):
-    global n_fail
-    n_fail += 1
-    reason = " ".join(str(reason).split())  # keep it on one line
-    if len(reason) > 600:
-        reason = reason[:600] + "..."
-    print(f"FAIL {name}: {reason}", flush=True)
-
-
-def check(name):
-    """Decorator-ish runner: run fn(); exception -> FAIL, returned string -> PASS info."""
-
-    def wrap(fn):
-        try:
-            info = fn()
-            passed(name, info or "")
-        except CheckError as e:
-            failed(name, e)
-        except Exception as e:  # harness or torch problem: still a failure, keep going
-            failed(name, f"{type(e).__name__}: {e}")
-        return fn
-
-    return wrap
-
-
-class CheckError(Exception):
-    pass
-
-
-def info(msg):
-    print(f"info: {msg}", flush=True)
-
-
-def path(name):
-    return os.path.join(WORK, name)
-
-
-def zoo(*argv):
-    """Run zoo; returns (CompletedProcess, wall ms)."""
-    t0 = time.perf_counter()
-    try:
-        r = subprocess.run([ZOO, *argv], capture_output=True, text=True, timeout=ZOO_TIMEOUT,
-                           stdin=subprocess.DEVNULL, errors="replace")
-    except subprocess.TimeoutExpired:
-        raise CheckError(f"`zoo {' '.join(argv)}` timed out after {ZOO_TIMEOUT} s")
-    return r, (time.perf_counter() - t0) * 1000.0
-
-
-def tail(s, n=300):
-    s = " ".join(s.split())
-    return s if len(s) <= n else "..." + s[-n:]
-
-
-def dtype_name(dt):
-    return str(dt).replace("torch.", "")
+# --------------------------------------------------------------------------
+# zoo inspect --json against the state dict
 
 
 def expected_tensors(sd):
@@ -124,12 +49,7 @@ def inspect_json(file):
     r, ms = zoo("inspect", "--json", file)
     if r.returncode != 0:
         raise CheckError(f"exit {r.returncode}; stderr: {tail(r.stderr)}")
-    try:
-        doc = json.loads(r.stdout)
-    except ValueError as e:
-        raise CheckError(f"stdout is not JSON ({e}): {tail(r.stdout)}")
-    if not isinstance(doc, dict):
-        raise CheckError(f"JSON top level is {type(doc).__name__}, expected object")
+    doc = json_object(r.stdout, what="stdout")
     return doc, ms
 
 
@@ -170,25 +90,6 @@ def check_inspect(name, file, expected, fmt, **kw):
         return f"{len(expected)} tensors"
 
     return ms[0]
-
-
-def save(obj, name, legacy=False):
-    p = path(name)
-    t0 = time.perf_counter()
-    if legacy:
-        torch.save(obj, p, _use_new_zipfile_serialization=False)
-    else:
-        torch.save(obj, p)
-    info(f"saved {name} ({os.path.getsize(p) / 1e6:.0f} MB, {time.perf_counter() - t0:.1f} s)")
-    return p
-
-
-def remove(*files):
-    for f in files:
-        try:
-            os.remove(f)
-        except FileNotFoundError:
-            pass
 
 
 def model_state(ctor):
@@ -387,5 +288,4 @@ def _():
 
 remove(*(p for p, _ in files.values()))
 
-print(f"check_inspect: {n_pass} passed, {n_fail} failed", flush=True)
-sys.exit(1 if n_fail else 0)
+interop.finish("check_inspect")

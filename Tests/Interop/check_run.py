@@ -7,7 +7,8 @@ Invoked by Tests/Interop/run as
 
 (--zoo / --workdir default to $ZOO_BIN / $ZOO_INTEROP_WORKDIR). Prints one line
 per check on stdout, "PASS <name> (info)" or "FAIL <name>: reason", and exits 1
-if any check failed. Uses torch/torchvision/numpy.
+if any check failed. Uses torch/torchvision/numpy and the shared harness
+interop.py beside this file.
 
 Contract under test:
     zoo run FILE [--arch NAME] --input X.npy --output Y.npy [--json]
@@ -22,120 +23,27 @@ BN folding and epsilon mistakes show. Fidelity criterion:
 Environment: ZOO_RUN_TIMEOUT (default 300) seconds per zoo invocation.
 """
 
-import argparse
-import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 import time
 
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import torchvision
 
-# --------------------------------------------------------------------------
-# harness
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # interop.py, even under python -P
+import interop
+from interop import (TOL, THREADS, CheckError, build, check, info, json_object, make_input, path,
+                     remove, tail, tutorial_vgg11, zoo)
 
-ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-ap.add_argument("--zoo", default=os.environ.get("ZOO_BIN"), help="path to the zoo binary")
-ap.add_argument("--workdir", default=os.environ.get("ZOO_INTEROP_WORKDIR"), help="scratch directory")
-args = ap.parse_args()
-if not args.zoo or not args.workdir:
-    ap.error("--zoo and --workdir (or $ZOO_BIN / $ZOO_INTEROP_WORKDIR) are required")
-ZOO = os.path.abspath(args.zoo)
-WORK = os.path.abspath(args.workdir)
-os.makedirs(WORK, exist_ok=True)
-
-ZOO_TIMEOUT = float(os.environ.get("ZOO_RUN_TIMEOUT", "300"))
-TOL = 1e-4  # max|zoo - torch| / max|torch|
-THREADS = max(1, min(2, os.cpu_count() or 1))
-torch.set_num_threads(THREADS)
-
-n_pass = 0
-n_fail = 0
-
-
-def passed(name, info=""):
-    global n_pass
-    n_pass += 1
-    print(f"PASS {name}" + (f" ({info})" if info else ""), flush=True)
-
-
-def failed(name, reason):
-    global n_fail
-    n_fail += 1
-    reason = " ".join(str(reason).split())  # keep it on one line
-    if len(reason) > 600:
-        reason = reason[:600] + "..."
-    print(f"FAIL {name}: {reason}", flush=True)
-
-
-class CheckError(Exception):
-    pass
-
-
-def check(name):
-    """Decorator-ish runner: run fn(); exception -> FAIL, returned string -> PASS info."""
-
-    def wrap(fn):
-        try:
-            info = fn()
-            passed(name, info or "")
-        except CheckError as e:
-            failed(name, e)
-        except Exception as e:  # harness or torch problem: still a failure, keep going
-            failed(name, f"{type(e).__name__}: {e}")
-        return fn
-
-    return wrap
-
-
-def info(msg):
-    print(f"info: {msg}", flush=True)
-
-
-def path(name):
-    return os.path.join(WORK, name)
-
-
-def remove(*files):
-    for f in files:
-        try:
-            os.remove(f)
-        except FileNotFoundError:
-            pass
-
-
-def tail(s, n=300):
-    s = " ".join(s.split())
-    return s if len(s) <= n else "..." + s[-n:]
-
-
-def zoo(*argv):
-    """Run zoo; returns (CompletedProcess, wall ms)."""
-    t0 = time.perf_counter()
-    try:
-        r = subprocess.run([ZOO, *argv], capture_output=True, text=True, timeout=ZOO_TIMEOUT,
-                           stdin=subprocess.DEVNULL, errors="replace")
-    except subprocess.TimeoutExpired:
-        raise CheckError(f"`zoo {' '.join(argv)}` timed out after {ZOO_TIMEOUT:.0f} s")
-    return r, (time.perf_counter() - t0) * 1000.0
+interop.setup(__doc__, timeout=300, timeout_env="ZOO_RUN_TIMEOUT")
 
 
 def save(obj, name, legacy=False):
-    p = path(name)
-    t0 = time.perf_counter()
-    if legacy:
-        torch.save(obj, p, _use_new_zipfile_serialization=False)
-    else:
-        torch.save(obj, p)
-    info(f"saved {name} ({os.path.getsize(p) / 1e6:.0f} MB, "
-         f"{'legacy' if legacy else 'zip'}, {time.perf_counter() - t0:.1f} s)")
-    return p
+    return interop.save(obj, name, legacy=legacy, show_format=True)
 
 
 def save_npy(arr, name):
@@ -144,93 +52,9 @@ def save_npy(arr, name):
     return p
 
 
-# --------------------------------------------------------------------------
-# models
-
-class VGG(nn.Module):
-    """The tutorial VGG from /work/shared/seed/000_e80b18d068bb1877.txt, verbatim except
-    F.softmax(out) -> F.softmax(out, dim=1) (same result for 2-d input, no warning)."""
-
-    def __init__(self, arch: object, num_classes=1000) -> object:
-        super(VGG, self).__init__()
-        self.in_channels = 3
-        self.conv3_64 = self.__make_layer(64, arch[0])
-        self.conv3_128 = self.__make_layer(128, arch[1])
-        self.conv3_256 = self.__make_layer(256, arch[2])
-        self.conv3_512a = self.__make_layer(512, arch[3])
-        self.conv3_512b = self.__make_layer(512, arch[4])
-        self.classifier = nn.Sequential(
-            nn.Linear(512 * 7 * 7, 4096),
-            nn.ReLU(True),
-            nn.Dropout(),
-            nn.Linear(4096, 4096),
-            nn.ReLU(True),
-            nn.Dropout(),
-            nn.Linear(4096, num_classes),
-        )
-
-    def __make_layer(self, channels, num):
-        layers = []
-        for i in range(num):
-            layers.append(nn.Conv2d(self.in_channels, channels, 3, stride=1, padding=1, bias=False))  # same padding
-            layers.append(nn.BatchNorm2d(channels))
-            layers.append(nn.ReLU())
-            self.in_channels = channels
-        return nn.Sequential(*layers)
-
-    def forward(self, x):
-        out = self.conv3_64(x)
-        out = F.max_pool2d(out, 2)
-        out = self.conv3_128(out)
-        out = F.max_pool2d(out, 2)
-        out = self.conv3_256(out)
-        out = F.max_pool2d(out, 2)
-        out = self.conv3_512a(out)
-        out = F.max_pool2d(out, 2)
-        out = self.conv3_512b(out)
-        out = F.max_pool2d(out, 2)
-        out = out.view(out.size(0), -1)
-        out = self.classifier(out)
-        return F.softmax(out, dim=1)
-
-
-def tutorial_vgg11():
-    return VGG([1, 1, 2, 2, 2], num_classes=1000)
-
-
-def randomize_bn(model):
-    """Non-default BN statistics and affine parameters (uses the global torch RNG)."""
-    n = 0
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.normal_(0.0, 0.2)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0.0, 0.2)
-                m.num_batches_tracked.fill_(int(torch.randint(1, 100000, ())))
-                n += 1
-    return n
-
-
-def build(label, ctor, seed):
-    torch.manual_seed(seed)
-    t0 = time.perf_counter()
-    m = ctor()  # random init (weights=None)
-    n_bn = randomize_bn(m)
-    m.eval()
-    info(f"built {label} ({n_bn} BatchNorm2d randomized, {time.perf_counter() - t0:.1f} s)")
-    return m
-
-
 def torch_forward(model, x):
     with torch.no_grad():
         return model(torch.from_numpy(x)).numpy()
-
-
-def make_input(shape, seed):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(*shape, generator=g, dtype=torch.float32).numpy()
 
 
 # --------------------------------------------------------------------------
@@ -246,12 +70,7 @@ def zoo_run(ckpt, x_path, out_name, arch=None):
     r, _ = zoo(*argv)
     if r.returncode != 0:
         raise CheckError(f"exit {r.returncode}; stderr: {tail(r.stderr)}")
-    try:
-        doc = json.loads(r.stdout)
-    except ValueError as e:
-        raise CheckError(f"--json stdout is not JSON ({e}): {tail(r.stdout)}")
-    if not isinstance(doc, dict):
-        raise CheckError(f"JSON top level is {type(doc).__name__}, expected object")
+    doc = json_object(r.stdout)
     lacking = [k for k in ("arch", "load_ms", "forward_ms", "output_shape") if k not in doc]
     if lacking:
         raise CheckError(f"JSON lacks fields {lacking}: {tail(r.stdout)}")
@@ -537,5 +356,4 @@ del m
 fidelity("run_tutorial_vgg11", ckpt, x, ref, "tutorial_vgg11")
 remove(ckpt)
 
-print(f"check_run: {n_pass} passed, {n_fail} failed", flush=True)
-sys.exit(1 if n_fail else 0)
+interop.finish("check_run")

@@ -7,8 +7,9 @@ Invoked by Tests/Interop/run as
 
 (--zoo / --workdir default to $ZOO_BIN / $ZOO_INTEROP_WORKDIR). Prints one line
 per check on stdout, "PASS <name> (info)" or "FAIL <name>: reason", and exits 1
-if any check failed. Uses torch/torchvision/numpy and the standard library
-(http.server for the download tests, on 127.0.0.1 only).
+if any check failed. Uses torch/torchvision/numpy, the standard library
+(http.server for the download tests, on 127.0.0.1 only) and the shared harness
+interop.py beside this file.
 
 Every zoo invocation runs with ZOO_HOME and HOME (and TORCH_HOME, XDG_CACHE_HOME)
 inside --workdir, ZOO_PYTHON set to this Python, and ZOO_CATALOG / ZOO_MIRROR /
@@ -26,43 +27,25 @@ Contract under test (exit 0 ok, 1 a check failed or refused, 2 usage/input error
 Environment: ZOO_ZOO_TIMEOUT (default 300) seconds per zoo invocation.
 """
 
-import argparse
-import hashlib
 import http.server
 import json
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import threading
 import time
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torchvision
 
-# --------------------------------------------------------------------------
-# harness
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # interop.py, even under python -P
+import interop
+from interop import REPO, CheckError, build, check, info, make_input, path, remove, sha256, tail
 
-ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-ap.add_argument("--zoo", default=os.environ.get("ZOO_BIN"), help="path to the zoo binary")
-ap.add_argument("--workdir", default=os.environ.get("ZOO_INTEROP_WORKDIR"), help="scratch directory")
-args = ap.parse_args()
-if not args.zoo or not args.workdir:
-    ap.error("--zoo and --workdir (or $ZOO_BIN / $ZOO_INTEROP_WORKDIR) are required")
-ZOO = os.path.abspath(args.zoo)
-WORK = os.path.abspath(args.workdir)
-os.makedirs(WORK, exist_ok=True)
+ZOO, WORK = interop.setup(__doc__, timeout=300, timeout_env="ZOO_ZOO_TIMEOUT")
 
-ZOO_TIMEOUT = float(os.environ.get("ZOO_ZOO_TIMEOUT", "300"))
-TOL = 1e-4
-THREADS = max(1, min(2, os.cpu_count() or 1))
-torch.set_num_threads(THREADS)
-T_START = time.perf_counter()
-
-REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 ZOO_HOME = os.path.join(WORK, "zoo_home")
 FAKE_HOME = os.path.join(WORK, "home")
 os.makedirs(FAKE_HOME, exist_ok=True)
@@ -76,76 +59,10 @@ ENV.update(ZOO_HOME=ZOO_HOME, HOME=FAKE_HOME, XDG_CACHE_HOME=os.path.join(FAKE_H
 if os.path.exists(os.path.join(REPO, "catalog.json")):
     ENV["ZOO_CATALOG_ROOT"] = REPO
 
-n_pass = 0
-n_fail = 0
-
-
-def passed(name, info=""):
-    global n_pass
-    n_pass += 1
-    print(f"PASS {name}" + (f" ({info})" if info else ""), flush=True)
-
-
-def failed(name, reason):
-    global n_fail
-    n_fail += 1
-    reason = " ".join(str(reason).split())  # keep it on one line
-    if len(reason) > 600:
-        reason = reason[:600] + "..."
-    print(f"FAIL {name}: {reason}", flush=True)
-
-
-class CheckError(Exception):
-    pass
-
-
-def check(name):
-    """Decorator-ish runner: run fn(); exception -> FAIL, returned string -> PASS info."""
-
-    def wrap(fn):
-        try:
-            info = fn()
-            passed(name, info or "")
-        except CheckError as e:
-            failed(name, e)
-        except Exception as e:  # harness or torch problem: still a failure, keep going
-            failed(name, f"{type(e).__name__}: {e}")
-        return fn
-
-    return wrap
-
-
-def info(msg):
-    print(f"info: {msg}", flush=True)
-
-
-def path(name):
-    return os.path.join(WORK, name)
-
-
-def remove(*files):
-    for f in files:
-        try:
-            os.remove(f)
-        except FileNotFoundError:
-            pass
-
-
-def tail(s, n=300):
-    s = " ".join(s.split())
-    return s if len(s) <= n else "..." + s[-n:]
-
 
 def zoo(*argv, env=None):
-    """Run zoo with the sandboxed environment; returns the CompletedProcess."""
-    e = dict(ENV)
-    if env:
-        e.update(env)
-    try:
-        return subprocess.run([ZOO, *argv], capture_output=True, text=True, timeout=ZOO_TIMEOUT,
-                              stdin=subprocess.DEVNULL, errors="replace", env=e, cwd=WORK)
-    except subprocess.TimeoutExpired:
-        raise CheckError(f"`zoo {' '.join(argv)}` timed out after {ZOO_TIMEOUT:.0f} s")
+    """Run zoo in WORK with the sandboxed environment (plus env); returns the CompletedProcess."""
+    return interop.zoo(*argv, env={**ENV, **(env or {})}, cwd=WORK)[0]
 
 
 def describe(r):
@@ -164,33 +81,6 @@ def zoo_json(*argv, code=0, env=None):
     return doc, r
 
 
-def sha256(p):
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for block in iter(lambda: f.read(8 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def randomize_bn(model):
-    """Non-default BN statistics and affine parameters (uses the global torch RNG)."""
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.normal_(0.0, 0.2)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0.0, 0.2)
-                m.num_batches_tracked.fill_(int(torch.randint(1, 100000, ())))
-
-
-def build(ctor, seed):
-    torch.manual_seed(seed)
-    m = ctor()
-    randomize_bn(m)
-    return m.eval()
-
-
 def save_named(model, stem, hashed):
     """torch.save the state dict; with hashed, rename to torchvision's stem-<sha[:8]>.pth."""
     tmp = path(stem + ".tmp")
@@ -200,11 +90,6 @@ def save_named(model, stem, hashed):
     os.replace(tmp, final)
     info(f"saved {os.path.basename(final)} ({os.path.getsize(final) / 1e6:.0f} MB)")
     return final, sha
-
-
-def make_input(shape, seed):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(*shape, generator=g, dtype=torch.float32).numpy()
 
 
 def checks_of(doc):
@@ -256,7 +141,7 @@ def cached_entry(name):
 # 1. import / verify --against-torch / list / info for resnet18 (hashed name) and vgg11_bn
 
 def import_suite(label, ctor, seed, hashed, arch):
-    m = build(ctor, seed)
+    m = build(label, ctor, seed, announce=False)
     f, sha = save_named(m, label, hashed)
     del m
     state = {"file": f, "sha": sha, "name": None}
@@ -437,7 +322,7 @@ def _():
 
 @check("verify_file_input_expect")
 def _():
-    m = build(torchvision.models.resnet18, 18)  # same weights as r18["file"]
+    m = build("resnet18", torchvision.models.resnet18, 18, announce=False)  # same weights as r18["file"]
     x = make_input((2, 3, 64, 64), seed=4)
     with torch.no_grad():
         y = m(torch.from_numpy(x)).numpy()
@@ -472,7 +357,7 @@ def _():
     files = []
     for sub, seed in (("a", 21), ("b", 22)):
         os.makedirs(path(sub), exist_ok=True)
-        m = build(torchvision.models.resnet18, seed)
+        m = build(f"resnet18_{sub}", torchvision.models.resnet18, seed, announce=False)
         files.append(path(f"{sub}/model.pth"))
         torch.save(m.state_dict(), files[-1])
         del m
@@ -561,7 +446,7 @@ PORT = server.server_address[1]
 threading.Thread(target=server.serve_forever, daemon=True).start()
 info(f"HTTP server on 127.0.0.1:{PORT}")
 
-m = build(torchvision.models.resnet18, 1818)
+m = build("served_resnet18", torchvision.models.resnet18, 1818, announce=False)
 tmp = path("served.tmp")
 torch.save(m.state_dict(), tmp)
 del m
@@ -733,5 +618,4 @@ def _():
 
 shutil.rmtree(ZOO_HOME, ignore_errors=True)
 remove(r18["file"], catalog)
-print(f"check_zoo: {n_pass} passed, {n_fail} failed, {time.perf_counter() - T_START:.0f} s", flush=True)
-sys.exit(1 if n_fail else 0)
+interop.finish("check_zoo", elapsed=True)

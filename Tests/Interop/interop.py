@@ -1,0 +1,276 @@
+"""Shared harness for the Tests/Interop/check_*.py scripts (imported, never run).
+
+Each check script calls setup(__doc__, ...) first, which parses
+
+    --zoo PATH --workdir DIR   (defaults: $ZOO_BIN / $ZOO_INTEROP_WORKDIR)
+
+then runs its checks with check(name), which prints one stdout line per check,
+"PASS <name>[ (info)]" or "FAIL <name>: reason" (Tests/Interop/run counts those
+lines), and ends with finish("check_X"), which prints the summary line and exits
+1 if any check failed.
+
+Also here: zoo(*argv) (the binary under test, with a timeout), json_object (its
+--json output), scratch-file helpers (path, remove, save, sha256), torchvision
+model building with randomized BatchNorm statistics (build, make_input), and
+the seed tutorial's VGG class.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+FIXTURES = os.path.join(REPO, "Tests", "Fixtures")
+
+TOL = 1e-4  # zoo run fidelity: max|zoo - torch| / max|torch|
+THREADS = max(1, min(2, os.cpu_count() or 1))
+
+# Set by setup().
+ZOO = None          # absolute path of the zoo binary
+WORK = None         # absolute path of the scratch directory
+ZOO_TIMEOUT = 300   # seconds per zoo invocation
+T_START = time.perf_counter()
+
+n_pass = 0
+n_fail = 0
+
+
+# --------------------------------------------------------------------------
+# command line, summary
+
+def setup(doc, timeout=300, timeout_env=None):
+    """Parse --zoo / --workdir, create the workdir, limit torch threads; returns (ZOO, WORK).
+
+    doc is the script's __doc__ (its first line is the --help description);
+    timeout_env names an environment variable that overrides `timeout` (seconds per zoo run)."""
+    global ZOO, WORK, ZOO_TIMEOUT, T_START
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--zoo", default=os.environ.get("ZOO_BIN"), help="path to the zoo binary")
+    ap.add_argument("--workdir", default=os.environ.get("ZOO_INTEROP_WORKDIR"), help="scratch directory")
+    args = ap.parse_args()
+    if not args.zoo or not args.workdir:
+        ap.error("--zoo and --workdir (or $ZOO_BIN / $ZOO_INTEROP_WORKDIR) are required")
+    ZOO = os.path.abspath(args.zoo)
+    WORK = os.path.abspath(args.workdir)
+    os.makedirs(WORK, exist_ok=True)
+    ZOO_TIMEOUT = float(os.environ.get(timeout_env, str(timeout))) if timeout_env else timeout
+    torch.set_num_threads(THREADS)
+    T_START = time.perf_counter()
+    return ZOO, WORK
+
+
+def finish(label, elapsed=False):
+    """Print "<label>: N passed, M failed[, T s]" and exit 1 if any check failed."""
+    took = f", {time.perf_counter() - T_START:.0f} s" if elapsed else ""
+    print(f"{label}: {n_pass} passed, {n_fail} failed{took}", flush=True)
+    sys.exit(1 if n_fail else 0)
+
+
+# --------------------------------------------------------------------------
+# PASS / FAIL
+
+class CheckError(Exception):
+    pass
+
+
+def passed(name, info=""):
+    global n_pass
+    n_pass += 1
+    print(f"PASS {name}" + (f" ({info})" if info else ""), flush=True)
+
+
+def failed(name, reason):
+    global n_fail
+    n_fail += 1
+    reason = " ".join(str(reason).split())  # keep it on one line
+    if len(reason) > 600:
+        reason = reason[:600] + "..."
+    print(f"FAIL {name}: {reason}", flush=True)
+
+
+def check(name):
+    """Decorator-ish runner: run fn(); exception -> FAIL, returned string -> PASS info."""
+
+    def wrap(fn):
+        try:
+            info = fn()
+            passed(name, info or "")
+        except CheckError as e:
+            failed(name, e)
+        except Exception as e:  # harness or torch problem: still a failure, keep going
+            failed(name, f"{type(e).__name__}: {e}")
+        return fn
+
+    return wrap
+
+
+def info(msg):
+    print(f"info: {msg}", flush=True)
+
+
+def tail(s, n=300):
+    s = " ".join(s.split())
+    return s if len(s) <= n else "..." + s[-n:]
+
+
+def json_object(stdout, what="--json stdout"):
+    """zoo's JSON output parsed; CheckError unless it is a JSON object."""
+    try:
+        doc = json.loads(stdout)
+    except ValueError as e:
+        raise CheckError(f"{what} is not JSON ({e}): {tail(stdout)}")
+    if not isinstance(doc, dict):
+        raise CheckError(f"JSON top level is {type(doc).__name__}, expected object")
+    return doc
+
+
+# --------------------------------------------------------------------------
+# running zoo, scratch files
+
+def zoo(*argv, cwd=None, env=None):
+    """Run zoo (stdin closed, ZOO_TIMEOUT); returns (CompletedProcess, wall ms).
+
+    env, when given, is the whole environment of the process."""
+    t0 = time.perf_counter()
+    try:
+        r = subprocess.run([ZOO, *argv], capture_output=True, text=True, timeout=ZOO_TIMEOUT,
+                           stdin=subprocess.DEVNULL, errors="replace", cwd=cwd, env=env)
+    except subprocess.TimeoutExpired:
+        raise CheckError(f"`zoo {' '.join(argv)}` timed out after {ZOO_TIMEOUT:.0f} s")
+    return r, (time.perf_counter() - t0) * 1000.0
+
+
+def path(*parts):
+    return os.path.join(WORK, *parts)
+
+
+def remove(*files):
+    for f in files:
+        try:
+            os.remove(f)
+        except FileNotFoundError:
+            pass
+
+
+def save(obj, name, legacy=False, show_format=False):
+    """torch.save obj to path(name), zip or legacy format; returns the path.
+
+    show_format adds "zip" / "legacy" to the info line."""
+    p = path(name)
+    t0 = time.perf_counter()
+    if legacy:
+        torch.save(obj, p, _use_new_zipfile_serialization=False)
+    else:
+        torch.save(obj, p)
+    fmt = f"{'legacy' if legacy else 'zip'}, " if show_format else ""
+    info(f"saved {name} ({os.path.getsize(p) / 1e6:.0f} MB, {fmt}{time.perf_counter() - t0:.1f} s)")
+    return p
+
+
+def sha256(file):
+    h = hashlib.sha256()
+    with open(file, "rb") as f:
+        for block in iter(lambda: f.read(8 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def dtype_name(dt):
+    return str(dt).replace("torch.", "")
+
+
+# --------------------------------------------------------------------------
+# models
+
+def randomize_bn(model):
+    """Non-default BN statistics and affine parameters (uses the global torch RNG); returns how many."""
+    n = 0
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.normal_(0.0, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0.0, 0.2)
+                m.num_batches_tracked.fill_(int(torch.randint(1, 100000, ())))
+                n += 1
+    return n
+
+
+def build(label, ctor, seed, announce=True):
+    """ctor() (random init, weights=None) after torch.manual_seed(seed), BN randomized, eval mode."""
+    torch.manual_seed(seed)
+    t0 = time.perf_counter()
+    m = ctor()
+    n_bn = randomize_bn(m)
+    m.eval()
+    if announce:
+        info(f"built {label} ({n_bn} BatchNorm2d randomized, {time.perf_counter() - t0:.1f} s)")
+    return m
+
+
+def make_input(shape, seed, numpy=True):
+    """Standard-normal float32 batch from its own generator; a numpy array, or a tensor."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(*shape, generator=g, dtype=torch.float32)
+    return x.numpy() if numpy else x
+
+
+class VGG(nn.Module):
+    """The tutorial VGG from /work/shared/seed/000_e80b18d068bb1877.txt, verbatim except
+    F.softmax(out) -> F.softmax(out, dim=1) (same result for 2-d input, no warning)."""
+
+    def __init__(self, arch: object, num_classes=1000) -> object:
+        super(VGG, self).__init__()
+        self.in_channels = 3
+        self.conv3_64 = self.__make_layer(64, arch[0])
+        self.conv3_128 = self.__make_layer(128, arch[1])
+        self.conv3_256 = self.__make_layer(256, arch[2])
+        self.conv3_512a = self.__make_layer(512, arch[3])
+        self.conv3_512b = self.__make_layer(512, arch[4])
+        self.classifier = nn.Sequential(
+            nn.Linear(512 * 7 * 7, 4096),
+            nn.ReLU(True),
+            nn.Dropout(),
+            nn.Linear(4096, 4096),
+            nn.ReLU(True),
+            nn.Dropout(),
+            nn.Linear(4096, num_classes),
+        )
+
+    def __make_layer(self, channels, num):
+        layers = []
+        for i in range(num):
+            layers.append(nn.Conv2d(self.in_channels, channels, 3, stride=1, padding=1, bias=False))  # same padding
+            layers.append(nn.BatchNorm2d(channels))
+            layers.append(nn.ReLU())
+            self.in_channels = channels
+        return nn.Sequential(*layers)
+
+    def forward(self, x):
+        out = self.conv3_64(x)
+        out = F.max_pool2d(out, 2)
+        out = self.conv3_128(out)
+        out = F.max_pool2d(out, 2)
+        out = self.conv3_256(out)
+        out = F.max_pool2d(out, 2)
+        out = self.conv3_512a(out)
+        out = F.max_pool2d(out, 2)
+        out = self.conv3_512b(out)
+        out = F.max_pool2d(out, 2)
+        out = out.view(out.size(0), -1)
+        out = self.classifier(out)
+        return F.softmax(out, dim=1)
+
+
+def tutorial_vgg11():
+    return VGG([1, 1, 2, 2, 2], num_classes=1000)

@@ -1,10 +1,11 @@
-// AVX-512 GEMM for convolutions: see include/ckernels.h for the layout.
+// AVX-512 GEMM for convolutions and Linear layers, and max pooling: see include/ckernels.h.
 //
-// Blocking (one thread): for each 48-column panel of B, for each KC-row block of K, the
-// panel block (KC x 48 floats, 24 KB) is packed into a thread-local buffer that stays in L1,
-// and every 8-row panel of the pre-packed A runs against it in an 8 x 48 register tile
-// (24 zmm accumulators). The M x 48 strip of C being accumulated stays in L2 between K blocks;
-// the epilogue is applied in registers on the last K block.
+// Blocking (one thread): for each block of 11 48-column panels of B and each KC-row block of
+// K, the panels (KC x 528 floats) are packed into a thread-local buffer that stays in L2, and
+// every 8-row panel of the pre-packed A (read in one sequential stream) runs against each of
+// them in an 8 x 48 register tile (24 zmm accumulators, 16- and 32-column variants for the last
+// panel). C accumulates in place between K blocks; the epilogue is applied in registers on the
+// last K block.
 
 #include "ckernels.h"
 

@@ -1,16 +1,21 @@
 #ifndef ZOO_CKERNELS_H
 #define ZOO_CKERNELS_H
 
-// AVX-512 convolution kernels for Models (Sources/Models/Kernels.swift drives them).
+// AVX-512 kernels for Models (Sources/Models/Kernels.swift drives them): convolution GEMM,
+// Winograd F(4x4, 3x3) and F(2x2, 3x3), small-batch Linear, max pooling, and the fork-join
+// pool that runs them on several threads.
 //
 // A convolution's weights are the GEMM's A [M = out/groups, K = in/groups * k * k] (PyTorch's
-// [out, in/groups, k, k] read row-major); B is the im2col matrix [K, N = oH * oW], never stored:
-// each 48-column panel of it is packed straight from the input image into a buffer that stays in
-// L1 while every row panel of A runs against it. C = A * B is written in place into the NCHW
-// output, with the bias, an optional residual and an optional ReLU applied to the registers
-// before the single store.
+// [out, in/groups, k, k] read row-major), packed once; B is the im2col matrix [K, N = oH * oW],
+// never stored: each 48-column panel of it is packed straight from the input image, in blocks
+// of 11 panels that stay in L2 while each 8-row panel of A (in L1) runs against them, so A is
+// read once per 528 columns. C = A * B is written in place into the NCHW output, with the
+// bias, an optional residual and an optional ReLU applied to the registers before the single
+// store.
 //
-// Every entry point requires AVX-512F; call zk_available() first (Models falls back to OpenBLAS).
+// The AVX-512 entry points need zk_available() (Models falls back to OpenBLAS without it); on
+// other architectures they are empty stubs. zk_max_pool, zk_parallel and the packing and
+// counting functions work everywhere.
 
 #include <stddef.h>
 

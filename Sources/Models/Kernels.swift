@@ -33,28 +33,33 @@ public struct ConvGeometry: Sendable, Equatable {
 /// epilogue pass.
 public struct FusedConv: Sendable {
     public let geometry: ConvGeometry
-    /// `[out, in/groups, k, k]`, row-major: the GEMM's A matrix per group.
-    let weight: [Float]
     let bias: [Float]
-    /// Weights in CKernels' layouts, made on first use.
-    let prepared = PreparedWeights()
+    /// The weights, and their CKernels layouts made on first use.
+    let prepared: PreparedWeights
 
     init(geometry: ConvGeometry, weight: [Float], bias: [Float]) {
         self.geometry = geometry
-        self.weight = weight
         self.bias = bias
+        // Only a 3x3 stride-1 convolution may need its weights in a second layout (Winograd or
+        // not depends on the input size); the others keep just the packed copy.
+        let g = geometry
+        let winograd = g.kernel == 3 && g.stride == 1 && g.dilation == 1 && g.groups == 1
+        prepared = PreparedWeights(weight, keepSource: !Kernels.avx512 || winograd)
     }
 
+    /// `[out, in/groups, k, k]`, row-major: the GEMM's A matrix per group.
+    var weight: [Float] { prepared.source }
+
     /// `weight` per group in CKernels' panel layout.
-    var packed: [Float] { prepared.packed { Kernels.packGroups(weight, geometry: geometry) } }
+    var packed: [Float] { prepared.packed { Kernels.packGroups($0, geometry: geometry) } }
 
     /// The Winograd-transformed weight matrices (36 for F(4x4, 3x3), 16 for F(2x2, 3x3)), packed.
     func winogradWeights(_ variant: Kernels.Winograd) -> [Float] {
-        variant == .f2 ? prepared.winograd2 { transformed(points: 16, zk_winograd2_transform) }
-            : prepared.winograd { transformed(points: 36, zk_winograd_transform) }
+        variant == .f2 ? prepared.winograd2 { transformed($0, points: 16, zk_winograd2_transform) }
+            : prepared.winograd { transformed($0, points: 36, zk_winograd_transform) }
     }
 
-    private func transformed(points: Int,
+    private func transformed(_ weight: [Float], points: Int,
                              _ transform: (UnsafePointer<Float>?, Int32, Int32, UnsafeMutablePointer<Float>?, Int32, Int32) -> Void)
         -> [Float] {
         // Transformed, then packed, on all threads: this is most of a cold first forward.
@@ -140,36 +145,53 @@ public struct FusedConv: Sendable {
     }
 }
 
-/// A convolution's weights in the layouts of the CKernels paths, each made once when first needed.
+/// A convolution's weights (BatchNorm folded in) and their layouts for the CKernels paths,
+/// each made once, when first needed. The plain weights are dropped after packing when no other
+/// layout can be asked for (`keepSource` false), so a 1x1 convolution holds one copy, not two.
 final class PreparedWeights: @unchecked Sendable {
     private let lock = NSLock()
+    private var plain: [Float]
+    private let keepSource: Bool
     private var direct: [Float]?
     private var transformed: [Float]?
     private var transformed2: [Float]?
 
-    func packed(_ make: () -> [Float]) -> [Float] {
+    init(_ weight: [Float], keepSource: Bool) {
+        plain = weight
+        self.keepSource = keepSource
+    }
+
+    /// The plain weights (empty once dropped; only the OpenBLAS path reads them, and it keeps them).
+    var source: [Float] {
+        lock.lock()
+        defer { lock.unlock() }
+        return plain
+    }
+
+    func packed(_ make: ([Float]) -> [Float]) -> [Float] {
         lock.lock()
         defer { lock.unlock() }
         if let direct { return direct }
-        let made = make()
+        let made = make(plain)
         direct = made
+        if !keepSource { plain = [] }
         return made
     }
 
-    func winograd(_ make: () -> [Float]) -> [Float] {
+    func winograd(_ make: ([Float]) -> [Float]) -> [Float] {
         lock.lock()
         defer { lock.unlock() }
         if let transformed { return transformed }
-        let made = make()
+        let made = make(plain)
         transformed = made
         return made
     }
 
-    func winograd2(_ make: () -> [Float]) -> [Float] {
+    func winograd2(_ make: ([Float]) -> [Float]) -> [Float] {
         lock.lock()
         defer { lock.unlock() }
         if let transformed2 { return transformed2 }
-        let made = make()
+        let made = make(plain)
         transformed2 = made
         return made
     }

@@ -28,6 +28,10 @@
 #endif
 enum { MR = ZK_MR, NR = ZK_NR, KC = KCV };
 
+#ifndef PREFETCH_C
+#define PREFETCH_C 1
+#endif
+
 int zk_available(void) {
 #if ZK_X86
     __builtin_cpu_init();
@@ -182,6 +186,20 @@ TARGET INLINE void tile(const int NV, int kc, const float *restrict a, const flo
         acc0[i] = _mm512_setzero_ps();
         if (NV > 1) acc1[i] = _mm512_setzero_ps();
         if (NV > 2) acc2[i] = _mm512_setzero_ps();
+    }
+    // Bring in what the stores will read (C to accumulate, the residual) while the products run.
+    if (PREFETCH_C) {
+        for (int i = 0; i < mr; i++) {
+            const float *p = c + i * ldc;
+            _mm_prefetch((const char *)p, _MM_HINT_ET0);
+            if (NV > 1) _mm_prefetch((const char *)(p + 16), _MM_HINT_ET0);
+            if (NV > 2) _mm_prefetch((const char *)(p + 32), _MM_HINT_ET0);
+            if (last && res) {
+                _mm_prefetch((const char *)(res + i * ldr), _MM_HINT_T0);
+                if (NV > 1) _mm_prefetch((const char *)(res + i * ldr + 16), _MM_HINT_T0);
+                if (NV > 2) _mm_prefetch((const char *)(res + i * ldr + 32), _MM_HINT_T0);
+            }
+        }
     }
     for (int k = 0; k < kc; k++) {
         __m512 b0 = _mm512_load_ps(b), b1, b2;

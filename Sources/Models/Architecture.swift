@@ -89,6 +89,15 @@ public enum Architecture: Sendable, Equatable, Codable {
         }
     }
 
+    /// The same architecture with as many classes as the weights' classifier (`fc` or
+    /// `classifier.6`) has, so a named variant fits a fine-tuned head.
+    public func withClassCount(of source: some TensorSource) -> Architecture {
+        var fitted = self
+        let head = source.tensorShapes.first { $0.key == "fc.weight" || $0.key == "classifier.6.weight" }
+        if let shape = head?.shape, shape.count == 2 { fitted.numClasses = shape[0] }
+        return fitted
+    }
+
     /// A new network with default weights (BatchNorm identity, zeros elsewhere).
     public func build() -> Model { Model(self) }
 }

@@ -170,9 +170,7 @@ extension Model {
                             options: LoadOptions = .strict, inputShape: [Int]? = nil) throws -> Model {
         var architecture: Architecture
         if let name {
-            architecture = try Architecture.named(name)
-            let head = ["fc.weight", "classifier.6.weight"].lazy.compactMap { checkpoint.stateDict[$0] }.first
-            if let head, head.shape.count == 2 { architecture.numClasses = head.shape[0] }
+            architecture = try Architecture.named(name).withClassCount(of: checkpoint)
         } else {
             architecture = try Architecture.detect(checkpoint)
         }

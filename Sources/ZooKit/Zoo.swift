@@ -173,17 +173,11 @@ public struct Zoo: Sendable {
             throw ZooError(.failed, "\(file): SHA-256 is \(sha) but \(catalogEntry != nil ? "the catalog" : "the file name") expects \(expected)...",
                            fix: "the file is damaged or not the published one; re-download it, or pass --force to import it anyway")
         }
-        var arch: Architecture
+        let arch: Architecture
         if let architecture {
-            arch = try Architecture.named(architecture)
-            if let head = ["fc.weight", "classifier.6.weight"].lazy.compactMap({ checkpoint.stateDict[$0] }).first, head.shape.count == 2 {
-                arch.numClasses = head.shape[0]
-            }
+            arch = try Architecture.named(architecture).withClassCount(of: checkpoint)
         } else if let catalogEntry, catalogEntry.architecture != nil || catalogEntry.resnet != nil {
-            arch = try catalogEntry.resolvedArchitecture()
-            if let head = ["fc.weight", "classifier.6.weight"].lazy.compactMap({ checkpoint.stateDict[$0] }).first, head.shape.count == 2 {
-                arch.numClasses = head.shape[0]
-            }
+            arch = try catalogEntry.resolvedArchitecture().withClassCount(of: checkpoint)
         } else {
             arch = try Architecture.detect(checkpoint)
         }
@@ -202,9 +196,8 @@ public struct Zoo: Sendable {
             }
         }
         let native = "native/\(name).safetensors"
-        let report = try NativeWriter.write(try Checkpoint(path: cache.path(original)), to: cache.path(native),
-                                            options: .init(architecture: arch.name, version: zooVersion))
-        _ = report
+        _ = try NativeWriter.write(try Checkpoint(path: cache.path(original)), to: cache.path(native),
+                                   options: .init(architecture: arch.name, version: zooVersion))
         let nativeSHA = try SHA256.file(cache.path(native))
 
         // The probe reference: this model's output on the fixed probe input, from the original file.

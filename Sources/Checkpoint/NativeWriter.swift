@@ -19,8 +19,12 @@ public enum NativeWriter {
         public var version: String
         /// Extra `__metadata__` entries.
         public var extra: [String: String]
+        /// The source's SHA-256 when the caller has just computed it; otherwise it is computed.
+        public var sourceSHA256: String?
 
-        public init(dtype: DType? = nil, architecture: String? = nil, version: String = "", extra: [String: String] = [:]) {
+        public init(dtype: DType? = nil, architecture: String? = nil, version: String = "", extra: [String: String] = [:],
+                    sourceSHA256: String? = nil) {
+            self.sourceSHA256 = sourceSHA256
             self.dtype = dtype
             self.architecture = architecture
             self.version = version
@@ -72,7 +76,7 @@ public enum NativeWriter {
         let (jobs, aliases) = plan(checkpoint.stateDict, dtype: options.dtype)
 
         // The source hash runs on the second core while the first converts.
-        let hash = BackgroundHash(path: checkpoint.path)
+        let hash = options.sourceSHA256 == nil ? BackgroundHash(path: checkpoint.path) : nil
 
         var metadata = options.extra
         metadata["format"] = "pt"
@@ -102,7 +106,7 @@ public enum NativeWriter {
                 try writeAll(fd, chunk, at: position, path: output)
                 position += chunk.count
             }
-            sha = try hash.wait()
+            sha = try options.sourceSHA256 ?? hash?.wait() ?? ""  // one of the two is always set
             let digest = Array("\"source_sha256\":\"\(sha)\"".utf8)
             header.replaceSubrange(hashRange, with: digest)
             try writeAll(fd, digest, at: 8 + hashRange.lowerBound, path: output)

@@ -197,7 +197,7 @@ public struct Zoo: Sendable {
         }
         let native = "native/\(name).safetensors"
         _ = try NativeWriter.write(try Checkpoint(path: cache.path(original)), to: cache.path(native),
-                                   options: .init(architecture: arch.name, version: zooVersion))
+                                   options: .init(architecture: arch.name, version: zooVersion, sourceSHA256: sha))
         let nativeSHA = try SHA256.file(cache.path(native))
 
         // The probe reference: this model's output on the fixed probe input, from the original file.

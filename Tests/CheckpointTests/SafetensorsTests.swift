@@ -177,6 +177,17 @@ func parseHeader(_ bytes: [UInt8]) -> Result<SafetensorsHeader, CheckpointError>
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder).isEmpty)
     }
 
+    @Test func aKnownSourceHashIsRecordedNotRecomputed() throws {
+        let folder = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let source = try Checkpoint(path: Fixtures.path("tiny_net.pth"))
+        let sha = try SHA256.file(source.path)
+        let report = try NativeWriter.write(source, to: folder + "/t.safetensors", options: .init(sourceSHA256: sha))
+        #expect(report.sourceSHA256 == sha)
+        let written = try Checkpoint(path: folder + "/t.safetensors")
+        #expect(MetadataValue.object(written.stateDict.metadata)["source_sha256"] == .string(sha))
+    }
+
     @Test func neverOverwritesItsSource() throws {
         let folder = try temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }

@@ -5,13 +5,19 @@ import Glibc
 
 /// Writes a file so that a crash at any moment leaves either the old file or the complete new
 /// one under `path`, never a partial one: data goes to a temporary name in the same folder, is
-/// flushed to disk, checked by `verify`, and only then renamed into place.
+/// flushed to disk, checked by `verify`, and only then renamed into place (and the folder
+/// flushed, so the rename itself survives a power cut).
+///
+/// Temporary names carry the writer's process id (`.name.<pid>.<random>.partial`): a writer that
+/// was killed leaves one behind, and the next write to the same path removes it once that
+/// process is gone.
 public enum AtomicFile {
     public static func write(to path: String, _ body: (FileHandle) throws -> Void,
                              verify: (String) throws -> Void = { _ in }) throws {
         let url = URL(fileURLWithPath: path)
         let folder = url.deletingLastPathComponent().path
-        let temporary = folder + "/." + url.lastPathComponent + "." + UUID().uuidString.prefix(8) + ".partial"
+        removeStale(for: path)
+        let temporary = folder + "/." + url.lastPathComponent + ".\(getpid())." + UUID().uuidString.prefix(8) + ".partial"
         guard FileManager.default.createFile(atPath: temporary, contents: nil),
               let handle = FileHandle(forWritingAtPath: temporary) else {
             throw CheckpointError(.io, path: path, "cannot create a temporary file in \(folder): \(String(cString: strerror(errno)))")
@@ -34,6 +40,36 @@ public enum AtomicFile {
             let reason = String(cString: strerror(errno))
             unlink(temporary)
             throw CheckpointError(.io, path: path, "cannot move the finished file into place: \(reason)")
+        }
+        let directory = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if directory >= 0 {
+            fsync(directory)
+            close(directory)
+        }
+    }
+
+    /// The process that owns a temporary file `write(to:)` made for some path, or nil when
+    /// `name` is not one.
+    public static func temporaryOwner(_ name: String) -> pid_t? {
+        guard name.hasPrefix("."), name.hasSuffix(".partial") else { return nil }
+        let parts = name.dropLast(".partial".count).split(separator: ".")
+        guard parts.count >= 3, let pid = pid_t(parts[parts.count - 2]), pid > 0 else { return nil }
+        return pid
+    }
+
+    /// Whether process `pid` is gone (so its temporary files are garbage).
+    public static func isDead(_ pid: pid_t) -> Bool {
+        kill(pid, 0) != 0 && errno == ESRCH
+    }
+
+    /// Removes the temporary files that killed writers of `path` left behind.
+    public static func removeStale(for path: String) {
+        let url = URL(fileURLWithPath: path)
+        let folder = url.deletingLastPathComponent().path
+        let prefix = "." + url.lastPathComponent + "."
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return }
+        for name in names where name.hasPrefix(prefix) {
+            if let pid = temporaryOwner(name), isDead(pid) { unlink(folder + "/" + name) }
         }
     }
 

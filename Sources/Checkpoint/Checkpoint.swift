@@ -27,10 +27,16 @@ public final class Checkpoint {
 
     /// Opens and parses a checkpoint, deciding its format from its bytes.
     /// - Parameter path: a `.pth`, `.pt`, `.bin`, `.ckpt` or `.safetensors` file, whatever its extension.
-    public init(path: String) throws {
+    public convenience init(path: String) throws {
+        try self.init(path: path, format: nil)
+    }
+
+    /// Opens `path` as `format`, or as what its bytes say when `format` is nil. Forcing a
+    /// format is for the fuzzers, which must reach a reader whatever the mutated magic bytes.
+    package init(path: String, format forced: CheckpointFormat?) throws {
         self.path = path
         do {
-            let format = try Self.sniff(path: path)
+            let format = try forced ?? Self.sniff(path: path)
             let loaded: LoadedPickle
             switch format {
             case .zip, .torchscript: loaded = try ZipReader.load(path: path)
@@ -50,12 +56,33 @@ public final class Checkpoint {
             }
             self.format = loaded.format
             self.stateDict = try StateDictExtractor.extract(loaded.root, format: loaded.format, path: path)
+            try Self.checkExpansion(stateDict)
             self.backing = loaded.backing
             self.isBigEndian = loaded.bigEndian
             self.facts = loaded.facts
             self.arena = loaded.arena
         } catch let error as CheckpointError {
             throw error.with(path: path)
+        }
+    }
+
+    /// Reading every tensor of a state dict may take at most `TensorRecord.maxRepeatedElements`
+    /// more elements than its storages hold: views and shared keys repeat data, a few
+    /// legitimately, a hostile file without limit (a thousand keys each expanding one byte).
+    static func checkExpansion(_ stateDict: StateDict) throws {
+        var stored: [String: Int] = [:]
+        var viewed = 0
+        for (_, tensor) in stateDict.entries {
+            let storage = tensor.storage
+            let end = (storage.byteOffset + storage.byteCount) / tensor.dtype.size
+            stored[storage.key] = max(stored[storage.key] ?? 0, end)
+            viewed += tensor.elementCount  // each at most its storage's elements + 2^28, validated
+        }
+        let storageElements = stored.values.reduce(0, +)
+        let maxRepeatedElements = TensorRecord.maxRepeatedElements
+        guard viewed <= storageElements + maxRepeatedElements else {
+            throw CheckpointError(.corrupt, path: "", "its \(stateDict.entries.count) tensors view \(viewed) elements but their storages hold \(storageElements): "
+                + "views repeat more than \(maxRepeatedElements) elements, which no real checkpoint does")
         }
     }
 

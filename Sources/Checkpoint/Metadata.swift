@@ -19,26 +19,44 @@ public indirect enum MetadataValue: Sendable, Equatable, Encodable {
 
     static let maxDepth = 16
     static let maxItems = 64
+    /// Values one summary may hold in all: shared references can make a small pickle a tree
+    /// of 64^16 paths, and only this bound keeps summarising it fast.
+    static let maxValues = 20_000
 
     public subscript(key: String) -> MetadataValue? {
         guard case .object(let pairs) = self else { return nil }
         return pairs.first { $0.key == key }?.value
     }
 
-    /// Summarises a pickled value.
-    init(_ value: PickleValue, depth: Int = 0) {
-        guard depth < Self.maxDepth else {
-            self = .string("<nested deeper than \(Self.maxDepth) levels>")
+    /// Summarises the non-tensor entries of a checkpoint within one budget of `maxValues`.
+    static func summarise(_ entries: [(key: PickleValue, value: PickleValue)]) -> [Pair] {
+        var budget = maxValues
+        var out: [Pair] = []
+        for entry in entries {
+            guard budget > 0 else {
+                out.append(Pair(key: "<more>", value: .int(entries.count - out.count)))
+                break
+            }
+            out.append(Pair(key: keyText(entry.key), value: MetadataValue(entry.value, depth: 0, budget: &budget)))
+        }
+        return out
+    }
+
+    /// Summarises a pickled value, spending one unit of `budget` per value.
+    init(_ value: PickleValue, depth: Int, budget: inout Int) {
+        budget -= 1
+        guard depth < Self.maxDepth, budget >= 0 else {
+            self = .string(budget < 0 ? "<summary truncated>" : "<nested deeper than \(Self.maxDepth) levels>")
             return
         }
         func items(_ values: [PickleValue]) -> MetadataValue {
-            var out = values.prefix(Self.maxItems).map { MetadataValue($0, depth: depth + 1) }
+            var out = values.prefix(Self.maxItems).map { MetadataValue($0, depth: depth + 1, budget: &budget) }
             if values.count > Self.maxItems { out.append(.string("<\(values.count - Self.maxItems) more>")) }
             return .array(out)
         }
         func pairs(_ dict: PickleDict) -> [Pair] {
             var out = dict.entries.prefix(Self.maxItems).map {
-                Pair(key: Self.keyText($0.key), value: MetadataValue($0.value, depth: depth + 1))
+                Pair(key: Self.keyText($0.key), value: MetadataValue($0.value, depth: depth + 1, budget: &budget))
             }
             if dict.count > Self.maxItems { out.append(Pair(key: "<more>", value: .int(dict.count - Self.maxItems))) }
             return out
@@ -65,7 +83,7 @@ public indirect enum MetadataValue: Sendable, Equatable, Encodable {
             if let state = object.stateDict {
                 fields += pairs(state)
             } else if let state = object.state {
-                fields.append(Pair(key: "__state__", value: MetadataValue(state, depth: depth + 1)))
+                fields.append(Pair(key: "__state__", value: MetadataValue(state, depth: depth + 1, budget: &budget)))
             }
             if !object.arguments.isEmpty {
                 fields.append(Pair(key: "__args__", value: items(object.arguments)))

@@ -124,17 +124,19 @@ extension SafetensorsHeader {
         for entry in header.entries {
             let storage = StorageRef(key: entry.key, dtype: entry.dtype, byteCount: entry.end - entry.begin, location: "cpu")
             var strides = [Int](repeating: 1, count: entry.shape.count)
-            for i in entry.shape.indices.dropLast().reversed() { strides[i] = strides[i + 1] * max(entry.shape[i + 1], 1) }
+            // Wrapping: only an empty tensor's strides can overflow, and an empty tensor reads nothing.
+            for i in entry.shape.indices.dropLast().reversed() { strides[i] = strides[i + 1] &* max(entry.shape[i + 1], 1) }
             entries.append((entry.key, try TensorRecord.validated(storage: storage, dtype: entry.dtype, shape: entry.shape,
                                                                   strides: strides, storageOffset: 0)))
         }
         if let text = header.metadata.first(where: { $0.key == aliasesKey })?.value {
-            let json = try Array(text.utf8).withUnsafeBytes { try? JSON.parse($0) }
+            let json = Array(text.utf8).withUnsafeBytes { try? JSON.parse($0) }
             guard case .object(let pairs)? = json else {
                 throw CheckpointError(.corrupt, path: path, at: "safetensors __metadata__", "\(aliasesKey) is not a JSON object")
             }
+            let stored = Dictionary(entries.map { ($0.key, $0.tensor) }, uniquingKeysWith: { a, _ in a })
             for (alias, target) in pairs {
-                guard case .string(let name) = target, let tensor = entries.first(where: { $0.key == name })?.tensor else {
+                guard case .string(let name) = target, let tensor = stored[name] else {
                     throw CheckpointError(.corrupt, path: path, at: "safetensors __metadata__", "alias \(alias) names no stored tensor")
                 }
                 entries.append((alias, tensor))

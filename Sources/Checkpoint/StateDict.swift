@@ -25,6 +25,9 @@ enum StateDictExtractor {
                               "model_ema", "ema", "module", "params", "weights", "student", "teacher"]
     static let strippablePrefixes = ["module.", "_orig_mod."]
     static let maxDepth = 64
+    /// Modules visited plus keys produced in one walk: a shared submodule is visited once per
+    /// path to it, as `state_dict()` does, and a file could make those paths exponentially many.
+    static let maxVisits = 1_000_000
 
     static func extract(_ root: PickleValue, format: CheckpointFormat, path: String) throws -> StateDict {
         if format == .torchscript {
@@ -32,7 +35,8 @@ enum StateDictExtractor {
                 throw CheckpointError(.unsupported, path: path, "a TorchScript archive whose data.pkl is a \(root.kindName), not a module")
             }
             var entries: [(String, TensorRecord)] = []
-            try walkScriptModule(module, prefix: "", into: &entries, depth: 0, path: path)
+            var visits = 0
+            try walkScriptModule(module, prefix: "", into: &entries, depth: 0, visits: &visits, path: path)
             return finish(entries, path: "", metadata: [], source: "TorchScript module \(module.qualifiedName)")
         }
         switch root {
@@ -62,10 +66,7 @@ enum StateDictExtractor {
             return finish(entries, path: "", metadata: [], source: nil)
         }
         func metadata(except key: String) -> [MetadataValue.Pair] {
-            dict.entries.compactMap { entry in
-                let name = MetadataValue.keyText(entry.key)
-                return name == key ? nil : MetadataValue.Pair(key: name, value: MetadataValue(entry.value))
-            }
+            MetadataValue.summarise(dict.entries.filter { MetadataValue.keyText($0.key) != key })
         }
         // A wrapper key, then any single entry, holding a dict of tensors or a pickled module.
         let candidates = wrapperKeys.filter { dict[$0] != nil }
@@ -87,8 +88,7 @@ enum StateDictExtractor {
         // A dict mixing tensors with other values: the tensors are the state dict.
         let tensors = dict.entries.compactMap { entry in entry.value.tensor.flatMap { t in entry.key.string.map { ($0, t) } } }
         if !tensors.isEmpty {
-            let rest = dict.entries.filter { $0.value.tensor == nil }
-                .map { MetadataValue.Pair(key: MetadataValue.keyText($0.key), value: MetadataValue($0.value)) }
+            let rest = MetadataValue.summarise(dict.entries.filter { $0.value.tensor == nil })
             return finish(tensors, path: "", metadata: rest, source: nil)
         }
         let keys = dict.entries.prefix(12).map { MetadataValue.keyText($0.key) }.joined(separator: ", ")
@@ -96,19 +96,27 @@ enum StateDictExtractor {
             "no state dict found: the top-level keys (\(keys)) hold no dict of tensors and no nn.Module")
     }
 
+    private static func visit(_ visits: inout Int, keys: Int, depth: Int, prefix: String, path: String) throws {
+        visits += 1
+        guard depth < maxDepth, visits + keys <= maxVisits else {
+            throw CheckpointError(.corrupt, path: path, depth < maxDepth
+                ? "more than \(maxVisits) submodules and keys (shared modules reached by too many paths), at \(prefix)"
+                : "modules nested deeper than \(maxDepth) levels at \(prefix)")
+        }
+    }
+
     /// `torch.save(model)`: walks `_parameters`, persistent `_buffers` and `_modules` of the
     /// inert object tree in the order `nn.Module.state_dict()` uses.
     private static func fromModule(_ module: PickleObject, path: String, at key: String) throws -> StateDict {
         var entries: [(String, TensorRecord)] = []
-        try walkModule(module, prefix: "", into: &entries, depth: 0, path: path)
+        var visits = 0
+        try walkModule(module, prefix: "", into: &entries, depth: 0, visits: &visits, path: path)
         return finish(entries, path: key, metadata: [], source: "pickled module \(module.qualifiedName)")
     }
 
     private static func walkModule(_ module: PickleObject, prefix: String, into entries: inout [(String, TensorRecord)],
-                                   depth: Int, path: String) throws {
-        guard depth < maxDepth else {
-            throw CheckpointError(.corrupt, path: path, "modules nested deeper than \(maxDepth) levels at \(prefix)")
-        }
+                                   depth: Int, visits: inout Int, path: String) throws {
+        try visit(&visits, keys: entries.count, depth: depth, prefix: prefix, path: path)
         guard let state = module.stateDict else { return }
         let nonPersistent = Set(state["_non_persistent_buffers_set"]?.elements?.compactMap(\.string) ?? [])
         for field in ["_parameters", "_buffers"] {
@@ -119,24 +127,22 @@ enum StateDictExtractor {
         }
         for (key, value) in state["_modules"]?.dict?.entries ?? [] {
             guard let name = key.string, case .object(let child) = value else { continue }
-            try walkModule(child, prefix: prefix + name + ".", into: &entries, depth: depth + 1, path: path)
+            try walkModule(child, prefix: prefix + name + ".", into: &entries, depth: depth + 1, visits: &visits, path: path)
         }
     }
 
     /// A TorchScript module's state is a dict of attributes: tensors are its parameters and
     /// buffers, `__torch__.*` objects its submodules.
     private static func walkScriptModule(_ module: PickleObject, prefix: String, into entries: inout [(String, TensorRecord)],
-                                         depth: Int, path: String) throws {
-        guard depth < maxDepth else {
-            throw CheckpointError(.corrupt, path: path, "modules nested deeper than \(maxDepth) levels at \(prefix)")
-        }
+                                   depth: Int, visits: inout Int, path: String) throws {
+        try visit(&visits, keys: entries.count, depth: depth, prefix: prefix, path: path)
         for (key, value) in module.stateDict?.entries ?? [] {
             guard let name = key.string else { continue }
             switch value {
             case .tensor(let tensor):
                 entries.append((prefix + name, tensor))
             case .object(let child) where child.module.hasPrefix("__torch__"):
-                try walkScriptModule(child, prefix: prefix + name + ".", into: &entries, depth: depth + 1, path: path)
+                try walkScriptModule(child, prefix: prefix + name + ".", into: &entries, depth: depth + 1, visits: &visits, path: path)
             default:
                 continue
             }

@@ -36,6 +36,10 @@ public struct TensorRecord: Sendable {
         return true
     }
 
+    /// The most elements a view may materialise beyond those of the storage it views
+    /// (1 GiB as float32).
+    static let maxRepeatedElements = 1 << 28
+
     /// Checks shape, strides and offset against the storage with overflow-safe arithmetic,
     /// so that reading the tensor can never touch a byte outside its storage.
     static func validated(storage: StorageRef, dtype: DType, shape: [Int], strides: [Int],
@@ -55,6 +59,13 @@ public struct TensorRecord: Sendable {
             let (product, overflow) = elements.multipliedReportingOverflow(by: size)
             guard !overflow else { throw fail("element count of shape \(shape) overflows") }
             elements = product
+        }
+        // A view may repeat elements (stride 0, as `expand` makes), but zoo materialises views:
+        // beyond its storage's own elements, a view may grow to `maxRepeatedElements`, no further.
+        let storageElements = storage.byteCount / dtype.size
+        guard elements <= max(storageElements, maxRepeatedElements) else {
+            throw fail("view of shape \(shape) strides \(strides) repeats the \(storageElements) elements of its storage "
+                + "\(elements) times over; zoo expands a storage to at most \(maxRepeatedElements) elements")
         }
         if elements > 0 {
             // The highest element index the view touches, plus one, in elements then bytes.

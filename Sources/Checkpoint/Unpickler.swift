@@ -86,6 +86,10 @@ struct Unpickler {
     static let maxStack = 10_000_000
     static let maxMemo = 10_000_000
     static let maxMarks = 100_000
+    /// Values and bytes the allow-listed constructors may copy, per byte of pickle (plus a
+    /// floor): a small file cannot make zoo copy one big list a million times.
+    static let copiesPerByte = 16
+    static let copyFloor = 1 << 22
 
     /// Turns a persistent id (the tuple or string BINPERSID pops) into a value, usually a storage.
     typealias PersistentLoad = (PickleValue) throws -> PickleValue
@@ -103,6 +107,8 @@ struct Unpickler {
     private var marks: [Int] = []
     private var memo: [Int: PickleValue] = [:]
     private var opcodeOffset = 0
+    /// What `reduce` may still copy; see `copiesPerByte`.
+    private var copyBudget: Int
 
     /// - Parameters:
     ///   - bytes: memory that outlives the unpickler.
@@ -117,6 +123,7 @@ struct Unpickler {
         self.baseOffset = baseOffset
         self.arena = arena
         self.persistentLoad = persistentLoad
+        self.copyBudget = Self.copyFloor + Self.copiesPerByte * bytes.count
     }
 
     // MARK: Errors
@@ -456,10 +463,26 @@ struct Unpickler {
         }
     }
 
+    /// Charges `count` copied values or bytes against the copy budget.
+    private mutating func charge(_ count: Int) throws {
+        copyBudget -= count
+        guard copyBudget >= 0 else {
+            throw corrupt("the pickle makes zoo copy more than \(Self.copiesPerByte) values per byte of its \(bytes.count) bytes (repeated constructor calls on the same large list?)")
+        }
+    }
+
     /// REDUCE, NEWOBJ, INST and OBJ: build a value for the allow-list, an inert object otherwise.
     private mutating func reduce(_ callable: PickleValue, _ args: [PickleValue]) throws -> PickleValue {
         guard case .global(let module, let name) = callable else {
             throw corrupt("call of a \(callable.kindName); only symbols can be called")
+        }
+        try charge(1 + args.count)
+        switch args.first {
+        case .tuple(let list)?, .list(let list)?, .set(let list)?: try charge(list.items.count)
+        case .dict(let dict)?: try charge(dict.count)
+        case .string(let text)?: try charge(text.utf8.count)
+        case .bytes(let raw)?: try charge(raw.count)
+        default: break
         }
         switch (module, name) {
         case ("collections", "OrderedDict"), ("builtins", "dict"), ("__builtin__", "dict"):

@@ -1,4 +1,7 @@
 import CZip
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The one place zoo calls libzip. A `ZipArchive` owns its `zip_t` handle and closes it in
 /// `deinit`; every libzip error becomes a `CheckpointError` carrying libzip's own message.
@@ -7,6 +10,8 @@ final class ZipArchive {
     private let handle: OpaquePointer
     /// Entry names in central-directory order.
     let names: [String]
+    /// Size of the archive file, the bound for every entry's compressed size.
+    private let fileSize: UInt64
 
     init(path: String) throws {
         self.path = path
@@ -18,6 +23,8 @@ final class ZipArchive {
             throw CheckpointError(.corrupt, path: path, "not a readable zip archive: \(String(cString: zip_error_strerror(&error)))")
         }
         self.handle = handle
+        var info = stat()
+        fileSize = stat(path, &info) == 0 ? UInt64(max(info.st_size, 0)) : 0
         let count = zip_get_num_entries(handle, 0)
         var names: [String] = []
         names.reserveCapacity(Int(max(count, 0)))
@@ -46,13 +53,38 @@ final class ZipArchive {
 
     func contains(_ name: String) -> Bool { zip_name_locate(handle, name, ZIP_FL_ENC_RAW) >= 0 }
 
-    /// Uncompressed size of an entry, from the central directory.
+    /// Deflate cannot expand data more than 1032-fold; an entry claiming more is a bomb or a lie.
+    static let maxDeflateRatio: UInt64 = 1032
+
+    /// Uncompressed size of an entry, from the central directory, checked against what its
+    /// compressed bytes can hold: a stored entry is its compressed size, a deflated one at most
+    /// 1032 times it, and no entry's compressed bytes exceed the file. So no entry can make zoo
+    /// allocate more than about a thousand times the file's size, and a stored one (all torch
+    /// writes) no more than the file.
     func size(of name: String) throws -> Int {
         var info = zip_stat_t()
         zip_stat_init(&info)
         guard zip_stat_index(handle, try index(name), 0, &info) == 0 else { throw failure(name, "cannot stat") }
-        guard info.valid & zip_uint64_t(ZIP_STAT_SIZE) != 0, info.size <= UInt64(Int.max) else {
-            throw CheckpointError(.corrupt, path: path, at: "zip entry \(name)", "no valid size in the central directory")
+        let needed = zip_uint64_t(ZIP_STAT_SIZE | ZIP_STAT_COMP_SIZE | ZIP_STAT_COMP_METHOD)
+        guard info.valid & needed == needed, info.size <= UInt64(Int.max) else {
+            throw CheckpointError(.corrupt, path: path, at: "zip entry \(name)", "no valid sizes in the central directory")
+        }
+        func fail(_ message: String) -> CheckpointError { CheckpointError(.corrupt, path: path, at: "zip entry \(name)", message) }
+        guard info.comp_size <= fileSize else {
+            throw fail("claims \(info.comp_size) compressed bytes but the file has \(fileSize)")
+        }
+        switch Int32(info.comp_method) {
+        case ZIP_CM_STORE:
+            guard info.size == info.comp_size else {
+                throw fail("is stored uncompressed yet claims \(info.size) bytes from \(info.comp_size)")
+            }
+        case ZIP_CM_DEFLATE:
+            guard info.size <= info.comp_size * Self.maxDeflateRatio + 1024 else {
+                throw fail("claims \(info.size) bytes from \(info.comp_size) deflated bytes, more than deflate can expand (a decompression bomb)")
+            }
+        default:
+            throw CheckpointError(.unsupported, path: path, at: "zip entry \(name)",
+                "compression method \(info.comp_method); torch writes entries stored (0), zoo also reads deflate (8)")
         }
         return Int(info.size)
     }

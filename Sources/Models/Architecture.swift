@@ -94,7 +94,7 @@ public enum Architecture: Sendable, Equatable, Codable {
     public func withClassCount(of source: some TensorSource) -> Architecture {
         var fitted = self
         let head = source.tensorShapes.first { $0.key == "fc.weight" || $0.key == "classifier.6.weight" }
-        if let shape = head?.shape, shape.count == 2 { fitted.numClasses = shape[0] }
+        if let shape = head?.shape, shape.count == 2, (1 ... Self.maxDimension).contains(shape[0]) { fitted.numClasses = shape[0] }
         return fitted
     }
 

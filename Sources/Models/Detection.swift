@@ -3,6 +3,9 @@
 extension Architecture {
     public static func detect(_ source: some TensorSource) throws -> Architecture {
         let shapes = Dictionary(source.tensorShapes.map { ($0.key, $0.shape) }, uniquingKeysWith: { a, _ in a })
+        if let (key, shape) = shapes.first(where: { $0.value.contains { $0 > maxDimension } }) {
+            throw ModelError.undetectedArchitecture("\(key) has shape \(shape), with a dimension beyond any VGG or ResNet (\(maxDimension))")
+        }
         var reasons: [String] = []
         for attempt in [detectResNet, detectVGG, detectTutorialVGG] {
             switch attempt(shapes) {
@@ -16,6 +19,10 @@ extension Architecture {
                 + reasons.map { "  " + $0 }.joined(separator: "\n"))
     }
 
+    /// The largest channel or class count detection accepts: far above any real network, small
+    /// enough that no layer size derived from it overflows.
+    static let maxDimension = 1 << 24
+
     /// Why one family did not fit.
     struct Reason: Error, CustomStringConvertible {
         var description: String
@@ -27,10 +34,15 @@ extension Architecture {
         return .success(shape[0])
     }
 
-    /// Highest `prefix.N.` index present, plus one.
+    /// How many consecutive indices `prefix.0.`, `prefix.1.`, ... the keys hold (one pass over the keys).
     private static func count(_ shapes: [String: [Int]], _ prefix: String) -> Int {
+        let head = prefix + "."
+        let present = Set(shapes.keys.compactMap { key -> Int? in
+            guard key.hasPrefix(head) else { return nil }
+            return Int(key.dropFirst(head.count).prefix { $0 != "." })
+        })
         var n = 0
-        while shapes.keys.contains(where: { $0.hasPrefix("\(prefix).\(n).") }) { n += 1 }
+        while present.contains(n) { n += 1 }
         return n
     }
 
@@ -50,9 +62,13 @@ extension Architecture {
             }
             planes.append(out[0] / block.expansion)
         }
+        guard planes.allSatisfy({ $0 > 0 }) else { return .failure(Reason(family, "stage widths \(planes): a stage has no channels")) }
         if block == .bottleneck, let conv2 = shapes["layer1.0.conv2.weight"], conv2.count == 4, conv2[1] > 0 {
             // width = planes * widthPerGroup / 64 * groups, and conv2 has width / groups inputs.
             groups = conv2[0] / conv2[1]
+            guard groups > 0, conv2[0] % conv2[1] == 0, conv2[0] <= Int.max / 64 else {
+                return .failure(Reason(family, "layer1.0.conv2.weight \(conv2): output channels are not a multiple of the inputs per group"))
+            }
             width = conv2[0] * 64 / (planes[0] * groups)
         }
         guard case .success(let numClasses) = classes(shapes, "fc.weight", family) else {
@@ -74,6 +90,7 @@ extension Architecture {
             guard key.hasPrefix("features.") else { return nil }
             return Int(key.dropFirst("features.".count).prefix { $0 != "." })
         }.max() ?? 0
+        guard last < 256 else { return .failure(Reason(family, "features.\(last) is beyond any VGG (the deepest has 53 feature layers)")) }
         while index <= last {
             if let conv = shapes["features.\(index).weight"], conv.count == 4 {
                 layers.append(conv[0])

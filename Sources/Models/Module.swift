@@ -11,15 +11,34 @@ public final class Parameter {
 
     public let shape: [Int]
     public let kind: Kind
-    public var values: [Float]
+    /// Elements in `shape`.
+    public let count: Int
+    private let fill: Float
+    private var stored: [Float]?
 
     public init(_ shape: [Int], kind: Kind = .parameter, fill: Float = 0) {
         self.shape = shape
         self.kind = kind
-        self.values = [Float](repeating: fill, count: shape.reduce(1, *))
+        self.fill = fill
+        // Saturating: a shape that overflows cannot match any file, and load says so.
+        count = shape.reduce(1) { product, size in
+            let (next, overflow) = product.multipliedReportingOverflow(by: size)
+            return overflow ? Int.max : next
+        }
     }
 
-    public var count: Int { values.count }
+    /// The elements, allocated (filled with the initial value) on first use: building a
+    /// network allocates nothing, so `Model.load` checks every shape against the file before
+    /// a shape the file dictates can make zoo allocate anything.
+    public var values: [Float] {
+        get {
+            if let stored { return stored }
+            let initial = [Float](repeating: fill, count: count)
+            stored = initial
+            return initial
+        }
+        set { stored = newValue }
+    }
 }
 
 /// Builds dotted state-dict keys: `ParameterPath("layer1").child("0")("bn1")` is `layer1.0.bn1`.

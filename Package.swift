@@ -35,3 +35,10 @@ let package = Package(
         .testTarget(name: "ZooKitTests", dependencies: ["ZooKit"]),
     ]
 )
+
+// The libFuzzer targets exist only for `scripts/fuzz`: they have no `main` of their own.
+if Context.environment["ZOO_FUZZ"] != nil {
+    package.targets.append(.executableTarget(name: "zoo-fuzz", dependencies: ["Checkpoint", "Models"], path: "Fuzz",
+                                             swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
+    package.products.append(.executable(name: "zoo-fuzz", targets: ["zoo-fuzz"]))
+}

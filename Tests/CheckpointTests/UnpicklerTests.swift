@@ -251,7 +251,49 @@ func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
             var u = Unpickler(bytes: raw, record: "deep", arena: arena) { _ in .none }
             return try u.load()
         }
-        if case .array = MetadataValue(value) {} else { Issue.record("expected an array summary") }
+        if case .array? = MetadataValue.summarise([(key: .string("deep"), value: value)]).first?.value {} else {
+            Issue.record("expected an array summary")
+        }
+    }
+
+    @Test func sharedValuesDoNotMakeSummariesExplode() throws {
+        // 20 levels of lists that each hold the level below 64 times: a few kilobytes of pickle,
+        // 64^20 paths. The summary stops at its budget.
+        var bytes: [UInt8] = [0x80, 0x02, 0x5D, 0x71, 0]           // [] memo 0
+        for level in 1 ... 20 {
+            bytes += [0x5D, 0x28] + Array(repeating: [0x68, UInt8(level - 1)], count: 64).flatMap { $0 }
+            bytes += [0x65, 0x71, UInt8(level)]                    // APPENDS, BINPUT level
+        }
+        bytes += [0x2E]
+        let arena = PickleArena()
+        let value = try bytes.withUnsafeBytes { raw in
+            var u = Unpickler(bytes: raw, record: "shared", arena: arena) { _ in .none }
+            return try u.load()
+        }
+        let start = Date()
+        let summary = MetadataValue.summarise([(key: .string("shared"), value: value)])
+        #expect(Date().timeIntervalSince(start) < 5)
+        let text = String(decoding: try JSONEncoder().encode(summary.map(\.value)), as: UTF8.self)
+        #expect(text.contains("<summary truncated>"))
+    }
+
+    @Test func repeatedCopiesOfOneListAreBounded() throws {
+        // One list of 100,000 ints, then list(thatList) a thousand times: 10^8 copies from a
+        // 240 KB pickle. The copy budget refuses it instead of allocating gigabytes.
+        var bytes: [UInt8] = [0x80, 0x02, 0x5D, 0x71, 0, 0x28]
+        bytes += Array(repeating: [0x4B, 7], count: 100_000).flatMap { $0 }
+        bytes += [0x65]
+        let call: [UInt8] = Array("c__builtin__\nlist\n".utf8) + [0x68, 0, 0x85, 0x52, 0x30]
+        for _ in 0 ..< 1000 { bytes += call }
+        bytes += [0x2E]
+        #expect {
+            try bytes.withUnsafeBytes { raw in
+                var u = Unpickler(bytes: raw, record: "copies", arena: PickleArena()) { _ in .none }
+                return try u.load()
+            }
+        } throws: { error in
+            (error as? CheckpointError)?.kind == .corrupt && "\(error)".contains("copy more than")
+        }
     }
 
     @Test func selfReferenceTerminates() throws {

@@ -1128,6 +1128,68 @@ def make_junk():
                      reason="truncated zip archive")
 
 
+# ----------------------------------------------------------------------------- limits
+
+def rezip(source, target, compression, patch=None):
+    """Copies a torch zip archive entry by entry with `compression`; `patch(name, info, data)`
+    may rewrite an entry's header fields after it is written."""
+    with zipfile.ZipFile(path_of(source)) as src, zipfile.ZipFile(path_of(target), "w") as dst:
+        for info in src.infolist():
+            out = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
+            out.compress_type = compression
+            dst.writestr(out, src.read(info.filename))
+
+
+def patch_sizes(name, entry, size):
+    """Rewrites the uncompressed size of `entry` in its local header and the central directory."""
+    data = bytearray(open(path_of(name), "rb").read())
+    encoded = entry.encode()
+    for signature, size_at, name_len_at, name_at in ((b"PK\x03\x04", 22, 26, 30), (b"PK\x01\x02", 24, 28, 46)):
+        at = 0
+        while (at := data.find(signature, at)) >= 0:
+            n = struct.unpack_from("<H", data, at + name_len_at)[0]
+            if data[at + name_at: at + name_at + n] == encoded:
+                struct.pack_into("<I", data, at + size_at, size)
+            at += 4
+    open(path_of(name), "wb").write(bytes(data))
+
+
+def make_limits():
+    """Files that stay within every format rule but ask zoo for unbounded work or memory."""
+    sd = {"w": torch.zeros(1).expand(1 << 29)}
+    torch.save(sd, path_of("limit_expanded.pth"))
+    expected_refused("limit_expanded.pth", "corrupt",
+                     "One float32 storage of 1 element viewed with size (2^29,) stride (0,) (torch.zeros(1).expand). "
+                     "torch.load returns the lazy view; materialising it takes 2 GiB, beyond zoo's 2^28-element "
+                     "repeat limit per view.", reason="view repeats its storage beyond the limit")
+
+    sd = {f"k{i}": torch.zeros(1).expand(1 << 27) for i in range(3)}
+    torch.save(sd, path_of("limit_many_views.pth"))
+    expected_refused("limit_many_views.pth", "corrupt",
+                     "Three keys, each one float expanded to 2^27 elements: each within the per-view limit, "
+                     "together beyond the 2^28 elements a state dict may repeat.",
+                     reason="state dict repeats storages beyond the limit")
+
+    rezip("tiny_net.pth", "limit_deflated.pth", zipfile.ZIP_DEFLATED)
+    sd = torch.load(path_of("limit_deflated.pth"), weights_only=True)
+    expected_readable("limit_deflated.pth", "zip", sd,
+                      "tiny_net.pth re-zipped with deflate (as a user's zip tool might): torch reads it, so does zoo.")
+
+    rezip("tiny_net.pth", "limit_stored_size_lie.pth", zipfile.ZIP_STORED)
+    patch_sizes("limit_stored_size_lie.pth", "tiny_net/data/0", 0x7FFFFFF0)
+    expected_refused("limit_stored_size_lie.pth", "corrupt",
+                     "tiny_net.pth with data/0 (stored) claiming 2 GiB uncompressed in both headers: "
+                     "a stored entry is exactly its compressed size, so zoo refuses before allocating.",
+                     reason="stored entry size lie")
+
+    rezip("tiny_net.pth", "limit_deflate_bomb.pth", zipfile.ZIP_DEFLATED)
+    patch_sizes("limit_deflate_bomb.pth", "tiny_net/data/0", 0x7FFFFFF0)
+    expected_refused("limit_deflate_bomb.pth", "corrupt",
+                     "tiny_net.pth deflated, with data/0 claiming 2 GiB from a few hundred compressed bytes: "
+                     "more than deflate's 1032:1 maximum, so zoo refuses before allocating.",
+                     reason="decompression bomb")
+
+
 # ----------------------------------------------------------------------------- main
 
 def main():
@@ -1160,6 +1222,7 @@ def main():
     make_hostile_subprocess()
     make_numpy_scalar()
     make_junk()
+    make_limits()
     with open(path_of("index.json"), "w") as f:
         json.dump(INDEX, f, indent=1)
         f.write("\n")

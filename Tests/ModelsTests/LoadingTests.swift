@@ -6,6 +6,14 @@ import Models
 struct Shapes: TensorSource {
     var tensorShapes: [(key: String, shape: [Int])]
     init(_ model: Model) { tensorShapes = model.namedParameters.map { (key: $0.key, shape: $0.parameter.shape) } }
+    init(_ shapes: [(key: String, shape: [Int])]) { tensorShapes = shapes }
+    /// `key d0 d1 ...` per line, the input format of the `detect` fuzz target.
+    init(text: String) {
+        tensorShapes = text.split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: " ")
+            return fields.first.map { (key: String($0), shape: fields.dropFirst().compactMap { Int($0) }) }
+        }
+    }
     func floats(for key: String) throws -> [Float] { throw ModelError.badInput("shapes only") }
 }
 
@@ -83,6 +91,32 @@ struct Shapes: TensorSource {
         let text = error?.description ?? ""
         #expect(text.contains("resnet: no conv1.weight") && text.contains("vgg: no features.0.weight")
             && text.contains("tutorial_vgg: no conv3_64.0.weight"))
+    }
+
+    /// Inputs that once broke detection (a division by zero, a loop to features.10^12) and the
+    /// fuzz seeds: each must be detected and built, or refused, and never crash.
+    @Test func detectionFuzzInputsReplay() throws {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/fuzz/detect")
+        let names = try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted()
+        var detected: [String] = []
+        for name in names {
+            let source = Shapes(text: try String(contentsOf: folder.appendingPathComponent(name), encoding: .utf8))
+            guard let architecture = try? Architecture.detect(source) else { continue }
+            let model = architecture.build()
+            _ = try? model.outputShape(for: [1, 3, 64, 64])
+            #expect(model.namedParameters.allSatisfy { $0.parameter.shape.allSatisfy { $0 <= 1 << 24 } })
+            detected.append(name)
+        }
+        #expect(detected == ["resnet18.txt", "resnet50.txt", "resnext50_32x4d.txt", "vgg11_bn.txt", "vgg16.txt", "wide_resnet50_2.txt"])
+    }
+
+    @Test func detectionIsLinearInTheKeys() throws {
+        // 200,000 blocks in one stage: counting them once per index took minutes.
+        let source = Shapes((0 ..< 200_000).map { (key: "layer1.\($0).conv1.weight", shape: [64, 64, 3, 3]) })
+        let start = Date()
+        #expect(throws: ModelError.self) { try Architecture.detect(source) }
+        #expect(Date().timeIntervalSince(start) < 10)
     }
 
     @Test func narrowResNetsAreGeneralConfigurations() throws {

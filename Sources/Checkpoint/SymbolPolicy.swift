@@ -1,38 +1,112 @@
 /// Which pickle symbols refuse a file outright. The unpickler never calls anything, so this is
 /// not what keeps zoo safe; it is a verdict on the file: no honest checkpoint names these, and
 /// a user should hear that the file they hold is an attack, not that a tensor is missing.
+///
+/// A symbol is what Python's `find_class(module, name)` would return: it imports `module`,
+/// then (protocol 4 and later) walks `name` attribute by attribute, so `("pathlib", "os.system")`
+/// is `os.system` and `("torch", "serialization.load")` is `torch.serialization.load`. The
+/// verdict therefore looks at the whole path, not at the module alone:
+///  1. `builtins` (and the Python 2 names unpicklers map onto it) allows only data constructors;
+///  2. a dunder attribute anywhere in the name (`__globals__`, `__builtins__`, `__class__`,
+///     `__subclasses__`, `__import__`, ...) is object-graph traversal, never data;
+///  3. every prefix of `module.name` is checked against the hostile modules and symbols;
+///  4. an attribute of the name that is itself a hostile module (`pathlib.os`, `argparse._os`)
+///     reaches that module through an innocent one;
+///  5. the last attribute is checked against names that run code, start processes, load
+///     further pickles or code, or write and delete files, whichever module re-exports them
+///     (`io.open`, `numpy.lib.npyio.load`, `torch.storage._load_from_bytes`).
 enum SymbolPolicy {
     /// Modules whose every symbol (and every submodule's) is refused.
     static let hostileModules: Set<String> = [
-        "os", "posix", "nt", "posixpath", "ntpath", "subprocess", "_posixsubprocess", "sys", "socket",
-        "_socket", "shutil", "runpy", "importlib", "pickle", "_pickle", "cPickle", "dill", "marshal",
-        "ctypes", "_ctypes", "multiprocessing", "pty", "code", "codeop", "pdb", "bdb", "timeit",
-        "webbrowser", "commands", "popen2", "platform", "signal", "tempfile", "_io", "asyncio",
-        "http", "urllib", "urllib2", "requests", "ftplib", "smtplib", "telnetlib", "imp",
-        "zipimport", "pydoc", "cProfile", "profile", "trace", "sysconfig", "site", "gc", "inspect",
-        "torch.hub", "torch._dynamo", "torch.ops",
+        // Operating system, processes, files.
+        "os", "posix", "nt", "posixpath", "ntpath", "subprocess", "_posixsubprocess", "sys", "shutil", "pty",
+        "platform", "signal", "tempfile", "_io", "mmap", "fcntl", "multiprocessing", "concurrent", "asyncio",
+        "commands", "popen2", "ctypes", "_ctypes", "cffi", "_cffi_backend", "gc", "inspect", "sysconfig", "site",
+        // Running or importing code.
+        "runpy", "importlib", "imp", "zipimport", "pkgutil", "code", "codeop", "pdb", "bdb", "timeit", "cProfile",
+        "profile", "trace", "doctest", "pydoc", "idlelib", "lib2to3", "functools", "_functools", "operator",
+        "_operator", "antigravity", "logging.config",
+        // Loading further pickles or code objects.
+        "pickle", "_pickle", "cPickle", "dill", "cloudpickle", "joblib", "shelve", "marshal",
+        // Network.
+        "socket", "_socket", "ssl", "http", "httplib", "urllib", "urllib2", "requests", "aiohttp", "ftplib",
+        "smtplib", "telnetlib", "poplib", "imaplib", "nntplib", "xmlrpc", "socketserver", "webbrowser",
+        // Installing packages.
+        "pip", "ensurepip", "venv", "distutils", "setuptools",
+        // numpy and torch corners that execute, compile or load.
+        "numpy.testing", "numpy.f2py", "numpy.distutils", "numpy.ctypeslib", "numpy.lib.npyio",
+        "torch.hub", "torch._dynamo", "torch._inductor", "torch.ops", "torch.serialization", "torch.package",
+        "torch.multiprocessing", "torch.utils.cpp_extension", "torch.utils.collect_env", "torch.utils.bottleneck",
+        "torch.utils._config_module", "torch.utils.data.datapipes.utils.decoder", "torch.jit.unsupported_tensor_ops",
     ]
 
     /// Single symbols of otherwise ordinary modules.
     static let hostileSymbols: Set<String> = [
-        "builtins.eval", "builtins.exec", "builtins.compile", "builtins.open", "builtins.getattr",
-        "builtins.setattr", "builtins.delattr", "builtins.__import__", "builtins.globals",
-        "builtins.locals", "builtins.vars", "builtins.input", "builtins.breakpoint", "builtins.exit",
-        "builtins.quit", "builtins.help", "builtins.memoryview", "builtins.apply", "builtins.execfile",
-        "builtins.file", "builtins.reload",
-        "operator.attrgetter", "operator.methodcaller", "operator.getitem", "functools.partial",
-        "functools.reduce", "torch.load",
-        "numpy.load", "numpy.testing._private.utils.runstring", "torch.serialization.load",
+        "torch.load", "torch.save", "torch.storage._load_from_bytes", "torch.jit.load",
+        "torch.jit._load_for_lite_interpreter", "torch.fx.graph_module.reduce_graph_module",
+        "torch.fx.graph_module.reduce_package_graph_module", "torch.fx.graph_module.reduce_deploy_graph_module",
+        "torch.fx.experimental.symbolic_shapes.ShapeEnv.evaluate_guards_expression",
+        "numpy.load", "numpy.memmap", "numpy.fromfile", "io.FileIO",
+        "types.FunctionType", "types.LambdaType", "types.CodeType", "types.MethodType", "types.ModuleType",
+        "types.BuiltinFunctionType", "types.BuiltinMethodType", "types.new_class",
+    ]
+
+    /// Names that are attacks whichever module they come from (re-exports, aliases, methods).
+    static let hostileNames: Set<String> = [
+        "system", "popen", "Popen", "spawn", "posix_spawn", "posix_spawnp", "startfile", "fork", "forkpty",
+        "execl", "execle", "execlp", "execlpe", "execv", "execve", "execvp", "execvpe",
+        "spawnl", "spawnle", "spawnlp", "spawnlpe", "spawnv", "spawnve", "spawnvp", "spawnvpe",
+        "check_output", "check_call", "getoutput", "getstatusoutput",
+        "exec", "eval", "execfile", "compile_file", "runstring", "runcode", "runsource", "run_code", "_run_code",
+        "_run_module_code", "run_path", "run_module", "runctx", "runcall", "interact", "breakpoint", "set_trace",
+        "import_module", "load_library", "LoadLibrary", "dlopen", "CDLL", "PyDLL",
+        "getattr", "setattr", "delattr", "attrgetter", "methodcaller", "itemgetter",
+        "load", "loads", "_load_from_bytes", "unsafe_load", "full_load", "load_model", "read_pickle",
+        "open", "open_code", "write_text", "write_bytes", "rmtree", "remove", "removedirs", "unlink", "rmdir",
+        "rename", "chmod", "chown", "symlink", "kill", "killpg",
+    ]
+
+    /// What `builtins` may contribute: constructors of plain data (and the Python 2 names
+    /// that unpicklers map onto them).
+    static let builtinData: Set<String> = [
+        "set", "frozenset", "bytearray", "bytes", "dict", "list", "tuple", "slice", "complex", "range",
+        "object", "int", "float", "str", "bool", "Ellipsis", "NotImplemented", "long", "unicode", "xrange",
+    ]
+
+    /// Dunder names a data pickle may carry: copyreg's NEWOBJ helpers for protocols 0 and 1.
+    static let allowedDunders: Set<String> = ["__newobj__", "__newobj_ex__"]
+
+    /// Python 2 module names that Python 3 unpicklers (`fix_imports`) resolve to another module.
+    static let python2Modules: [String: String] = [
+        "__builtin__": "builtins", "exceptions": "builtins", "copy_reg": "copyreg", "cPickle": "pickle",
+        "commands": "subprocess", "httplib": "http.client", "urllib2": "urllib.request", "cStringIO": "io",
+        "StringIO": "io", "thread": "_thread",
     ]
 
     static func isHostile(module: String, name: String) -> Bool {
-        let root = module == "__builtin__" ? "builtins" : module
-        if hostileSymbols.contains("\(root).\(name)") { return true }
-        var prefix = Substring(root)
-        while true {
-            if hostileModules.contains(String(prefix)) { return true }
-            guard let dot = prefix.lastIndex(of: ".") else { return false }
-            prefix = prefix[..<dot]
+        let root = python2Modules[module] ?? module
+        let nameParts = name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+
+        // 1. builtins: data constructors only.
+        if root == "builtins" {
+            return !(nameParts.count == 1 && builtinData.contains(name))
         }
+        // 2. Dunder attributes: traversal of the object graph.
+        for part in nameParts where part.count > 4 && part.hasPrefix("__") && part.hasSuffix("__") {
+            if !allowedDunders.contains(part) { return true }
+        }
+        // 3. Every prefix of the full path.
+        var path = ""
+        for part in root.split(separator: ".", omittingEmptySubsequences: false).map(String.init) + nameParts {
+            path = path.isEmpty ? part : path + "." + part
+            if hostileModules.contains(path) || hostileSymbols.contains(path) { return true }
+        }
+        // 4. A hostile module reached as an attribute (`pathlib.os`, `argparse._os`).
+        for part in nameParts {
+            let bare = String(part.drop(while: { $0 == "_" }))
+            if hostileModules.contains(part) || hostileModules.contains(bare) || bare == "builtins" { return true }
+        }
+        // 5. Execution primitives under any module.
+        return hostileNames.contains(nameParts.last ?? name)
     }
 }

@@ -11,10 +11,15 @@ extension Zoo {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("zoo-torch-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let (status, probeOutput) = try runPython(["-c", "import torch, torchvision"])
+        let (status, probeOutput) = try runPython(["-c", "import torch, torchvision; print(torch.__version__)"])
         guard status == 0 else {
             throw ZooError(.usage, "--against-torch needs PyTorch: `\(python) -c \"import torch, torchvision\"` failed: \(probeOutput.suffix(300))",
                            fix: "pip install torch torchvision, or set ZOO_PYTHON to a Python that has them")
+        }
+        let version = probeOutput.split(separator: "\n").last.map(String.init) ?? ""
+        guard Self.loadsSafely(torchVersion: version) else {
+            throw ZooError(.usage, "--against-torch needs torch 2.6 or later, \(python) has \(version): older torch.load(weights_only=True) "
+                + "can run code from a crafted file (CVE-2025-32434)", fix: "pip install --upgrade torch torchvision")
         }
         try NPY.write(input, to: folder + "/input.npy")
         let spec = String(decoding: try JSONEncoder().encode(TorchSpec(architecture)), as: UTF8.self)
@@ -24,6 +29,14 @@ extension Zoo {
         }
         return forwardCheck(model, input: input, expected: try? NPY.read(path: folder + "/output.npy"),
                             against: "PyTorch \(output.trimmingCharacters(in: .whitespacesAndNewlines))", name: "torch")
+    }
+
+    /// Whether a torch version (`2.6.0`, `2.15.0+cpu`) has the weights-only loader without
+    /// CVE-2025-32434, the only loader zoo lets PyTorch use on a file.
+    static func loadsSafely(torchVersion version: String) -> Bool {
+        let parts = version.split(separator: "+").first?.split(separator: ".").prefix(2).map { Int($0.prefix { $0.isNumber }) } ?? []
+        guard parts.count == 2, let major = parts[0], let minor = parts[1] else { return false }
+        return (major, minor) >= (2, 6)
     }
 
     func runPython(_ arguments: [String]) throws -> (Int32, String) {

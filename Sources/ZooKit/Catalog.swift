@@ -3,6 +3,15 @@ import Models
 
 /// One model of the catalog: an architecture and, usually, a published weight file.
 public struct CatalogEntry: Codable, Sendable, Equatable {
+    /// Model and file names become paths in the cache, so they are plain words: a catalog or a
+    /// URL cannot make zoo write outside its cache (`../../.bashrc`).
+    public static func isSafeName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 200 && !name.hasPrefix(".")
+            && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._-+".contains($0)) }
+    }
+
+    public static let safeNameRule = "use ASCII letters, digits and . _ - + only, not starting with a dot"
+
     public struct Preprocessing: Codable, Sendable, Equatable {
         public var resize: Int
         public var crop: Int
@@ -91,6 +100,9 @@ public struct Catalog: Sendable {
         guard file.version == 1 else { throw ZooError(.usage, "catalog \(path) has version \(file.version); zoo reads version 1") }
         var seen = Set<String>()
         for entry in file.models {
+            for name in [entry.name] + (entry.aliases ?? []) + [entry.file].compactMap({ $0 }) where !CatalogEntry.isSafeName(name) {
+                throw ZooError(.usage, "catalog \(path): '\(name)' cannot name a model or file: \(CatalogEntry.safeNameRule)")
+            }
             for name in [entry.name] + (entry.aliases ?? []) where !seen.insert(name).inserted {
                 throw ZooError(.usage, "catalog \(path) names \(name) twice")
             }

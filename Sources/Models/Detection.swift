@@ -31,6 +31,7 @@ extension Architecture {
 
     private static func classes(_ shapes: [String: [Int]], _ key: String, _ family: String) -> Result<Int, Reason> {
         guard let shape = shapes[key], shape.count == 2 else { return .failure(Reason(family, "no 2-d \(key)")) }
+        guard shape[0] > 0, shape[1] > 0 else { return .failure(Reason(family, "\(key) \(shape) is empty")) }
         return .success(shape[0])
     }
 
@@ -48,7 +49,7 @@ extension Architecture {
 
     static func detectResNet(_ shapes: [String: [Int]]) -> Result<Architecture, Reason> {
         let family = "resnet"
-        guard let stem = shapes["conv1.weight"], stem.count == 4 else { return .failure(Reason(family, "no conv1.weight [C, 3, 7, 7]")) }
+        guard let stem = shapes["conv1.weight"], stem.count == 4, stem[0] > 0 else { return .failure(Reason(family, "no conv1.weight [C, 3, 7, 7]")) }
         guard shapes["layer1.0.conv1.weight"] != nil else { return .failure(Reason(family, "no layer1.0.conv1.weight")) }
         let block: ResNetConfig.Block = shapes["layer1.0.conv3.weight"] != nil ? .bottleneck : .basic
         let layers = (1 ... 4).map { count(shapes, "layer\($0)") }
@@ -70,6 +71,7 @@ extension Architecture {
                 return .failure(Reason(family, "layer1.0.conv2.weight \(conv2): output channels are not a multiple of the inputs per group"))
             }
             width = conv2[0] * 64 / (planes[0] * groups)
+            guard width > 0 else { return .failure(Reason(family, "layer1.0.conv2.weight \(conv2) gives no channels per group")) }
         }
         guard case .success(let numClasses) = classes(shapes, "fc.weight", family) else {
             return .failure(Reason(family, "no fc.weight [classes, features]"))

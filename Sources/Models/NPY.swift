@@ -43,8 +43,9 @@ public enum NPY {
             guard !overflow else { throw fail("shape \(shape) overflows") }
             count = product
         }
-        guard bytes.count - dataStart == count * 4 else {
-            throw fail("shape \(shape) needs \(count * 4) bytes of data, the file has \(bytes.count - dataStart)")
+        let (needed, overflow) = count.multipliedReportingOverflow(by: 4)
+        guard !overflow, bytes.count - dataStart == needed else {
+            throw fail("shape \(shape) needs \(overflow ? "more than Int.max" : String(needed)) bytes of data, the file has \(bytes.count - dataStart)")
         }
         let values = bytes[dataStart...].withUnsafeBytes { raw in
             (0 ..< count).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) }

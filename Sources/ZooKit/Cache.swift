@@ -57,15 +57,44 @@ public struct Cache: Sendable {
     var locks: String { root + "/locks" }
     var indexPath: String { root + "/index.json" }
 
-    /// Runs `body` holding an exclusive lock named `name`, shared by every zoo process using
-    /// this cache (an `flock` on `locks/<name>.lock`, released if the process dies).
-    public func withLock<R>(_ name: String, _ body: () throws -> R) throws -> R {
+    /// The lock every pull and import holds shared while it works, and `zoo prune` exclusively
+    /// before it removes complete files no index entry refers to (they may be about to be indexed).
+    public static let workLock = "work"
+    static let indexLock = "index"
+    /// The lock of one model's pulls, imports, verifications and removal.
+    public static func modelLock(_ name: String) -> String { "model." + name }
+    /// The lock of `downloads/<file>` and `downloads/<file>.partial`, held from the first byte
+    /// downloaded until the file has moved into `originals/`.
+    public static func downloadLock(_ file: String) -> String { "download." + file }
+
+    private func openLock(_ name: String) throws -> (fd: Int32, path: String) {
         let safe = name.map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-" ? $0 : "_" }
         let path = locks + "/" + String(safe) + ".lock"
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw ZooError(.io, "cannot open lock \(path): \(String(cString: strerror(errno)))") }
+        return (fd, path)
+    }
+
+    /// Runs `body` holding a lock named `name`, shared by every zoo process using this cache (an
+    /// `flock` on `locks/<name>.lock`, released if the process dies): exclusive, or shared with
+    /// other shared holders.
+    public func withLock<R>(_ name: String, shared: Bool = false, _ body: () throws -> R) throws -> R {
+        let (fd, path) = try openLock(name)
         defer { close(fd) }
-        while flock(fd, LOCK_EX) != 0 {
+        while flock(fd, shared ? LOCK_SH : LOCK_EX) != 0 {
+            guard errno == EINTR else { throw ZooError(.io, "cannot lock \(path): \(String(cString: strerror(errno)))") }
+        }
+        defer { flock(fd, LOCK_UN) }
+        return try body()
+    }
+
+    /// Runs `body` holding the exclusive lock `name` when nobody else holds it; nil (without
+    /// running `body`) when someone does.
+    public func withLockIfFree<R>(_ name: String, _ body: () throws -> R) throws -> R? {
+        let (fd, path) = try openLock(name)
+        defer { close(fd) }
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            if errno == EWOULDBLOCK { return nil }
             guard errno == EINTR else { throw ZooError(.io, "cannot lock \(path): \(String(cString: strerror(errno)))") }
         }
         defer { flock(fd, LOCK_UN) }
@@ -85,7 +114,7 @@ public struct Cache: Sendable {
     /// Reads, changes and atomically rewrites the index under its lock.
     @discardableResult
     public func updateIndex<R>(_ body: (inout CacheIndex) throws -> R) throws -> R {
-        try withLock("index") {
+        try withLock(Cache.indexLock) {
             var index = try self.index()
             let result = try body(&index)
             let encoder = JSONEncoder()

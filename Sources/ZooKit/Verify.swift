@@ -45,7 +45,7 @@ extension Zoo {
     public func verify(_ target: String, input: String? = nil, expect: String? = nil, againstTorch: Bool = false) throws -> VerifyReport {
         let canonical = try cacheName(target)
         if let cached = try cache.entry(canonical), !FileManager.default.fileExists(atPath: target) {
-            let report = try cache.withLock(canonical) {
+            let report = try cache.withLock(Cache.modelLock(canonical)) {
                 try verifyCached(cached, input: input, expect: expect, againstTorch: againstTorch)
             }
             try cache.updateIndex { $0.models[canonical]?.verification = report.verification }

@@ -107,17 +107,24 @@ public struct Zoo: Sendable {
             throw ZooError(.usage, "\(entry.name) has no published weights (\(entry.note ?? "architecture only"))",
                            fix: "zoo summary \(entry.name) shows its architecture")
         }
-        return try cache.withLock(entry.name) {
-            if let cached = try cache.entry(entry.name), FileManager.default.fileExists(atPath: cache.path(cached.original)),
-               url == nil || cached.source == url {
-                return PullReport(entry: cached, origin: "cache", downloadedBytes: 0, resumedFrom: 0, verification: cached.verification)
+        // Shared work lock (prune leaves this pull's files alone), then the model's lock: a second
+        // pull of the same model waits here and then finds it cached.
+        return try cache.withLock(Cache.workLock, shared: true) {
+            try cache.withLock(Cache.modelLock(entry.name)) {
+                if let cached = try cache.entry(entry.name), FileManager.default.fileExists(atPath: cache.path(cached.original)),
+                   url == nil || cached.source == url {
+                    return PullReport(entry: cached, origin: "cache", downloadedBytes: 0, resumedFrom: 0, verification: cached.verification)
+                }
+                // The download's lock stays held until the file has moved into originals/.
+                return try cache.withLock(Cache.downloadLock(entry.file ?? entry.name)) {
+                    let (original, origin, download) = try fetchOriginal(entry)
+                    let imported = try importLocked(original, name: entry.name, catalogEntry: url == nil ? entry : nil,
+                                                    architecture: nil, force: false, source: origin == "download" ? (download?.url ?? "") : origin,
+                                                    copy: origin != "download")
+                    return PullReport(entry: imported, origin: origin, downloadedBytes: download?.result.bytes ?? 0,
+                                      resumedFrom: download?.result.resumedFrom ?? 0, verification: imported.verification)
+                }
             }
-            let (original, origin, download) = try fetchOriginal(entry)
-            let imported = try importLocked(original, name: entry.name, catalogEntry: url == nil ? entry : nil,
-                                            architecture: nil, force: false, source: origin == "download" ? (download?.url ?? "") : origin,
-                                            copy: origin != "download")
-            return PullReport(entry: imported, origin: origin, downloadedBytes: download?.result.bytes ?? 0,
-                              resumedFrom: download?.result.resumedFrom ?? 0, verification: imported.verification)
         }
     }
 
@@ -158,9 +165,11 @@ public struct Zoo: Sendable {
         let file = URL(fileURLWithPath: path).lastPathComponent
         let catalogEntry = catalog.entries.first { $0.file == file }
         let name = name ?? catalogEntry?.name ?? URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
-        return try cache.withLock(name) {
-            try importLocked(path, name: name, catalogEntry: catalogEntry, architecture: architecture, force: force,
-                             source: URL(fileURLWithPath: path).standardized.path, copy: true)
+        return try cache.withLock(Cache.workLock, shared: true) {
+            try cache.withLock(Cache.modelLock(name)) {
+                try importLocked(path, name: name, catalogEntry: catalogEntry, architecture: architecture, force: force,
+                                 source: URL(fileURLWithPath: path).standardized.path, copy: true)
+            }
         }
     }
 
@@ -287,7 +296,7 @@ public struct Zoo: Sendable {
     /// Removes a cached model's files and index entry; returns the paths removed.
     public func remove(_ name: String) throws -> [String] {
         let canonical = try cacheName(name)
-        return try cache.withLock(canonical) {
+        return try cache.withLock(Cache.modelLock(canonical)) {
             guard let entry = try cache.entry(canonical) else {
                 throw ZooError(.usage, "\(name) is not cached", fix: "zoo list shows what is cached")
             }
@@ -302,23 +311,42 @@ public struct Zoo: Sendable {
         }
     }
 
-    /// Removes partial downloads, temporary files and files no index entry refers to.
+    /// Removes partial downloads, temporary files and files no index entry refers to, except what a
+    /// live zoo process is working on: temporary files whose writer is alive, downloads whose lock is
+    /// held, and (while any pull or import runs) complete files not indexed yet.
     public func prune() throws -> [String] {
-        try cache.updateIndex { index in
+        if let removed = try cache.withLockIfFree(Cache.workLock, { try prune(orphans: true) }) { return removed }
+        return try prune(orphans: false)
+    }
+
+    private func prune(orphans: Bool) throws -> [String] {
+        try cache.withLock(Cache.indexLock) {
+            let index = try cache.index()
             let referenced = Set(index.models.values.flatMap { [$0.original, $0.native, $0.reference].compactMap { $0 } }.map(cache.path))
             var removed: [String] = []
+            func remove(_ path: String) {
+                if (try? FileManager.default.removeItem(atPath: path)) != nil { removed.append(path) }
+            }
             let hashFolders = ((try? FileManager.default.contentsOfDirectory(atPath: cache.originals)) ?? []).map { cache.originals + "/" + $0 }
-            for folder in hashFolders + [cache.native, cache.references, cache.downloads] {
+            for folder in [cache.root] + hashFolders + [cache.native, cache.references, cache.downloads] {
                 for item in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] {
                     let path = folder + "/" + item
-                    if !referenced.contains(path) {
-                        try? FileManager.default.removeItem(atPath: path)
-                        removed.append(path)
+                    if referenced.contains(path) { continue }
+                    if let pid = AtomicFile.temporaryOwner(item) {
+                        if AtomicFile.isDead(pid) { remove(path) }
+                    } else if folder == cache.downloads {
+                        let file = item.hasSuffix(".partial") ? String(item.dropLast(".partial".count)) : item
+                        _ = try cache.withLockIfFree(Cache.downloadLock(file)) { remove(path) }
+                    } else if orphans && folder != cache.root {
+                        remove(path)
                     }
                 }
             }
-            for folder in hashFolders where ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).isEmpty {
-                try? FileManager.default.removeItem(atPath: folder)
+            // Empty hash folders, unless an import may be about to fill one.
+            if orphans {
+                for folder in hashFolders where ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).isEmpty {
+                    try? FileManager.default.removeItem(atPath: folder)
+                }
             }
             return removed
         }

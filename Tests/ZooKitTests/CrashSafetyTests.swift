@@ -1,0 +1,49 @@
+import Checkpoint
+import Foundation
+import Testing
+@testable import ZooKit
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a killed or concurrent zoo process leaves behind, and what prune may remove
+/// (Tests/Interop/check_crash.py kills real processes; these pin the rules down).
+@Suite struct CrashSafetyTests {
+    /// The id of a process that has exited.
+    func deadPID() throws -> pid_t {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/true")
+        try process.run()
+        process.waitUntilExit()
+        return process.processIdentifier
+    }
+
+    @Test func pruneSparesWhatLiveProcessesAreWriting() throws {
+        let scratch = try Scratch()
+        let zoo = try makeZoo(scratch)
+        let entry = try zoo.importFile(Repo.demoCheckpoint, name: "d")
+        let cache = zoo.cache
+        let hashFolder = cache.path((entry.original as NSString).deletingLastPathComponent)
+        let dead = try deadPID()
+        var live: [String] = [], stale: [String] = []
+        for folder in [cache.root, cache.native, cache.references, cache.downloads, hashFolder] {
+            live.append(try scratch.write(String((folder + "/.f.safetensors.\(getpid()).0a1b2c3d.partial").dropFirst(scratch.path.count + 1)), [1]))
+            stale.append(try scratch.write(String((folder + "/.f.safetensors.\(dead).0a1b2c3d.partial").dropFirst(scratch.path.count + 1)), [1]))
+        }
+        let busy = try scratch.write("cache/downloads/busy.pth.partial", [1, 2])
+        let idle = try scratch.write("cache/downloads/idle.pth.partial", [1, 2])
+        let orphan = try scratch.write("cache/native/orphan.1234567890ab.safetensors", [1])
+
+        // A pull downloading busy.pth and an import at work (the shared work lock) in other processes.
+        let removed = try cache.withLock(Cache.downloadLock("busy.pth")) {
+            try cache.withLock(Cache.workLock, shared: true) { try zoo.prune() }
+        }
+        #expect(Set(removed) == Set(stale + [idle]))
+        for path in live + [busy, orphan] { #expect(FileManager.default.fileExists(atPath: path), "\(path)") }
+
+        // Once nothing runs, the unlocked download and the orphan go; temporary files of live writers stay.
+        #expect(Set(try zoo.prune()) == Set([busy, orphan]))
+        for path in live { #expect(FileManager.default.fileExists(atPath: path)) }
+        #expect(try zoo.verify("d").ok)
+    }
+}

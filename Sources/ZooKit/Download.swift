@@ -9,7 +9,9 @@ import Glibc
 
 /// HTTP(S) downloads into `downloads/<file>.partial`, resumed with a Range request when a
 /// previous attempt left a partial file or the connection drops, checked against the expected
-/// SHA-256 (or prefix), then renamed to the destination.
+/// SHA-256 (or prefix), then renamed to the destination. A destination already there with the
+/// expected hash is used as it is. One process at a time per file: callers hold a lock
+/// (`Cache.downloadLock`), as `Zoo.pull` does.
 public struct Downloader: Sendable {
     /// Print a progress bar on stderr (only when stderr is a terminal).
     public var progress: Bool
@@ -36,6 +38,15 @@ public struct Downloader: Sendable {
         if offline {
             throw ZooError(.network, "offline (ZOO_OFFLINE=1): not downloading \(url.absoluteString)",
                            fix: "unset ZOO_OFFLINE, or put the file in the cache with zoo import FILE")
+        }
+        // A complete download an earlier pull left here (it was stopped before moving it on).
+        if FileManager.default.fileExists(atPath: destination) {
+            if let expected = expectedHash?.lowercased(), expected.count >= 8,
+               let sha = try? SHA256.file(destination), sha.hasPrefix(expected) {
+                let size = fileSize(destination)
+                return Result(sha256: sha, bytes: size, resumedFrom: size, requests: 0)
+            }
+            unlink(destination)
         }
         let resumedFrom = fileSize(partial)
         var requests = 0

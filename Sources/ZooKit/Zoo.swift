@@ -150,8 +150,25 @@ public struct Zoo: Sendable {
         }
         guard let url = URL(string: address) else { throw ZooError(.usage, "not a URL: \(address)") }
         let destination = cache.downloads + "/" + file
+        if let kept = try keptOriginal(file, expected: entry.expectedHash) {
+            // An earlier pull downloaded it and was stopped before the index recorded it.
+            let size = ((try? FileManager.default.attributesOfItem(atPath: kept))?[.size] as? Int) ?? 0
+            return (kept, "download", (address, Downloader.Result(sha256: "", bytes: size, resumedFrom: size, requests: 0)))
+        }
         let result = try downloader.fetch(url, to: destination, partial: destination + ".partial", expectedHash: entry.expectedHash)
         return (destination, "download", (address, result))
+    }
+
+    /// A complete copy of `file` already under `originals/` that no entry refers to (a pull stopped
+    /// between moving it there and recording it), when its SHA-256 matches `expected`.
+    private func keptOriginal(_ file: String, expected: String?) throws -> String? {
+        guard let expected = expected?.lowercased(), expected.count >= 8 else { return nil }
+        for folder in (try? FileManager.default.contentsOfDirectory(atPath: cache.originals)) ?? []
+        where folder.hasPrefix(expected.prefix(16)) || expected.hasPrefix(folder) {
+            let path = cache.originals + "/" + folder + "/" + file
+            if FileManager.default.fileExists(atPath: path), (try? SHA256.file(path))?.hasPrefix(expected) == true { return path }
+        }
+        return nil
     }
 
     // MARK: Import

@@ -46,4 +46,34 @@ import Glibc
         for path in live { #expect(FileManager.default.fileExists(atPath: path)) }
         #expect(try zoo.verify("d").ok)
     }
+
+    @Test func pullUsesACompleteCopyAStoppedPullLeft() throws {
+        for place in ["downloads", "originals/\(ZooTests.demoSHA.prefix(16))"] {
+            let server = try TestHTTPServer()
+            defer { server.stop() }
+            let scratch = try Scratch()
+            let zoo = try makeZoo(scratch, extra: try ZooTests().catalog(server.base, scratch))
+            try FileManager.default.createDirectory(atPath: zoo.cache.root + "/" + place, withIntermediateDirectories: true)
+            _ = try scratch.write("cache/\(place)/digits-d40edd31.pth", ZooTests.demoBytes)
+            let report = try zoo.pull("served")
+            #expect(report.origin == "download" && report.resumedFrom == ZooTests.demoBytes.count, "\(place)")
+            #expect(server.requests.isEmpty, "\(place)")
+            #expect(report.verification?.ok == true)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: zoo.cache.downloads).isEmpty)
+        }
+    }
+
+    @Test func aDamagedCopyInDownloadsIsDownloadedAgain() throws {
+        let server = try TestHTTPServer()
+        defer { server.stop() }
+        let scratch = try Scratch()
+        server.serve("/models/digits-d40edd31.pth", ZooTests.demoBytes)
+        let zoo = try makeZoo(scratch, extra: try ZooTests().catalog(server.base, scratch))
+        var damaged = ZooTests.demoBytes
+        damaged[100] ^= 1
+        _ = try scratch.write("cache/downloads/digits-d40edd31.pth", damaged)
+        let report = try zoo.pull("served")
+        #expect(report.resumedFrom == 0 && server.requests.count == 1)
+        #expect(report.entry.sha256 == ZooTests.demoSHA)
+    }
 }

@@ -10,14 +10,17 @@ import Glibc
 /// ```
 /// CACHEDIR.TAG
 /// index.json            what is cached, its hashes, architecture, last verification
-/// originals/<file>      files as published (resnet18-f37072fd.pth)
-/// native/<name>.safetensors
-/// references/<name>.npy probe outputs recorded at import
+/// originals/<sha16>/<file>    files as published (resnet18-f37072fd.pth), by the first 16 hex digits of their SHA-256
+/// native/<name>.<sha12>.safetensors   by the first 12 hex digits of the native file's own SHA-256
+/// references/<name>.<sha12>.npy      probe outputs recorded at import (same digits)
 /// downloads/<file>.partial   interrupted downloads, resumed by the next pull
-/// locks/                one lock file per model, plus the index's
+/// locks/                the index's lock, one per model, one per download, and the work lock
 /// ```
 /// Every file reaches its final name by rename after it is complete, so a crash leaves at worst
-/// a `.partial` file (which `zoo prune` removes); the index is rewritten atomically under a lock.
+/// a temporary file (`.<name>.<pid>.<random>.partial`), a partial download, or a complete file no
+/// index entry refers to yet; `zoo prune` removes those once no live process owns them. The index
+/// is rewritten atomically under its lock, and only ever points at complete files: a model that is
+/// imported again gets new file names, and its old files are removed after the index moved on.
 public struct Cache: Sendable {
     public let root: String
 
@@ -125,6 +128,15 @@ public struct Cache: Sendable {
     }
 
     public func entry(_ name: String) throws -> CacheEntry? { try index().models[name] }
+
+    /// Flushes a folder's entries (after a rename into it) to disk.
+    static func syncFolder(_ path: String) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 {
+            fsync(fd)
+            close(fd)
+        }
+    }
 
     /// Absolute path of a path stored relative to the cache root.
     public func path(_ relative: String) -> String { relative.hasPrefix("/") ? relative : root + "/" + relative }

@@ -44,12 +44,19 @@ extension Zoo {
     ///   - againstTorch: also run the probe through PyTorch (needs a Python with torch and torchvision).
     public func verify(_ target: String, input: String? = nil, expect: String? = nil, againstTorch: Bool = false) throws -> VerifyReport {
         let canonical = try cacheName(target)
-        if let cached = try cache.entry(canonical), !FileManager.default.fileExists(atPath: target) {
-            let report = try cache.withLock(Cache.modelLock(canonical)) {
-                try verifyCached(cached, input: input, expect: expect, againstTorch: againstTorch)
+        if try cache.entry(canonical) != nil, !FileManager.default.fileExists(atPath: target) {
+            // The entry is read again under the model's lock: an import may have replaced it meanwhile.
+            let report = try cache.withLock(Cache.modelLock(canonical)) { () -> VerifyReport? in
+                guard let cached = try cache.entry(canonical) else { return nil }
+                let report = try verifyCached(cached, input: input, expect: expect, againstTorch: againstTorch)
+                try cache.updateIndex { index in
+                    if index.models[canonical]?.nativeSHA256 == cached.nativeSHA256, index.models[canonical]?.sha256 == cached.sha256 {
+                        index.models[canonical]?.verification = report.verification
+                    }
+                }
+                return report
             }
-            try cache.updateIndex { $0.models[canonical]?.verification = report.verification }
-            return report
+            if let report { return report }
         }
         guard FileManager.default.fileExists(atPath: target) else {
             if (try? catalog.entry(target)) != nil {

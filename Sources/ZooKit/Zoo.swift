@@ -221,14 +221,22 @@ public struct Zoo: Sendable {
                 throw ZooError(.io, "cannot move \(path) into the cache: \(String(cString: strerror(errno)))")
             }
         }
-        let native = "native/\(name).safetensors"
-        _ = try NativeWriter.write(try Checkpoint(path: cache.path(original)), to: cache.path(native),
+        // The native file and the reference are named by the native file's own hash, so that a
+        // model imported again never overwrites the files its current index entry points at: a
+        // crash before the index update leaves the old version whole (and the new files orphans).
+        let staging = "native/.\(name).incoming.safetensors"
+        _ = try NativeWriter.write(try Checkpoint(path: cache.path(original)), to: cache.path(staging),
                                    options: .init(architecture: arch.name, version: zooVersion, sourceSHA256: sha))
-        let nativeSHA = try SHA256.file(cache.path(native))
+        let nativeSHA = try SHA256.file(cache.path(staging))
+        let native = "native/\(name).\(nativeSHA.prefix(12)).safetensors"
+        guard rename(cache.path(staging), cache.path(native)) == 0 else {
+            throw ZooError(.io, "cannot move \(cache.path(staging)) to \(cache.path(native)): \(String(cString: strerror(errno)))")
+        }
+        Cache.syncFolder(cache.native)
 
         // The probe reference: this model's output on the fixed probe input, from the original file.
         let probe = Self.probeShape(arch, catalogEntry: catalogEntry)
-        let reference = "references/\(name).npy"
+        let reference = "references/\(name).\(nativeSHA.prefix(12)).npy"
         try NPY.write(try model.forward(Synthetic.input(probe)), to: cache.path(reference))
 
         var entry = CacheEntry(name: name, source: source, original: original, sha256: sha, native: native, nativeSHA256: nativeSHA,
@@ -237,7 +245,15 @@ public struct Zoo: Sendable {
                                verification: nil)
         entry.verification = try verifyCached(entry, againstTorch: false).verification
         let recorded = entry
-        try cache.updateIndex { $0.models[name] = recorded }
+        let previous = try cache.updateIndex { index -> CacheEntry? in
+            defer { index.models[name] = recorded }
+            return index.models[name]
+        }
+        // The replaced version's native file and reference (named after this model, so no other
+        // entry uses them). Its original may be shared; zoo prune removes it when it is not.
+        for old in [previous?.native, previous?.reference].compactMap({ $0 }) where old != native && old != reference {
+            unlink(cache.path(old))
+        }
         return entry
     }
 
@@ -310,20 +326,25 @@ public struct Zoo: Sendable {
         }
     }
 
-    /// Removes a cached model's files and index entry; returns the paths removed.
+    /// Removes a cached model's index entry, then its files; returns the paths removed. (A crash
+    /// in between leaves files no entry refers to, which zoo prune removes.)
     public func remove(_ name: String) throws -> [String] {
         let canonical = try cacheName(name)
         return try cache.withLock(Cache.modelLock(canonical)) {
-            guard let entry = try cache.entry(canonical) else {
-                throw ZooError(.usage, "\(name) is not cached", fix: "zoo list shows what is cached")
+            let (entry, shared) = try cache.updateIndex { index -> (CacheEntry, Bool) in
+                guard let entry = index.models.removeValue(forKey: canonical) else {
+                    throw ZooError(.usage, "\(name) is not cached", fix: "zoo list shows what is cached")
+                }
+                return (entry, index.models.values.contains { $0.original == entry.original })
             }
-            let shared = try cache.index().models.values.filter { $0.name != canonical }.map(\.original)
-            let paths = [entry.native, entry.reference].compactMap { $0 } + (shared.contains(entry.original) ? [] : [entry.original])
+            let paths = [entry.native, entry.reference].compactMap { $0 } + (shared ? [] : [entry.original])
             for path in paths { try? FileManager.default.removeItem(atPath: cache.path(path)) }
-            if !shared.contains(entry.original) {
-                try? FileManager.default.removeItem(atPath: cache.path((entry.original as NSString).deletingLastPathComponent))
+            if !shared {
+                let folder = cache.path((entry.original as NSString).deletingLastPathComponent)
+                if ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).isEmpty {
+                    try? FileManager.default.removeItem(atPath: folder)
+                }
             }
-            try cache.updateIndex { $0.models[canonical] = nil }
             return paths.map(cache.path)
         }
     }

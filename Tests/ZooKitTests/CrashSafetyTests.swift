@@ -47,6 +47,34 @@ import Glibc
         #expect(try zoo.verify("d").ok)
     }
 
+    @Test func reimportingANameKeepsTheOldFilesUntilTheIndexMovesOn() throws {
+        let scratch = try Scratch()
+        let zoo = try makeZoo(scratch)
+        let first = try zoo.importFile(Repo.demoCheckpoint, name: "d")
+        let firstNative = try #require(first.native), firstReference = try #require(first.reference)
+        #expect(firstNative.hasPrefix("native/d.") && firstNative.hasSuffix(".safetensors"))
+        #expect(firstNative.contains(String(try #require(first.nativeSHA256).prefix(12))))
+
+        // Other bytes under the same name: new file names; the replaced ones removed after the index update.
+        let other = scratch.path + "/other.safetensors"
+        try FileManager.default.copyItem(atPath: zoo.cache.path(firstNative), toPath: other)
+        let second = try zoo.importFile(other, name: "d")
+        #expect(second.sha256 != first.sha256 && second.native != first.native && second.reference != first.reference)
+        #expect(!FileManager.default.fileExists(atPath: zoo.cache.path(firstNative)))
+        #expect(!FileManager.default.fileExists(atPath: zoo.cache.path(firstReference)))
+        #expect(try zoo.cache.entry("d")?.nativeSHA256 == second.nativeSHA256)
+        #expect(try zoo.verify("d").ok)
+
+        // The same file again: the same names, still verified; no staging file left.
+        let again = try zoo.importFile(other, name: "d")
+        #expect(again.native == second.native && again.reference == second.reference)
+        #expect(try zoo.verify("d").ok)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: zoo.cache.native) == [(try #require(again.native) as NSString).lastPathComponent])
+        // The first original is an orphan now; prune removes it and its folder, nothing else.
+        #expect(try zoo.prune() == [zoo.cache.path(first.original)])
+        #expect(try zoo.verify("d").ok)
+    }
+
     @Test func pullUsesACompleteCopyAStoppedPullLeft() throws {
         for place in ["downloads", "originals/\(ZooTests.demoSHA.prefix(16))"] {
             let server = try TestHTTPServer()
@@ -75,5 +103,26 @@ import Glibc
         let report = try zoo.pull("served")
         #expect(report.resumedFrom == 0 && server.requests.count == 1)
         #expect(report.entry.sha256 == ZooTests.demoSHA)
+    }
+
+    @Test func removeForgetsTheModelBeforeDeletingItsFiles() throws {
+        let scratch = try Scratch()
+        let zoo = try makeZoo(scratch)
+        let entry = try zoo.importFile(Repo.demoCheckpoint, name: "d")
+        _ = try zoo.importFile(Repo.demoCheckpoint, name: "e")  // shares the original
+        #expect(try zoo.remove("d").count == 2)
+        #expect(FileManager.default.fileExists(atPath: zoo.cache.path(entry.original)))
+        #expect(try zoo.verify("e").ok)
+        #expect(try zoo.remove("e").count == 3)
+        #expect(!FileManager.default.fileExists(atPath: zoo.cache.path((entry.original as NSString).deletingLastPathComponent)))
+    }
+
+    @Test(.timeLimit(.minutes(1))) func aModelNamedIndexDoesNotDeadlock() throws {
+        // Model locks and the index's lock live in one folder; they must never share a name.
+        let scratch = try Scratch()
+        let zoo = try makeZoo(scratch)
+        #expect(try zoo.importFile(Repo.demoCheckpoint, name: "index").verification?.ok == true)
+        #expect(try zoo.verify("index").ok)
+        #expect(try zoo.remove("index").count == 3)
     }
 }

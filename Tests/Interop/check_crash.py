@@ -527,6 +527,7 @@ rng.shuffle(plan)
 violations = {"a": [], "b": [], "c": []}
 stats = {c: {"trials": 0, "killed": 0, "finished": 0} for c in COMMANDS}
 resume = {"partial": 0, "resumed": 0, "complete_local": 0, "reused": 0, "in_download": 0}
+temps_after_kill = 0          # temporary files of the killed process, found right after the kill
 leftover_after_rerun = 0
 leftover_after_prune = 0
 
@@ -536,7 +537,7 @@ def violate(kind, trial, what):
 
 
 def run_trial(i, cmd, variant, delay):
-    global leftover_after_rerun, leftover_after_prune
+    global temps_after_kill, leftover_after_rerun, leftover_after_prune
     tag = f"{cmd}/{variant}@{delay:.2f}s"
     prepare(cmd, variant)
     epoch_kill = new_epoch()
@@ -553,6 +554,7 @@ def run_trial(i, cmd, variant, delay):
 
     # (a) and (b) right after the kill
     problems = []
+    temps_after_kill += len(dead_temps([OUT_DIR] if cmd == "convert" else [HOME]))
     if cmd == "convert":
         allowed = ["crashimp_new"] + (["crashimp_old"] if variant == "old-output" else [])
         check_out(allowed, problems, must_exist=(variant == "old-output"))
@@ -781,7 +783,7 @@ report("crash_final_files_complete", violations["a"], f"after {sum(s['killed'] f
 report("crash_cached_model_kept", violations["b"], "victim and replaced crashimp intact after every kill")
 report("crash_rerun_recovers", violations["c"],
        f"pull resumed {resume['resumed']}/{resume['partial']} partial downloads, reused {resume['reused']}/{resume['complete_local']} complete copies;"
-       f" dead temporary files: {leftover_after_rerun} left after reruns, {leftover_after_prune} after prune")
+       f" dead temporary files: {temps_after_kill} after the kills, {leftover_after_rerun} left after reruns (cache), {leftover_after_prune} after prune")
 report("crash_concurrent_pull_one_download", conc_problems, f"3 runs, one GET each, origins {', '.join(conc_info)}")
 report("crash_prune_spares_live_work", prune_problems, prune_info + "; live temporary files kept, dead ones removed")
 
@@ -790,7 +792,7 @@ per_cmd = ", ".join(f"{c} {s['trials']}" for c, s in stats.items())
 print(f"crash summary: seed {SEED}, {len(plan)} trials ({per_cmd}), "
       f"killed {kills}, {sum(s['finished'] for s in stats.values())} finished before the kill, "
       f"{resume['in_download']} pull kills mid-download, resumed {resume['resumed']}/{resume['partial']}, "
-      f"reused complete copies {resume['reused']}/{resume['complete_local']}, "
+      f"reused complete copies {resume['reused']}/{resume['complete_local']}, {temps_after_kill} dead temporary files after the kills, "
       f"{n_viol} violations (a {len(violations['a'])}, b {len(violations['b'])}, c {len(violations['c'])}, "
       f"d {len(conc_problems)}, e {len(prune_problems)}); trials {trial_secs:.0f} s, total {time.perf_counter() - T0:.0f} s",
       flush=True)

@@ -54,6 +54,13 @@ public struct Zoo: Sendable {
         return model
     }
 
+    /// Cache names become file names: `--name ../../x` must not write outside the cache.
+    static func checkName(_ name: String) throws {
+        guard CatalogEntry.isSafeName(name) else {
+            throw ZooError(.usage, "'\(name)' cannot name a cached model: \(CatalogEntry.safeNameRule)", fix: "pass --name NAME")
+        }
+    }
+
     /// The cache name `name` refers to: a cached model of exactly that name, else the catalog's
     /// canonical name for it (`resnet50` -> `resnet50.imagenet1k_v2`), else `name` itself.
     public func cacheName(_ name: String) throws -> String {
@@ -99,6 +106,10 @@ public struct Zoo: Sendable {
         if let url {
             guard let parsed = URL(string: url), parsed.scheme != nil else { throw ZooError(.usage, "not a URL: \(url)") }
             let file = parsed.lastPathComponent
+            try Self.checkName(name)
+            guard CatalogEntry.isSafeName(file) else {
+                throw ZooError(.usage, "\(url) ends in '\(file)', which cannot name a file in the cache: \(CatalogEntry.safeNameRule)")
+            }
             entry = CatalogEntry(name: name, file: file, url: url, sha256Prefix: HashPrefix.of(fileName: file))
         } else {
             entry = try catalog.entry(name)
@@ -182,6 +193,7 @@ public struct Zoo: Sendable {
         let file = URL(fileURLWithPath: path).lastPathComponent
         let catalogEntry = catalog.entries.first { $0.file == file }
         let name = name ?? catalogEntry?.name ?? URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
+        try Self.checkName(name)
         return try cache.withLock(Cache.workLock, shared: true) {
             try cache.withLock(Cache.modelLock(name)) {
                 try importLocked(path, name: name, catalogEntry: catalogEntry, architecture: architecture, force: force,

@@ -77,6 +77,9 @@ func makeZoo(_ scratch: Scratch, extra: Catalog? = nil, environment: [String: St
         (#"{"version": 2, "models": []}"#, "version 2"),
         (#"{"models": []}"#, "missing version"),
         ("not json", "is not valid"),
+        (#"{"version": 1, "models": [{"name": "../../escape"}]}"#, "cannot name a model or file"),
+        (#"{"version": 1, "models": [{"name": "a", "aliases": [".hidden"]}]}"#, "cannot name a model or file"),
+        (#"{"version": 1, "models": [{"name": "a", "file": "sub/dir.pth"}]}"#, "cannot name a model or file"),
     ])
     func badCatalogs(_ text: String, _ message: String) throws {
         let scratch = try Scratch()
@@ -324,6 +327,29 @@ final class Counter: @unchecked Sendable {
         #expect(forced.name == "digits-deadbeef" && forced.verification?.ok == true)
         let right = try scratch.write("digits-d40edd31.pth", Self.demoBytes)
         #expect(try zoo.importFile(right, name: "mine").verification?.ok == true)
+    }
+
+    @Test func namesCannotLeaveTheCache() throws {
+        let scratch = try Scratch()
+        let zoo = try makeZoo(scratch)
+        let file = try scratch.write("digits-d40edd31.pth", Self.demoBytes)
+        for name in ["../../escape", "a/b", ".hidden", ""] {
+            let error = #expect(throws: ZooError.self) { try zoo.importFile(file, name: name) }
+            #expect(error?.kind == .usage && error?.description.contains("cannot name a cached model") == true)
+            #expect(throws: ZooError.self) { try zoo.pull(name, url: "http://127.0.0.1:9/digits-d40edd31.pth") }
+        }
+        #expect(throws: ZooError.self) { try zoo.pull("fine", url: "http://127.0.0.1:9/models/..") }
+        #expect(try zoo.cache.index().models.isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: scratch.path + "/escape"))
+    }
+
+    @Test func againstTorchNeedsATorchWithoutCVE202532434() {
+        #expect(Zoo.loadsSafely(torchVersion: "2.6.0"))
+        #expect(Zoo.loadsSafely(torchVersion: "2.15.0+cu128"))
+        #expect(Zoo.loadsSafely(torchVersion: "3.0.0a0"))
+        #expect(!Zoo.loadsSafely(torchVersion: "2.5.1+cpu"))
+        #expect(!Zoo.loadsSafely(torchVersion: "1.13.1"))
+        #expect(!Zoo.loadsSafely(torchVersion: "garbage"))
     }
 
     @Test func aFlippedByteInTheCacheIsCaught() throws {

@@ -41,10 +41,15 @@ public enum AtomicFile {
             unlink(temporary)
             throw CheckpointError(.io, path: path, "cannot move the finished file into place: \(reason)")
         }
-        let directory = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if directory >= 0 {
-            fsync(directory)
-            close(directory)
+        syncFolder(folder)
+    }
+
+    /// Flushes a folder's entries to disk, so a rename into it survives a power cut.
+    public static func syncFolder(_ path: String) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 {
+            fsync(fd)
+            close(fd)
         }
     }
 

@@ -129,15 +129,6 @@ public struct Cache: Sendable {
 
     public func entry(_ name: String) throws -> CacheEntry? { try index().models[name] }
 
-    /// Flushes a folder's entries (after a rename into it) to disk.
-    static func syncFolder(_ path: String) {
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if fd >= 0 {
-            fsync(fd)
-            close(fd)
-        }
-    }
-
     /// Absolute path of a path stored relative to the cache root.
     public func path(_ relative: String) -> String { relative.hasPrefix("/") ? relative : root + "/" + relative }
 

@@ -244,7 +244,7 @@ public struct Zoo: Sendable {
         guard rename(cache.path(staging), cache.path(native)) == 0 else {
             throw ZooError(.io, "cannot move \(cache.path(staging)) to \(cache.path(native)): \(String(cString: strerror(errno)))")
         }
-        Cache.syncFolder(cache.native)
+        AtomicFile.syncFolder(cache.native)
 
         // The probe reference: this model's output on the fixed probe input, from the original file.
         let probe = Self.probeShape(arch, catalogEntry: catalogEntry)

@@ -54,7 +54,6 @@ ZOO_CRASH_CHUNK_DELAY (seconds between 64 KiB chunks, default 0.0015),
 ZOO_CRASH_VERBOSE=1 (one info line per trial).
 """
 
-import hashlib
 import http.server
 import json
 import os
@@ -74,7 +73,7 @@ from safetensors import safe_open
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # interop.py, even under python -P
 import interop
-from interop import REPO, CheckError, info, path, tail
+from interop import REPO, CheckError, info, path, sha256, tail
 
 ZOO, WORK = interop.setup(__doc__, timeout=120, timeout_env="ZOO_ZOO_TIMEOUT")
 
@@ -192,12 +191,6 @@ def new_epoch():
 # --------------------------------------------------------------------------
 # sources
 
-def sha256(file):
-    h = hashlib.sha256()
-    with open(file, "rb") as f:
-        for block in iter(lambda: f.read(8 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 _sha_memo = {}

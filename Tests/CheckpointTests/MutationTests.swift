@@ -100,6 +100,7 @@ import Testing
     }
 
     @Test func fuzzFindingsReplay() throws {
+        #expect(!Self.findings("pickle").isEmpty)
         for path in Self.findings("pickle") {
             let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
             _ = bytes.withUnsafeBytes { try? Fuzzing.unpickle($0) }

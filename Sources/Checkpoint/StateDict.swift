@@ -27,7 +27,7 @@ enum StateDictExtractor {
     static let maxDepth = 64
     /// Modules visited plus keys produced in one walk: a shared submodule is visited once per
     /// path to it, as `state_dict()` does, and a file could make those paths exponentially many.
-    static let maxVisits = 1_000_000
+    static let maxVisits = 100_000
 
     static func extract(_ root: PickleValue, format: CheckpointFormat, path: String) throws -> StateDict {
         if format == .torchscript {

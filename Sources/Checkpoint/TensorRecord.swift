@@ -64,8 +64,8 @@ public struct TensorRecord: Sendable {
         // beyond its storage's own elements, a view may grow to `maxRepeatedElements`, no further.
         let storageElements = storage.byteCount / dtype.size
         guard elements <= max(storageElements, maxRepeatedElements) else {
-            throw fail("view of shape \(shape) strides \(strides) repeats the \(storageElements) elements of its storage "
-                + "\(elements) times over; zoo expands a storage to at most \(maxRepeatedElements) elements")
+            throw fail("view of shape \(shape) strides \(strides) makes \(elements) elements of a \(storageElements)-element storage; "
+                + "zoo expands a storage to at most \(maxRepeatedElements) elements")
         }
         if elements > 0 {
             // The highest element index the view touches, plus one, in elements then bytes.

@@ -277,6 +277,28 @@ func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
         #expect(text.contains("<summary truncated>"))
     }
 
+    @Test func sharedSubmodulesDoNotMakeTheWalkExplode() throws {
+        // torch.save(model) where each level's `a` and `b` are the same module: 2^40 paths to the
+        // innermost one. state_dict() would list each path; zoo stops at its visit budget.
+        let arena = PickleArena()
+        func module(_ children: [(String, PickleValue)]) -> PickleValue {
+            let state = arena.dict(), modules = arena.dict()
+            for (name, child) in children { modules.set(.string(name), child) }
+            state.set(.string("_parameters"), .dict(arena.dict()))
+            state.set(.string("_modules"), .dict(modules))
+            let object = arena.object(module: "torch.nn.modules.container", name: "Sequential", arguments: [])
+            object.state = .dict(state)
+            return .object(object)
+        }
+        var level = module([])
+        for _ in 0 ..< 40 { level = module([("a", level), ("b", level)]) }
+        #expect {
+            try StateDictExtractor.extract(level, format: .zip, path: "shared.pth")
+        } throws: { error in
+            (error as? CheckpointError)?.kind == .corrupt && "\(error)".contains("shared modules reached by too many paths")
+        }
+    }
+
     @Test func repeatedCopiesOfOneListAreBounded() throws {
         // One list of 100,000 ints, then list(thatList) a thousand times: 10^8 copies from a
         // 240 KB pickle. The copy budget refuses it instead of allocating gigabytes.

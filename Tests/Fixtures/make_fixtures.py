@@ -1175,6 +1175,11 @@ def make_limits():
     expected_readable("limit_deflated.pth", "zip", sd,
                       "tiny_net.pth re-zipped with deflate (as a user's zip tool might): torch reads it, so does zoo.")
 
+    rezip("tiny_net.pth", "limit_bzip2.pth", zipfile.ZIP_BZIP2)
+    expected_refused("limit_bzip2.pth", "unsupported",
+                     "tiny_net.pth re-zipped with bzip2 (method 12): torch writes stored entries; zoo reads "
+                     "stored and deflate and names the method it does not read.", reason="compression method")
+
     rezip("tiny_net.pth", "limit_stored_size_lie.pth", zipfile.ZIP_STORED)
     patch_sizes("limit_stored_size_lie.pth", "tiny_net/data/0", 0x7FFFFFF0)
     expected_refused("limit_stored_size_lie.pth", "corrupt",

@@ -343,20 +343,27 @@ public struct Zoo: Sendable {
     public func remove(_ name: String) throws -> [String] {
         let canonical = try cacheName(name)
         return try cache.withLock(Cache.modelLock(canonical)) {
-            let (entry, shared) = try cache.updateIndex { index -> (CacheEntry, Bool) in
+            let entry = try cache.updateIndex { index -> CacheEntry in
                 guard let entry = index.models.removeValue(forKey: canonical) else {
                     throw ZooError(.usage, "\(name) is not cached", fix: "zoo list shows what is cached")
                 }
-                return (entry, index.models.values.contains { $0.original == entry.original })
+                return entry
             }
-            let paths = [entry.native, entry.reference].compactMap { $0 } + (shared ? [] : [entry.original])
+            var paths = [entry.native, entry.reference].compactMap { $0 }
             for path in paths { try? FileManager.default.removeItem(atPath: cache.path(path)) }
-            if !shared {
+            // The original may be another entry's, or about to be: an import under another name
+            // may have moved the same file into place and not indexed it yet. So it goes only while
+            // no pull or import runs and no entry uses it; otherwise zoo prune removes it later.
+            let removedOriginal = try cache.withLockIfFree(Cache.workLock) { () -> Bool in
+                guard try !cache.index().models.values.contains(where: { $0.original == entry.original }) else { return false }
+                try? FileManager.default.removeItem(atPath: cache.path(entry.original))
                 let folder = cache.path((entry.original as NSString).deletingLastPathComponent)
                 if ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).isEmpty {
                     try? FileManager.default.removeItem(atPath: folder)
                 }
-            }
+                return true
+            } ?? false
+            if removedOriginal { paths.append(entry.original) }
             return paths.map(cache.path)
         }
     }

@@ -117,6 +117,20 @@ import Glibc
         #expect(!FileManager.default.fileExists(atPath: zoo.cache.path((entry.original as NSString).deletingLastPathComponent)))
     }
 
+    @Test func removeLeavesTheOriginalWhileAnImportMayBeAboutToIndexIt() throws {
+        let scratch = try Scratch()
+        let zoo = try makeZoo(scratch)
+        let entry = try zoo.importFile(Repo.demoCheckpoint, name: "d")
+        let original = zoo.cache.path(entry.original)
+        // Another process importing the same file under another name holds the work lock shared.
+        let removed = try zoo.cache.withLock(Cache.workLock, shared: true) { try zoo.remove("d") }
+        #expect(removed.count == 2 && !removed.contains(original))
+        #expect(FileManager.default.fileExists(atPath: original))
+        // Once nothing runs, prune removes the now unreferenced original.
+        #expect(try zoo.prune().contains(original))
+        #expect(!FileManager.default.fileExists(atPath: original))
+    }
+
     @Test(.timeLimit(.minutes(1))) func aModelNamedIndexDoesNotDeadlock() throws {
         // Model locks and the index's lock live in one folder; they must never share a name.
         let scratch = try Scratch()

@@ -88,7 +88,6 @@ import Testing
                 #expect(error.path == path && !error.message.isEmpty, "\(seed) mutant \(trial): \(error)")
             }
         }
-        #expect(refused + identical + different == Self.mutantsPerSeed)
         #expect(refused >= Self.mutantsPerSeed / 10, "\(seed): only \(refused) of \(Self.mutantsPerSeed) mutants refused: the mutations miss the format")
         print("mutants of \(seed): \(refused) refused, \(identical) loaded unchanged, \(different) loaded different valid content")
     }

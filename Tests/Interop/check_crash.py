@@ -73,7 +73,7 @@ from safetensors import safe_open
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # interop.py, even under python -P
 import interop
-from interop import REPO, CheckError, info, path, sha256, tail
+from interop import REPO, CheckError, info, path, send_range_headers, sha256, tail
 
 ZOO, WORK = interop.setup(__doc__, timeout=120, timeout_env="ZOO_ZOO_TIMEOUT")
 
@@ -139,27 +139,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             rec["status"] = 404
             self.send_error(404)
             return
-        size = os.path.getsize(p)
-        start = 0
-        if rng and rng.startswith("bytes=") and rng.endswith("-") and rng[6:-1].isdigit():
-            start = int(rng[6:-1])
-            if start >= size:
-                rec["status"] = 416
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{size}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            rec["status"] = 206
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
-        else:
-            rec["status"] = 200
-            self.send_response(200)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(size - start))
-        self.send_header("Accept-Ranges", "bytes")
-        self.end_headers()
+        rec["status"], start = send_range_headers(self, os.path.getsize(p))
+        if rec["status"] == 416:
+            return
         try:
             with open(p, "rb") as fh:
                 fh.seek(start)

@@ -42,7 +42,7 @@ import torchvision
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # interop.py, even under python -P
 import interop
-from interop import REPO, CheckError, build, check, info, make_input, path, remove, sha256, tail
+from interop import REPO, CheckError, build, check, info, make_input, path, remove, send_range_headers, sha256, tail
 
 ZOO, WORK = interop.setup(__doc__, timeout=300, timeout_env="ZOO_ZOO_TIMEOUT")
 
@@ -407,24 +407,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_error(404)
             return
         data = open(p, "rb").read()
-        start = 0
-        if rng and rng.startswith("bytes=") and rng.endswith("-") and rng[6:-1].isdigit():
-            start = int(rng[6:-1])
-            if start >= len(data):
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{len(data)}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        else:
-            self.send_response(200)
+        status, start = send_range_headers(self, len(data))
+        if status == 416:
+            return
         body = data[start:]
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Accept-Ranges", "bytes")
-        self.end_headers()
         if cut:
             self.wfile.write(body[:len(body) // 2])
             self.wfile.flush()

@@ -184,6 +184,32 @@ def sha256(file):
     return h.hexdigest()
 
 
+def send_range_headers(handler, size):
+    """Answers an HTTP GET for a file of `size` bytes, honouring `Range: bytes=N-` as zoo's
+    downloader sends it: writes the status (200, 206 or 416) and headers, returns
+    (status, first byte of the body to send); a 416 has no body."""
+    rng = handler.headers.get("Range")
+    if rng and rng.startswith("bytes=") and rng.endswith("-") and rng[6:-1].isdigit():
+        start = int(rng[6:-1])
+        if start >= size:
+            handler.send_response(416)
+            handler.send_header("Content-Range", f"bytes */{size}")
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return 416, size
+        status = 206
+        handler.send_response(206)
+        handler.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
+    else:
+        status, start = 200, 0
+        handler.send_response(200)
+    handler.send_header("Content-Type", "application/octet-stream")
+    handler.send_header("Content-Length", str(size - start))
+    handler.send_header("Accept-Ranges", "bytes")
+    handler.end_headers()
+    return status, start
+
+
 def dtype_name(dt):
     return str(dt).replace("torch.", "")
 

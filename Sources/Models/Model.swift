@@ -1,4 +1,5 @@
 import Checkpoint
+import Foundation
 
 /// Where weights come from: a checkpoint, or tensors in memory.
 public protocol TensorSource {
@@ -61,6 +62,10 @@ public struct LoadReport: Sendable, Equatable {
 public final class Model {
     public let architecture: Architecture
     public let network: any Layer
+    /// The compiled forward pass for the current weights: built by `load`, or by the first
+    /// forward of a model that never loaded any.
+    private var compiled: Plan?
+    private let planLock = NSLock()
 
     init(_ architecture: Architecture) {
         self.architecture = architecture
@@ -109,22 +114,28 @@ public final class Model {
             parameter.values = values
             loaded.append(key)
         }
-        invalidate()
+        let plan = Plan(network)  // the new weights, BatchNorm folded
+        planLock.withLock { compiled = plan }
         return LoadReport(loaded: loaded, missing: missing, unexpected: unexpected)
     }
 
-    /// Drops the compiled (BatchNorm-folded) plans so the next forward uses the new weights.
-    private func invalidate() {
-        switch network {
-        case let n as ResNet: n.invalidate()
-        case let n as VGG: n.invalidate()
-        case let n as TutorialVGG: n.invalidate()
-        default: break
+    private var plan: Plan {
+        planLock.withLock {
+            if let compiled { return compiled }
+            let plan = Plan(network)
+            compiled = plan
+            return plan
         }
     }
 
     /// The output shape for an input shape, or why the network cannot take it.
     public func outputShape(for input: [Int]) throws -> [Int] {
+        try trace(input).output
+    }
+
+    /// The network's output shape and torchsummary rows for `input`, from one trace; throws
+    /// for a shape the network cannot take.
+    private func trace(_ input: [Int]) throws -> (output: [Int], rows: [SummaryRow]) {
         guard input.count == 4 else {
             throw ModelError.badInput("expected a batch of shape [N, 3, H, W], got rank \(input.count) shape \(input)")
         }
@@ -132,7 +143,8 @@ public final class Model {
         guard input.allSatisfy({ $0 > 0 }) else { throw ModelError.badInput("empty input shape \(input)") }
         var rows: [SummaryRow] = []
         do {
-            return try network.trace(input, &rows)
+            let output = try network.trace(input, &rows)
+            return (output, rows)
         } catch let ModelError.badInput(reason) {
             throw ModelError.badInput("\(name) cannot take a \(input[2])x\(input[3]) input: \(reason) (at least \(architecture.minimumInputSize)x\(architecture.minimumInputSize))")
         }
@@ -142,23 +154,24 @@ public final class Model {
     /// tutorial VGG, as its forward ends in a softmax).
     public func forward(_ input: Tensor) throws -> Tensor {
         _ = try outputShape(for: input.shape)
-        return network.forward(input)
+        return plan.run(input)
+    }
+
+    /// The output before a final softmax: the tutorial VGG's logits; `forward` for the others.
+    public func logits(_ input: Tensor) throws -> Tensor {
+        _ = try outputShape(for: input.shape)
+        let plan = plan
+        return plan.run(input, plan.logitSteps)
     }
 
     /// Floating-point operations (2 per multiply-add) of one forward pass on `input` `[N, C, H, W]`.
     public func flops(for input: [Int]) throws -> Double {
-        var rows: [SummaryRow] = []
-        _ = try outputShape(for: input)
-        _ = try network.trace(input, &rows)
-        return 2 * Double(rows.reduce(0) { $0 + $1.multiplyAdds })
+        2 * Double(try trace(input).rows.reduce(0) { $0 + $1.multiplyAdds })
     }
 
     /// The torchsummary rows for an input of shape `[C, H, W]` (batch -1, as torchsummary prints).
     public func summaryRows(inputSize: [Int]) throws -> [SummaryRow] {
-        var rows: [SummaryRow] = []
-        _ = try outputShape(for: [1] + inputSize)
-        _ = try network.trace([1] + inputSize, &rows)
-        return rows
+        try trace([1] + inputSize).rows
     }
 }
 

@@ -44,6 +44,7 @@ extension Kernels {
     static func uninitialized(_ shape: [Int]) -> Tensor {
         let count = shape.reduce(1, *)
         if let data = BufferPool.shared.take(count) { return Tensor(shape: shape, data: data) }
+        // Safe: Float has no invariants to break, and the caller writes every element before any is read.
         return Tensor(shape: shape, data: [Float](unsafeUninitializedCapacity: count) { _, n in n = count })
     }
 }

@@ -6,7 +6,8 @@ import Foundation
 
 extension Kernels {
     /// Unfolds `channels` input planes, starting at `start` in `input`, into
-    /// `[channels * k * k, outHeight * outWidth]` columns.
+    /// `[channels * k * k, outHeight * outWidth]` columns. Reads only pixels inside the planes
+    /// (iy, ix are checked against the image) and writes exactly the columns' count.
     static func im2col(_ input: UnsafeBufferPointer<Float>, from start: Int, channels: Int, height: Int, width: Int,
                        geometry g: ConvGeometry, outHeight: Int, outWidth: Int,
                        into columns: UnsafeMutableBufferPointer<Float>) {

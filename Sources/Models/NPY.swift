@@ -47,6 +47,7 @@ public enum NPY {
         guard !overflow, bytes.count - dataStart == needed else {
             throw fail("shape \(shape) needs \(overflow ? "more than Int.max" : String(needed)) bytes of data, the file has \(bytes.count - dataStart)")
         }
+        // Safe: the data is exactly count * 4 bytes (checked above), so every load is inside it.
         let values = bytes[dataStart...].withUnsafeBytes { raw in
             (0 ..< count).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) }
         }

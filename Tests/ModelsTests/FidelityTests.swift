@@ -68,6 +68,11 @@ import Models
         let ratio = output.maxDifference(torch) / torch.maxMagnitude
         print("fidelity \(name): max|swift - torch| / max|torch| = \(ratio) (max|torch| = \(torch.maxMagnitude))")
         #expect(ratio <= 1e-4, "\(name): relative difference \(ratio)")
+        // The layer-by-layer forward (torchvision's, BatchNorm not folded) agrees too.
+        let layered = model.network.forward(input)
+        let layeredRatio = layered.maxDifference(torch) / torch.maxMagnitude
+        print("fidelity \(name) layer by layer: \(layeredRatio)")
+        #expect(layeredRatio <= 1e-4, "\(name): layer-by-layer relative difference \(layeredRatio)")
         if let logits = reference.logits {
             let torchLogits = Tensor(shape: reference.output_shape, data: logits)
             let logitRatio = try model.logits(input).maxDifference(torchLogits) / torchLogits.maxMagnitude

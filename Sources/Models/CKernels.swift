@@ -18,7 +18,8 @@ struct SendablePointer<Pointer>: @unchecked Sendable {
     init(_ address: Pointer) { self.address = address }
 }
 
-/// The kernels that run on CKernels, and the thread pool they share.
+/// The arithmetic below the layers. This file holds the CKernels paths and the thread pool they
+/// share; Loops.swift the portable loops, BufferPool.swift the output buffers.
 enum Kernels {
     /// Whether the CKernels AVX-512 paths run on this machine.
     /// `ZOO_KERNELS=blas` in the environment forces the OpenBLAS paths, for comparisons.

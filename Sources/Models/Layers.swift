@@ -241,6 +241,8 @@ public final class Sequential: Layer {
     public func forward(_ x: Tensor) -> Tensor {
         layers.reduce(x) { $1.forward($0) }
     }
+}
 
+extension Sequential: Compilable {
     func compile(_ plan: inout Plan.Builder) { plan.append(layers) }
 }

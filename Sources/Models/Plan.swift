@@ -127,5 +127,3 @@ final class Plan {
 protocol Compilable: Layer {
     func compile(_ plan: inout Plan.Builder)
 }
-
-extension Sequential: Compilable {}

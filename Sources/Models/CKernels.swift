@@ -3,8 +3,7 @@ import Foundation
 
 // The one file that calls CKernels (`zk_*`, Sources/CKernels/include/ckernels.h): the AVX-512
 // convolution GEMM and Winograd paths, small-batch Linear, max pooling, and the thread pool
-// that runs them. Tensors are NCHW float32; a convolution weight is PyTorch's
-// [out, in/groups, kH, kW], which read row-major is each group's GEMM A matrix.
+// that runs them. Layouts as stated at the top of BLAS.swift.
 //
 // Pointers reach the pool's threads one by one in `SendablePointer`s. Every job of a
 // `parallel` call writes a range of the output that no other job writes, and every pointer

@@ -40,6 +40,12 @@ let package = Package(
     ]
 )
 
+// `swift package generate-documentation` (scripts/test builds the DocC catalogs): a plugin for zoo's
+// own builds only, so packages that depend on zoo do not fetch it.
+if developer {
+    package.dependencies.append(.package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"))
+}
+
 // The libFuzzer targets exist only for `scripts/fuzz`: they have no `main` of their own.
 if Context.environment["ZOO_FUZZ"] != nil {
     package.targets.append(.executableTarget(name: "zoo-fuzz", dependencies: ["Checkpoint", "Models"], path: "Fuzz",

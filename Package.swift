@@ -1,6 +1,12 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// ZOO_DEV=1 (set by scripts/test): the kernels run optimised even in debug builds, where an
+// -Onone forward pass is 10-50x slower and the numeric tests of `swift test` would take minutes.
+// Only zoo's own builds set it: SwiftPM refuses unsafeFlags in a package used by version, so
+// without it (any package that depends on zoo) the targets carry none.
+let developer = Context.environment["ZOO_DEV"] == "1"
+
 let package = Package(
     name: "zoo",
     platforms: [.macOS(.v13)],
@@ -18,12 +24,10 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .target(name: "Checkpoint", dependencies: ["CZip", "COpenSSL"]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
-        // Kernels run optimised even in debug builds: an -Onone forward pass is 10-50x slower,
-        // which makes the numeric tests of `swift test` take minutes instead of seconds.
-        // AVX-512 convolution kernels (C intrinsics, dispatched at run time), optimised in every build.
-        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        // AVX-512 convolution kernels (C intrinsics, dispatched at run time).
+        .target(name: "CKernels", cSettings: developer ? [.unsafeFlags(["-O3"])] : []),
         .target(name: "Models", dependencies: ["Checkpoint", "COpenBLAS", "CKernels"],
-                swiftSettings: [.unsafeFlags(["-O"])]),
+                swiftSettings: developer ? [.unsafeFlags(["-O"])] : []),
         .target(name: "ZooKit", dependencies: ["Checkpoint", "Models"]),
         .executableTarget(
             name: "zoo",
@@ -35,6 +39,12 @@ let package = Package(
         .testTarget(name: "ZooKitTests", dependencies: ["ZooKit"]),
     ]
 )
+
+// `swift package generate-documentation` (scripts/test builds the DocC catalogs): a plugin for zoo's
+// own builds only, so packages that depend on zoo do not fetch it.
+if developer {
+    package.dependencies.append(.package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"))
+}
 
 // The libFuzzer targets exist only for `scripts/fuzz`: they have no `main` of their own.
 if Context.environment["ZOO_FUZZ"] != nil {

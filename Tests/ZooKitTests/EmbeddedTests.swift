@@ -1,0 +1,34 @@
+import Foundation
+import Testing
+@testable import ZooKit
+
+/// What Plugins/Embed builds into the library is the repository's files, and the Python zoo
+/// starts for `--against-torch` sees nothing of the caller's environment.
+@Suite struct EmbeddedTests {
+    @Test func shippedCatalogIsTheRepositoryFile() throws {
+        let text = try String(contentsOfFile: Repo.root + "/catalog.json", encoding: .utf8)
+        #expect(Embedded.catalogJSON == text)
+        #expect(try Catalog.shipped().entries == Catalog.load(path: Repo.root + "/catalog.json").entries)
+        let demo = try Catalog.shipped().entry("digits_resnet")
+        #expect(try Catalog.shipped().bundledPath(demo).map { FileManager.default.fileExists(atPath: $0) } == true)
+    }
+
+    @Test func torchScriptIsTheRepositoryFile() throws {
+        #expect(Zoo.torchScript == (try String(contentsOfFile: Repo.root + "/Sources/ZooKit/Resources/torch_check.py", encoding: .utf8)))
+    }
+
+    @Test func pythonSeesOnlyPathAndLocale() {
+        let env = Zoo.pythonEnvironment(["PATH": "/usr/bin", "LANG": "C.UTF-8", "PYTHONPATH": "/evil", "PYTHONSTARTUP": "/evil/s.py",
+                                         "PYTHONHOME": "/evil", "LD_PRELOAD": "/evil.so", "HOME": "/home/u", "ZOO_PYTHON": "python3"],
+                                        home: "/tmp/zoo-torch-x")
+        #expect(env == ["PATH": "/usr/bin", "LANG": "C.UTF-8", "HOME": "/tmp/zoo-torch-x", "TMPDIR": "/tmp/zoo-torch-x"])
+    }
+
+    @Test func privateFolderIsNewAndPrivate() throws {
+        let a = try Zoo.privateFolder(), b = try Zoo.privateFolder()
+        defer { for f in [a, b] { try? FileManager.default.removeItem(atPath: f) } }
+        #expect(a != b)
+        let mode = try FileManager.default.attributesOfItem(atPath: a)[.posixPermissions] as? Int
+        #expect(mode == 0o700)
+    }
+}

@@ -300,6 +300,24 @@ def _():
     return f"{len(plant)} modules planted in 4 places, no marker; torch: {details[-1]}"
 
 
+@check("verify_against_torch_unwraps_like_zoo")
+def _():
+    # A state dict under a wrapper key and a prefix zoo's reader knows: PyTorch must be handed the
+    # same lists (StateDict.wrapperKeys, .strippablePrefixes), or it fails to load what zoo read.
+    sd = torch.load(r18["file"], map_location="cpu", weights_only=True)
+    wrapped = path("wrapped_teacher.pth")
+    torch.save({"epoch": 3, "teacher": {"_orig_mod." + k: v for k, v in sd.items()}}, wrapped)
+    try:
+        doc, _ = zoo_json("verify", wrapped, "--against-torch")
+    finally:
+        remove(wrapped)
+    cs = require_verified(doc, "verify a wrapped checkpoint")
+    torch_checks = [c for c in cs if str(c.get("name", "")).startswith("torch")]
+    if not torch_checks or not all(c.get("ok") for c in torch_checks):
+        raise CheckError(f"no passing torch check among {fmt_checks(cs)}")
+    return fmt_checks(cs)
+
+
 @check("verify_vgg11_bn_file_against_torch")
 def _():
     # The same comparison on the file itself (independent of cache-name lookup).

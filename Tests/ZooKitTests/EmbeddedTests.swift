@@ -1,4 +1,6 @@
+import Checkpoint
 import Foundation
+import Models
 import Testing
 @testable import ZooKit
 
@@ -15,6 +17,13 @@ import Testing
 
     @Test func torchScriptIsTheRepositoryFile() throws {
         #expect(Zoo.torchScript == (try String(contentsOfFile: Repo.root + "/Sources/ZooKit/Resources/torch_check.py", encoding: .utf8)))
+    }
+
+    @Test func torchSpecCarriesTheReadersLists() throws {
+        let json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(Zoo.TorchSpec(try Architecture.named("resnet18")))) as? [String: Any]
+        #expect(json?["wrapperKeys"] as? [String] == StateDict.wrapperKeys)
+        #expect(json?["prefixes"] as? [String] == StateDict.strippablePrefixes)
+        #expect(StateDict.wrapperKeys.count == 13)
     }
 
     @Test func pythonSeesOnlyPathAndLocale() {

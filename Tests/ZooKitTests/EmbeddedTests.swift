@@ -33,6 +33,14 @@ import Testing
         #expect(env == ["PATH": "/usr/bin", "LANG": "C.UTF-8", "HOME": "/tmp/zoo-torch-x", "TMPDIR": "/tmp/zoo-torch-x"])
     }
 
+    @Test func pythonIsNeverLookedUpInARelativeFolder() throws {
+        let scratch = try Scratch()
+        let relativePath = try makeZoo(scratch, environment: ["PATH": "bin:.:"])
+        #expect(throws: ZooError.self) { try relativePath.pythonExecutable() }
+        let relativeName = try makeZoo(scratch, environment: ["ZOO_PYTHON": "venv/bin/python"])
+        #expect(try relativeName.pythonExecutable() == FileManager.default.currentDirectoryPath + "/venv/bin/python")
+    }
+
     @Test func privateFolderIsNewAndPrivate() throws {
         let a = try Zoo.privateFolder(), b = try Zoo.privateFolder()
         defer { for f in [a, b] { try? FileManager.default.removeItem(atPath: f) } }

@@ -28,7 +28,11 @@ let package = Package(
         .target(name: "CKernels", cSettings: developer ? [.unsafeFlags(["-O3"])] : []),
         .target(name: "Models", dependencies: ["Checkpoint", "COpenBLAS", "CKernels"],
                 swiftSettings: developer ? [.unsafeFlags(["-O"])] : []),
-        .target(name: "ZooKit", dependencies: ["Checkpoint", "Models"]),
+        // catalog.json and Resources/torch_check.py become string constants at build time (Plugins/Embed):
+        // a zoo binary copied alone keeps them, as SwiftPM resources (a bundle beside it) would not.
+        .target(name: "ZooKit", dependencies: ["Checkpoint", "Models"], exclude: ["Resources"], plugins: ["Embed"]),
+        .plugin(name: "Embed", capability: .buildTool(), dependencies: ["EmbedTool"]),
+        .executableTarget(name: "EmbedTool", path: "Plugins/EmbedTool"),
         .executableTarget(
             name: "zoo",
             dependencies: ["Checkpoint", "Models", "ZooKit",

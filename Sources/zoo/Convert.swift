@@ -55,7 +55,7 @@ extension ZooCommand {
             let elapsed = (clock.now - start).milliseconds
             try options.emit(ConvertReport(report: report, milliseconds: elapsed)) { r in
                 let aliases = r.report.aliases.isEmpty ? "" : ", \(r.report.aliases.count) aliases"
-                return "\(r.report.output): \(r.report.tensors) tensors\(aliases), \(r.report.fileBytes.formatted()) bytes"
+                return "\(r.report.output): \(r.report.tensors) tensors\(aliases), \(r.report.fileBytes.grouped) bytes"
                     + (r.report.converted > 0 ? ", \(r.report.converted) compacted" : "")
                     + String(format: ", verified, %.0f ms\n", r.milliseconds)
             }

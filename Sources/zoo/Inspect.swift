@@ -1,6 +1,7 @@
 import ArgumentParser
 import Checkpoint
 import Foundation
+import Models
 
 extension ZooCommand {
     struct Inspect: ParsableCommand {
@@ -63,7 +64,7 @@ struct InspectReport: Encodable {
     }
 
     var text: String {
-        var lines = ["\(file): \(format) checkpoint, \(tensors.count) tensors, \(parameterCount.formatted()) floating-point values, \(dataBytes.formatted()) bytes of data"]
+        var lines = ["\(file): \(format) checkpoint, \(tensors.count) tensors, \(parameterCount.grouped) floating-point values, \(dataBytes.grouped) bytes of data"]
         if !stateDictPath.isEmpty { lines.append("state dict under: \(stateDictPath)") }
         if !strippedPrefix.isEmpty { lines.append("prefix stripped: \(strippedPrefix)") }
         if let source { lines.append("found in: \(source)") }
@@ -86,23 +87,5 @@ struct InspectReport: Encodable {
             }
         }
         return lines.joined(separator: "\n") + "\n"
-    }
-}
-
-extension String {
-    func padding(_ width: Int) -> String {
-        count >= width ? self : self + String(repeating: " ", count: width - count)
-    }
-}
-
-extension Int {
-    func formatted() -> String {
-        let digits = Array(String(self.magnitude))
-        var out = ""
-        for (i, d) in digits.enumerated() {
-            if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
-            out.append(d)
-        }
-        return (self < 0 ? "-" : "") + out
     }
 }

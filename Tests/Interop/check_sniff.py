@@ -21,8 +21,8 @@ Checks:
      reach that length; safetensors still reads it) is listed by
      `zoo inspect --json` as safetensors with the same keys, dtypes and shapes,
      and `zoo convert` turns it into a file safetensors reads back bit-exactly.
-  2. An empty tensor of shape [0, 2^62, 2^62] (strides 1, 1, 1) saved by torch.save (zip)
-     is inspected and converted (0 elements; torch loads it).
+  2. An empty tensor of shape [0, 2^62, 2^62] (strides (1, 1, 1) and (1, 2^62, 1)) saved by
+     torch.save (zip) is inspected and converted (0 elements; torch loads it).
   3. A convert whose input is refused names the input file, never a temporary one.
 """
 
@@ -109,29 +109,33 @@ def _():
 
 @check("empty_tensor_with_huge_dimensions")
 def _():
-    file = path("empty.pth")
     # torch.empty refuses the shape (its contiguous strides overflow); a view of an empty storage
-    # takes it, and torch.save / torch.load round-trip it.
-    empty = torch.empty(0).as_strided((0, 2 ** 62, 2 ** 62), (1, 1, 1))
-    torch.save({"e": empty, "w": torch.ones(3)}, file)
-    loaded = torch.load(file, weights_only=True)
-    r, _ = zoo("inspect", "--json", file)
-    if r.returncode != 0:
-        raise CheckError(f"inspect exit {r.returncode}: {tail(r.stderr)}")
-    shapes = {t["key"]: t["shape"] for t in json_object(r.stdout)["tensors"]}
-    if shapes.get("e") != list(loaded["e"].shape):
-        raise CheckError(f"inspect says {shapes.get('e')}, torch {list(loaded['e'].shape)}")
-    out = path("empty.safetensors")
-    r, _ = zoo("convert", file, "-o", out)
-    if r.returncode != 0:
-        raise CheckError(f"convert exit {r.returncode}: {tail(r.stderr)}")
-    with open(out, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(n))
-    if header["e"]["shape"] != [0, 2 ** 62, 2 ** 62] or not torch.equal(load_file(out)["w"], torch.ones(3)):
-        raise CheckError(f"converted header {header['e']}")
-    remove(file, out)
-    return "inspected and converted, 0 elements"
+    # takes it, and torch.save / torch.load round-trip it. Strides (1, 2^62, 1) made zoo's
+    # contiguity test multiply 2^62 by 2^62.
+    done = []
+    for strides in [(1, 1, 1), (1, 2 ** 62, 1)]:
+        file = path("empty.pth")
+        empty = torch.empty(0).as_strided((0, 2 ** 62, 2 ** 62), strides)
+        torch.save({"e": empty, "w": torch.ones(3)}, file)
+        loaded = torch.load(file, weights_only=True)
+        r, _ = zoo("inspect", "--json", file)
+        if r.returncode != 0:
+            raise CheckError(f"strides {strides}: inspect exit {r.returncode}: {tail(r.stderr)}")
+        shapes = {t["key"]: t["shape"] for t in json_object(r.stdout)["tensors"]}
+        if shapes.get("e") != list(loaded["e"].shape):
+            raise CheckError(f"strides {strides}: inspect says {shapes.get('e')}, torch {list(loaded['e'].shape)}")
+        out = path("empty.safetensors")
+        r, _ = zoo("convert", file, "-o", out)
+        if r.returncode != 0:
+            raise CheckError(f"strides {strides}: convert exit {r.returncode}: {tail(r.stderr)}")
+        with open(out, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(n))
+        if header["e"]["shape"] != [0, 2 ** 62, 2 ** 62] or not torch.equal(load_file(out)["w"], torch.ones(3)):
+            raise CheckError(f"strides {strides}: converted header {header['e']}")
+        remove(file, out)
+        done.append(str(strides))
+    return f"strides {', '.join(done)}: inspected and converted, 0 elements"
 
 
 @check("convert_errors_name_the_input")

@@ -174,18 +174,8 @@ public final class Checkpoint {
             && tensor.storage.byteOffset == 0 && total == tensor.storage.byteCount:
             try archive.stream(prefix + "data/" + tensor.storage.key, size: total, chunkBytes: step, body)
         case .mapped(let file, _):
-            // pread into one reused buffer: no page faults on the mapping, flat memory.
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(step, 1), alignment: 64)
-            defer { buffer.deallocate() }
             try withBytes(of: tensor.storage) { raw in
-                var position = start
-                while position < start + total {
-                    let count = min(step, start + total - position)
-                    let chunk = UnsafeMutableRawBufferPointer(rebasing: buffer[0 ..< count])
-                    try file.copy(UnsafeRawBufferPointer(rebasing: raw[position ..< position + count]), into: chunk)
-                    try body(UnsafeRawBufferPointer(chunk))
-                    position += count
-                }
+                try file.stream(UnsafeRawBufferPointer(rebasing: raw[start ..< start + total]), chunkBytes: step, body)
             }
         case .zip:
             try withBytes(of: tensor.storage) { try chunks(UnsafeRawBufferPointer(rebasing: $0[start ..< start + total])) }

@@ -58,6 +58,23 @@ final class MappedFile {
         }
     }
 
+    /// Calls `body` with the bytes of `region` (a slice of `bytes`), at most `chunkBytes` at a
+    /// time, each read by pread into one reused buffer: no page faults on the mapping, flat memory.
+    func stream(_ region: UnsafeRawBufferPointer, chunkBytes: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let step = max(chunkBytes, 1)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: step, alignment: 64)
+        defer { buffer.deallocate() }
+        var position = 0
+        while position < region.count {
+            // Safe: `count` fits both the buffer and what is left of `region`.
+            let count = min(step, region.count - position)
+            let chunk = UnsafeMutableRawBufferPointer(rebasing: buffer[0 ..< count])
+            try copy(UnsafeRawBufferPointer(rebasing: region[position ..< position + count]), into: chunk)
+            try body(UnsafeRawBufferPointer(chunk))
+            position += count
+        }
+    }
+
     /// `count` bytes at `offset`, or a corrupt-file error naming what was being read.
     func slice(_ offset: Int, _ count: Int, _ what: String) throws -> UnsafeRawBufferPointer {
         guard offset >= 0, count >= 0, offset <= bytes.count, count <= bytes.count - offset else {

@@ -58,8 +58,11 @@ struct InspectReport: Encodable {
         source = dict.source
         bigEndian = checkpoint.isBigEndian
         tensors = dict.entries.map { Tensor(key: $0.key, dtype: $0.tensor.dtype.rawValue, shape: $0.tensor.shape) }
-        parameterCount = dict.entries.reduce(0) { $0 + ($1.tensor.dtype.isFloatingPoint ? $1.tensor.elementCount : 0) }
-        dataBytes = dict.entries.reduce(0) { $0 + $1.tensor.elementCount * $1.tensor.dtype.size }
+        // Sums of file-controlled sizes saturate at Int.max rather than trap.
+        func add(_ a: Int, _ b: Int) -> Int { let (sum, overflow) = a.addingReportingOverflow(b); return overflow ? .max : sum }
+        func bytes(_ t: TensorRecord) -> Int { let (n, overflow) = t.elementCount.multipliedReportingOverflow(by: t.dtype.size); return overflow ? .max : n }
+        parameterCount = dict.entries.reduce(0) { add($0, $1.tensor.dtype.isFloatingPoint ? $1.tensor.elementCount : 0) }
+        dataBytes = dict.entries.reduce(0) { add($0, bytes($1.tensor)) }
         metadata = .object(dict.metadata)
     }
 

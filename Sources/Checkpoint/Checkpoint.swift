@@ -113,14 +113,20 @@ public final class Checkpoint {
             guard let start = offsets[storage.key] else {
                 throw CheckpointError(.corrupt, path: path, "storage \(storage.key) has no data in the file")
             }
-            return try body(try file.slice(start + storage.byteOffset, storage.byteCount, "storage \(storage.key)"))
+            let (offset, overflow) = start.addingReportingOverflow(storage.byteOffset)
+            guard !overflow else { throw CheckpointError(.corrupt, path: path, "storage \(storage.key) starts past Int.max") }
+            return try body(try file.slice(offset, storage.byteCount, "storage \(storage.key)"))
         case .zip(let archive, let prefix):
             if cached?.key != storage.key {
                 cached = nil  // free the previous storage before reading the next
                 cached = (storage.key, try archive.read(prefix + "data/" + storage.key, limit: storage.byteOffset + storage.byteCount))
             }
+            guard cached!.bytes.count - storage.byteOffset >= storage.byteCount else {
+                throw CheckpointError(.corrupt, path: path, at: "zip entry \(prefix)data/\(storage.key)",
+                    "holds \(cached!.bytes.count) bytes, the pickle says \(storage.byteOffset + storage.byteCount)")
+            }
             return try cached!.bytes.withUnsafeBytes { all in
-                // In range: the record was read with `limit: byteOffset + byteCount` and is that long.
+                // In range: the record holds at least byteOffset + byteCount bytes, checked above.
                 try body(UnsafeRawBufferPointer(rebasing: all[storage.byteOffset ..< storage.byteOffset + storage.byteCount]))
             }
         }

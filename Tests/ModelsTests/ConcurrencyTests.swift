@@ -56,3 +56,28 @@ extension Model {
         return try copy.forward(input)
     }
 }
+
+/// The public tensor API: checked initialisers, and the usual last step of a classifier.
+@Suite struct TensorTests {
+    @Test func initialisersThrowInsteadOfTrapping() throws {
+        #expect(throws: ModelError.self) { try Tensor(shape: [2, 3], scalars: [1, 2, 3]) }
+        #expect(throws: ModelError.self) { try Tensor(shape: [-1, 3], scalars: []) }
+        #expect(throws: ModelError.self) { try Tensor.zeros([Int.max, 2]) }
+        #expect(throws: ModelError.self) { try Tensor.zeros([4, -2]) }
+        let t = try Tensor(shape: [2, 2], scalars: [1, 2, 3, 4])
+        #expect(t.shape == [2, 2] && t.scalars == [1, 2, 3, 4])
+        #expect(try Tensor.zeros([0, 1 << 62, 1 << 62]).count == 0)
+    }
+
+    @Test func softmaxArgmaxTopK() throws {
+        let logits = try Tensor(shape: [2, 4], scalars: [1, 3, 3, 0, -1, -2, 5, 4])
+        let p = logits.softmax()
+        #expect(abs(p.scalars[0 ..< 4].reduce(0, +) - 1) < 1e-6)
+        #expect(abs(p.scalars[1] - 0.4576398) < 1e-6)  // torch.softmax([1, 3, 3, 0])[1]
+        #expect(logits.argmax() == [1, 2])  // the first of equal values, as torch.argmax
+        let top = logits.topK(3)
+        #expect(top[0].map(\.index) == [1, 2, 0] && top[1].map(\.index) == [2, 3, 0])
+        #expect(top[1].map(\.value) == [5, 4, -1])
+        #expect(logits.topK(10)[0].count == 4 && logits.topK(0)[0].isEmpty)
+    }
+}

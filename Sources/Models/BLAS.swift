@@ -119,15 +119,3 @@ enum BLAS {
         openblas_set_num_threads(1)
     }()
 }
-
-/// A value behind a lock, for the few process-wide settings.
-final class Locked<Value>: @unchecked Sendable {
-    private var value: Value
-    private let lock = NSLock()
-    init(_ value: Value) { self.value = value }
-    func withLock<R>(_ body: (inout Value) -> R) -> R {
-        lock.lock()
-        defer { lock.unlock() }
-        return body(&value)
-    }
-}

@@ -88,21 +88,4 @@ extension Kernels {
         }
         return y
     }
-
-    /// Softmax over the last dimension of `[N, C]`, stabilised by the row maximum.
-    static func softmax(_ x: Tensor) -> Tensor {
-        var y = x
-        let c = x.shape[1]
-        for row in 0 ..< x.shape[0] {
-            let slice = row * c ..< (row + 1) * c
-            let top = y.data[slice].max() ?? 0
-            var sum: Float = 0
-            for i in slice {
-                y.data[i] = exp(y.data[i] - top)
-                sum += y.data[i]
-            }
-            for i in slice { y.data[i] /= sum }
-        }
-        return y
-    }
 }

@@ -19,7 +19,7 @@ extension Checkpoint: TensorSource {
 }
 
 /// Tensors by key, in order: formula weights in tests, weights built in code.
-public struct NamedTensors: TensorSource {
+public struct NamedTensors: TensorSource, Sendable {
     public var tensors: [(key: String, tensor: Tensor)]
 
     public init(_ tensors: [(key: String, tensor: Tensor)]) { self.tensors = tensors }
@@ -59,13 +59,19 @@ public struct LoadReport: Sendable, Equatable {
 
 /// A network ready to load weights and run: one of the architectures, with state-dict keys
 /// exactly torchvision's.
-public final class Model {
+///
+/// A model is `Sendable`: any number of tasks may run `forward` on one model at once. `load`
+/// waits for the forward passes under way and holds new ones until the weights and the compiled
+/// plan are both replaced, so no pass ever sees half of a load. (Writing a `Parameter`'s values
+/// directly, bypassing `load`, is not synchronised: the plan would not see it anyway.)
+public final class Model: @unchecked Sendable {
     public let architecture: Architecture
     public let network: any Layer
     /// The compiled forward pass for the current weights: built by `load`, or by the first
-    /// forward of a model that never loaded any.
+    /// forward of a model that never loaded any. Read under `access`'s read lock, replaced
+    /// under its write lock.
     private var compiled: Plan?
-    private let planLock = NSLock()
+    private let access = ReadWriteLock()
 
     init(_ architecture: Architecture) {
         self.architecture = architecture
@@ -91,6 +97,10 @@ public final class Model {
     /// unless the whole state dict fits. `num_batches_tracked` may be absent, as in older files.
     @discardableResult
     public func load(_ source: some TensorSource, options: LoadOptions = .strict) throws -> LoadReport {
+        try access.write { try replaceWeights(source, options: options) }
+    }
+
+    private func replaceWeights(_ source: some TensorSource, options: LoadOptions) throws -> LoadReport {
         let expected = namedParameters
         let provided = Dictionary(source.tensorShapes.map { ($0.key, $0.shape) }, uniquingKeysWith: { first, _ in first })
         let known = Set(expected.map(\.key))
@@ -114,18 +124,23 @@ public final class Model {
             parameter.values = values
             loaded.append(key)
         }
-        let plan = Plan(network)  // the new weights, BatchNorm folded
-        planLock.withLock { compiled = plan }
+        compile()
         return LoadReport(loaded: loaded, missing: missing, unexpected: unexpected)
     }
 
-    private var plan: Plan {
-        planLock.withLock {
-            if let compiled { return compiled }
-            let plan = Plan(network)
-            compiled = plan
-            return plan
-        }
+    /// Runs `body` with the current plan, under the read lock; a model that never loaded weights
+    /// compiles its initial ones first.
+    private func withPlan<R>(_ body: (Plan) -> R) -> R {
+        if let result = access.read({ compiled.map(body) }) { return result }
+        access.write { if compiled == nil { compile() } }
+        return withPlan(body)
+    }
+
+    /// Builds the plan for the current weights (BatchNorm folded). Every parameter is
+    /// materialised first, so that forward passes under the read lock only ever read them.
+    private func compile() {
+        for (_, parameter) in namedParameters { _ = parameter.values }
+        compiled = Plan(network)
     }
 
     /// The output shape for an input shape, or why the network cannot take it.
@@ -154,14 +169,13 @@ public final class Model {
     /// tutorial VGG, as its forward ends in a softmax).
     public func forward(_ input: Tensor) throws -> Tensor {
         _ = try outputShape(for: input.shape)
-        return plan.run(input)
+        return withPlan { $0.run(input) }
     }
 
     /// The output before a final softmax: the tutorial VGG's logits; `forward` for the others.
     public func logits(_ input: Tensor) throws -> Tensor {
         _ = try outputShape(for: input.shape)
-        let plan = plan
-        return plan.run(input, plan.logitSteps)
+        return withPlan { $0.run(input, $0.logitSteps) }
     }
 
     /// Floating-point operations (2 per multiply-add) of one forward pass on `input` `[N, C, H, W]`.

@@ -69,7 +69,7 @@ final class Plan {
         case .flatten:
             return Flatten.forward(x)
         case .softmax:
-            return Kernels.softmax(x)
+            return x.softmax()
         case .layer(let layer):
             return layer.forward(x)
         }

@@ -137,7 +137,7 @@ public final class TutorialVGG: Layer {
 
     /// Class probabilities (the tutorial's softmax output).
     public func forward(_ x: Tensor) -> Tensor {
-        Kernels.softmax(logits(x))
+        logits(x).softmax()
     }
 
     /// The classifier's output before the softmax.

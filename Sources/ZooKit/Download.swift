@@ -39,6 +39,12 @@ public struct Downloader: Sendable {
     public static let maximumRedirects = 5
     /// Never touch the network (`ZOO_OFFLINE=1`).
     public var offline = false
+    /// Called with the bytes so far as a download proceeds (at most ten times a second), on a
+    /// background thread.
+    public var onProgress: (@Sendable (DownloadProgress) -> Void)?
+    /// Set to stop a download: it ends with `CancellationError`, keeping its partial file for
+    /// the next attempt to resume.
+    public var cancellation: CancellationFlag?
 
     public init(progress: Bool = true) { self.progress = progress }
 
@@ -153,6 +159,7 @@ public struct Downloader: Sendable {
             throw TransferError.final(error)
         }
         defer { try? handle.close() }
+        if cancellation?.isCancelled == true { throw TransferError.final(CancellationError()) }
         guard Date() < limits.deadline else {
             throw TransferError.final(ZooError(.network, "\(url.absoluteString): the download did not finish within its deadline",
                                   fix: "raise ZOO_DOWNLOAD_DEADLINE (seconds); the partial file is kept for the next pull"))
@@ -160,18 +167,44 @@ public struct Downloader: Sendable {
         var request = URLRequest(url: url, timeoutInterval: timeout)
         if existing > 0 { request.setValue("bytes=\(existing)-", forHTTPHeaderField: "Range") }
         let delegate = TransferDelegate(handle: handle, existing: existing, url: url, limits: limits,
-                                        showProgress: progress && isatty(2) != 0, name: url.lastPathComponent)
+                                        showProgress: progress && isatty(2) != 0, onProgress: onProgress, name: url.lastPathComponent)
         let session = URLSession(configuration: .ephemeral, delegate: delegate, delegateQueue: nil)
         defer { session.finishTasksAndInvalidate() }
         let task = session.dataTask(with: request)
         task.resume()
         // The watchdog: the deadline and the minimum rate hold even when no byte arrives.
         while delegate.done.wait(timeout: .now() + 0.25) == .timedOut {
-            if delegate.checkPace() { task.cancel() }
+            if delegate.checkPace(cancelled: cancellation?.isCancelled == true) { task.cancel() }
         }
         try delegate.result(existing: existing)
         return existing
     }
+}
+
+/// How far a download is.
+public struct DownloadProgress: Sendable, Equatable {
+    /// The file's name.
+    public var file: String
+    /// Bytes of the file present so far, resumed ones included.
+    public var bytes: Int
+    /// The file's size, when the server or the catalog states it.
+    public var total: Int?
+    /// Bytes that were already present when this request started.
+    public var resumedFrom: Int
+}
+
+/// A flag that stops downloads: `Zoo.pretrained(_:progress:)` sets it when its task is cancelled.
+public final class CancellationFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var cancelled = false
+
+    public init() {}
+
+    /// Whether `cancel()` was called.
+    public var isCancelled: Bool { lock.withLock { cancelled } }
+
+    /// Stops the downloads that use this flag, within a quarter of a second.
+    public func cancel() { lock.withLock { cancelled = true } }
 }
 
 /// What one download may cost.
@@ -197,6 +230,7 @@ final class TransferDelegate: NSObject, URLSessionDataDelegate, @unchecked Senda
     let url: URL
     let limits: Limits
     let showProgress: Bool
+    let onProgress: (@Sendable (DownloadProgress) -> Void)?
     let name: String
     let done = DispatchSemaphore(value: 0)
     /// Guards everything below: the delegate queue and the watchdog both touch it.
@@ -214,7 +248,9 @@ final class TransferDelegate: NSObject, URLSessionDataDelegate, @unchecked Senda
     private let started = Date()
     private let startBytes: Int
 
-    init(handle: FileHandle, existing: Int, url: URL, limits: Limits, showProgress: Bool, name: String) {
+    init(handle: FileHandle, existing: Int, url: URL, limits: Limits, showProgress: Bool,
+         onProgress: (@Sendable (DownloadProgress) -> Void)?, name: String) {
+        self.onProgress = onProgress
         self.handle = handle
         self.written = existing
         self.startBytes = existing
@@ -240,11 +276,17 @@ final class TransferDelegate: NSObject, URLSessionDataDelegate, @unchecked Senda
         }
     }
 
-    /// The watchdog's check: true when the transfer passed its deadline or fell below the minimum rate.
-    func checkPace() -> Bool {
+    /// The watchdog's check: true when the transfer was cancelled, passed its deadline or fell
+    /// below the minimum rate.
+    func checkPace(cancelled: Bool) -> Bool {
         lock.lock()
         defer { lock.unlock() }
         guard failure == nil else { return false }
+        if cancelled {
+            failure = CancellationError()
+            final = true
+            return true
+        }
         let now = Date()
         if now >= limits.deadline {
             fail(ZooError(.network, "\(url.absoluteString): the download did not finish within its deadline (\(written) bytes so far)",
@@ -381,12 +423,14 @@ final class TransferDelegate: NSObject, URLSessionDataDelegate, @unchecked Senda
     private func drawProgress() {
         lock.lock()
         let (written, total) = (self.written, self.total)
-        guard showProgress, Date().timeIntervalSince(lastDraw) > 0.1 else {
+        guard showProgress || onProgress != nil, Date().timeIntervalSince(lastDraw) > 0.1 else {
             lock.unlock()
             return
         }
         lastDraw = Date()
         lock.unlock()
+        onProgress?(DownloadProgress(file: name, bytes: written, total: total, resumedFrom: startBytes))
+        guard showProgress else { return }
         let mb = Double(written) / 1_048_576
         let rate = Double(written - startBytes) / 1_048_576 / max(Date().timeIntervalSince(started), 0.001)
         var line = String(format: "\r%@  %.1f MB", name, mb)

@@ -64,7 +64,7 @@ final class TestHTTPServer: @unchecked Sendable {
     /// The next request for `path` sends `bytes` of the body, then closes the connection.
     func dropNext(_ path: String, after bytes: Int) { lock.withLock { drops[path] = bytes } }
 
-    func behave(_ path: String, _ behaviour: Behaviour) { lock.withLock { behaviours[path] = behaviour } }
+    func behave(_ path: String, _ behaviour: Behaviour?) { lock.withLock { behaviours[path] = behaviour } }
 
     var requests: [Request] { lock.withLock { log } }
 

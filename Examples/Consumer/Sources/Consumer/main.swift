@@ -14,9 +14,9 @@ guard arguments.count == 2 else {
 do {
     let cached = try Zoo.pretrained(arguments[0])     // from the cache: ZOO_OFFLINE=1 forbids a download
     let loaded = try Zoo.load(path: arguments[1])     // any checkpoint, architecture detected
-    let input = Tensor(zeros: [1, 3, 16, 16])
+    let input = try Tensor.zeros([1, 3, 16, 16])
     let a = try cached.forward(input), b = try loaded.forward(input)
-    let top = a.data.indices.max { a.data[$0] < a.data[$1] } ?? -1
+    let top = a.argmax()[0]
     print("Zoo.pretrained(\"\(arguments[0])\"): \(cached.name), output \(a.shape), top class \(top)")
     print("Zoo.load(path: \"\(arguments[1])\"): \(loaded.name), output \(b.shape)")
     print("outputs agree: \(a == b)")

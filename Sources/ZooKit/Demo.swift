@@ -44,33 +44,27 @@ extension Zoo {
         let start = clock.now
         let logits = try model.forward(inputs)
         let elapsed = clock.now - start
-        let ours = Evaluation.predictions(logits)
-        let theirs = Evaluation.predictions(torchLogits)
+        let ours = logits.argmax()
+        let theirs = torchLogits.argmax()
         return DemoReport(model: pulled.entry.name, verified: pulled.verification?.ok ?? false, native: pulled.entry.native.map(cache.path),
                           testImages: ours.count, accuracy: Evaluation.accuracy(ours, labels: labels),
                           torchAccuracy: Evaluation.accuracy(theirs, labels: labels),
                           agreeWithTorch: zip(ours, theirs).filter { $0 == $1 }.count,
                           maxLogitDifference: logits.maxDifference(torchLogits),
-                          milliseconds: Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000)
+                          milliseconds: elapsed.milliseconds)
     }
 }
 
 /// Classification figures from logits.
 public enum Evaluation {
-    /// The predicted class of each row of `[N, classes]` logits: the index of its largest
-    /// value (the first of equal ones, as `torch.argmax`).
-    public static func predictions(_ logits: Tensor) -> [Int] {
-        guard logits.shape.count == 2 else { return [] }
-        let (rows, classes) = (logits.shape[0], logits.shape[1])
-        return (0 ..< rows).map { row in
-            let slice = logits.data[row * classes ..< (row + 1) * classes]
-            return slice.indices.max { slice[$0] < slice[$1] }.map { $0 - row * classes } ?? -1
-        }
-    }
-
     /// The fraction of `predictions` equal to `labels` (0 when there are none).
     public static func accuracy(_ predictions: [Int], labels: [Int]) -> Double {
         guard !predictions.isEmpty else { return 0 }
         return Double(zip(predictions, labels).filter { $0 == $1 }.count) / Double(predictions.count)
     }
+}
+
+extension Duration {
+    /// The duration in milliseconds, for reports.
+    public var milliseconds: Double { Double(components.seconds) * 1000 + Double(components.attoseconds) / 1e15 }
 }

@@ -25,25 +25,34 @@ extension Zoo {
         }
     }
 
+    /// Imports under the model's lock, each step once: the original is opened once and hashed
+    /// once (unless the caller has just hashed it: `sha256`), one model is built and loaded, the
+    /// native file is hashed as it is written, and verification reuses all of these.
     func importLocked(_ path: String, name: String, catalogEntry: CatalogEntry?, architecture: String?, force: Bool,
-                              source: String, copy: Bool) throws -> CacheEntry {
+                      source: String, copy: Bool, sha256 known: String? = nil) throws -> CacheEntry {
         let checkpoint = try Checkpoint(path: path)
-        let sha = try SHA256.file(path)
+        // The hash runs on the second core while the first builds the model and loads it.
+        let hashing = known == nil ? BackgroundHash(path: path) : nil
+        let loaded = Result { () throws -> (Architecture, Model) in
+            let arch: Architecture
+            if let architecture {
+                arch = try Architecture.named(architecture).withClassCount(of: checkpoint)
+            } else if let catalogEntry, catalogEntry.architecture != nil || catalogEntry.resnet != nil {
+                arch = try catalogEntry.resolvedArchitecture().withClassCount(of: checkpoint)
+            } else {
+                arch = try Architecture.detect(checkpoint)
+            }
+            let model = arch.build()
+            try model.load(checkpoint)
+            return (arch, model)
+        }
+        let sha = try known ?? hashing!.wait()  // one of the two is always set
         let file = URL(fileURLWithPath: path).lastPathComponent
         if let expected = catalogEntry?.expectedHash ?? HashPrefix.of(fileName: file), !sha.hasPrefix(expected.lowercased()), !force {
             throw ZooError(.failed, "\(file): SHA-256 is \(sha) but \(catalogEntry != nil ? "the catalog" : "the file name") expects \(expected)...",
                            fix: "the file is damaged or not the published one; re-download it, or pass --force to import it anyway")
         }
-        let arch: Architecture
-        if let architecture {
-            arch = try Architecture.named(architecture).withClassCount(of: checkpoint)
-        } else if let catalogEntry, catalogEntry.architecture != nil || catalogEntry.resnet != nil {
-            arch = try catalogEntry.resolvedArchitecture().withClassCount(of: checkpoint)
-        } else {
-            arch = try Architecture.detect(checkpoint)
-        }
-        let model = arch.build()
-        try model.load(checkpoint)
+        let (arch, model) = try loaded.get()
 
         // The original under its own name, in a folder named by its hash, so that two different
         // files of the same name never replace each other; renamed into place when complete.
@@ -59,10 +68,11 @@ extension Zoo {
         // The native file and the reference are named by the native file's own hash, so that a
         // model imported again never overwrites the files its current index entry points at: a
         // crash before the index update leaves the old version whole (and the new files orphans).
+        // The checkpoint opened above still reads the same bytes (copied, or moved: same inode).
         let staging = "native/.\(name).incoming.safetensors"
-        _ = try NativeWriter.write(try Checkpoint(path: cache.path(original)), to: cache.path(staging),
-                                   options: .init(architecture: arch.name, version: zooVersion, sourceSHA256: sha))
-        let nativeSHA = try SHA256.file(cache.path(staging))
+        let written = try NativeWriter.write(checkpoint, to: cache.path(staging),
+                                             options: .init(architecture: arch.name, version: zooVersion, sourceSHA256: sha))
+        let nativeSHA = written.sha256!  // set whenever sourceSHA256 is given
         let native = "native/\(name).\(nativeSHA.prefix(12)).safetensors"
         guard rename(cache.path(staging), cache.path(native)) == 0 else {
             throw ZooError(.io, "cannot move \(cache.path(staging)) to \(cache.path(native)): \(String(cString: strerror(errno)))")
@@ -78,7 +88,8 @@ extension Zoo {
                                architecture: arch.name, resnet: Self.customResNet(arch), numClasses: arch.numClasses,
                                importedAt: Self.now(), probeShape: probe, reference: reference, referenceSource: "zoo",
                                verification: nil)
-        entry.verification = try verifyCached(entry, againstTorch: false).verification
+        entry.verification = try verifyCached(entry, againstTorch: false,
+                                              imported: Imported(checkpoint: checkpoint, model: model, sha256: sha, nativeSHA256: nativeSHA)).verification
         let recorded = entry
         let previous = try cache.updateIndex { index -> CacheEntry? in
             defer { index.models[name] = recorded }

@@ -48,10 +48,10 @@ extension Zoo {
                 }
                 // The download's lock stays held until the file has moved into originals/.
                 return try cache.withLock(Cache.downloadLock(entry.file ?? entry.name)) {
-                    let (original, origin, download) = try fetchOriginal(entry)
+                    let (original, origin, download, sha) = try fetchOriginal(entry)
                     let imported = try importLocked(original, name: entry.name, catalogEntry: url == nil ? entry : nil,
                                                     architecture: nil, force: false, source: origin == "download" ? (download?.url ?? "") : origin,
-                                                    copy: origin != "download")
+                                                    copy: origin != "download", sha256: sha)
                     return PullReport(entry: imported, origin: origin, downloadedBytes: download?.result.bytes ?? 0,
                                       resumedFrom: download?.result.resumedFrom ?? 0, verification: imported.verification)
                 }
@@ -59,17 +59,19 @@ extension Zoo {
         }
     }
 
-    /// Finds or downloads the original file of `entry`.
-    func fetchOriginal(_ entry: CatalogEntry) throws -> (path: String, origin: String, download: (url: String, result: Downloader.Result)?) {
+    /// Finds or downloads the original file of `entry`; with its SHA-256 when that was computed
+    /// on the way (a download, a copy in PyTorch's cache), so that the import need not hash it again.
+    func fetchOriginal(_ entry: CatalogEntry) throws
+        -> (path: String, origin: String, download: (url: String, result: Downloader.Result)?, sha256: String?) {
         if let bundled = catalog.bundledPath(entry) {
             guard FileManager.default.fileExists(atPath: bundled) else { throw ZooError(.io, "the bundled file \(bundled) is missing") }
-            return (bundled, "bundled", nil)
+            return (bundled, "bundled", nil, nil)
         }
         guard let file = entry.file else { throw ZooError(.usage, "\(entry.name) has no file") }
         let torchCopy = Cache.torchCheckpoints(environment) + "/" + file
         if FileManager.default.fileExists(atPath: torchCopy), let expected = entry.expectedHash,
-           (try? SHA256.file(torchCopy))?.hasPrefix(expected) == true {
-            return (torchCopy, "torch cache", nil)
+           let sha = try? SHA256.file(torchCopy), sha.hasPrefix(expected) {
+            return (torchCopy, "torch cache", nil, sha)
         }
         guard var address = entry.url else { throw ZooError(.usage, "\(entry.name) has no URL") }
         if let mirror = environment["ZOO_MIRROR"], !mirror.isEmpty, entry.url != nil {
@@ -81,23 +83,23 @@ extension Zoo {
         }
         guard let url = URL(string: address) else { throw ZooError(.usage, "not a URL: \(address)") }
         let destination = cache.downloads + "/" + file
-        if let kept = try keptOriginal(file, expected: entry.expectedHash) {
+        if let (kept, sha) = try keptOriginal(file, expected: entry.expectedHash) {
             // An earlier pull downloaded it and was stopped before the index recorded it.
             let size = ((try? FileManager.default.attributesOfItem(atPath: kept))?[.size] as? Int) ?? 0
-            return (kept, "download", (address, Downloader.Result(sha256: "", bytes: size, resumedFrom: size, requests: 0)))
+            return (kept, "download", (address, Downloader.Result(sha256: sha, bytes: size, resumedFrom: size, requests: 0)), sha)
         }
         let result = try downloader.fetch(url, to: destination, partial: destination + ".partial", expectedHash: entry.expectedHash)
-        return (destination, "download", (address, result))
+        return (destination, "download", (address, result), result.sha256)
     }
 
     /// A complete copy of `file` already under `originals/` that no entry refers to (a pull stopped
-    /// between moving it there and recording it), when its SHA-256 matches `expected`.
-    func keptOriginal(_ file: String, expected: String?) throws -> String? {
+    /// between moving it there and recording it), when its SHA-256 matches `expected`; with that hash.
+    func keptOriginal(_ file: String, expected: String?) throws -> (path: String, sha256: String)? {
         guard let expected = expected?.lowercased(), expected.count >= 8 else { return nil }
         for folder in (try? FileManager.default.contentsOfDirectory(atPath: cache.originals)) ?? []
         where folder.hasPrefix(expected.prefix(16)) || expected.hasPrefix(folder) {
             let path = cache.originals + "/" + folder + "/" + file
-            if FileManager.default.fileExists(atPath: path), (try? SHA256.file(path))?.hasPrefix(expected) == true { return path }
+            if FileManager.default.fileExists(atPath: path), let sha = try? SHA256.file(path), sha.hasPrefix(expected) { return (path, sha) }
         }
         return nil
     }

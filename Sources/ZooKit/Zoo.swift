@@ -61,13 +61,18 @@ public struct Zoo: Sendable {
     /// The cache name `name` refers to: a cached model of exactly that name, else the catalog's
     /// canonical name for it (`resnet50` -> `resnet50.imagenet1k_v2`), else `name` itself.
     public func cacheName(_ name: String) throws -> String {
-        if try cache.entry(name) != nil { return name }
+        cacheName(name, in: try cache.index())
+    }
+
+    func cacheName(_ name: String, in index: CacheIndex) -> String {
+        if index.models[name] != nil { return name }
         return (try? catalog.entry(name).name) ?? name
     }
 
     /// The cache entry for `name`, pulling it first when it is not cached.
     func cachedOrPull(_ name: String) throws -> CacheEntry {
-        if let cached = try cache.entry(try cacheName(name)), FileManager.default.fileExists(atPath: cache.path(cached.original)) {
+        let index = try cache.index()
+        if let cached = index.models[cacheName(name, in: index)], FileManager.default.fileExists(atPath: cache.path(cached.original)) {
             return cached
         }
         return try pull(name).entry

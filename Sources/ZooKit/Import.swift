@@ -119,11 +119,21 @@ extension Zoo {
         }
     }
 
+    /// Copies `source` into place through `AtomicFile` with sendfile(2): the kernel copies page
+    /// to page. (FileHandle.read(upToCount:) reads 4 KiB per system call here: 135,000 of them
+    /// for a 553 MB file, most of an import's time.)
     private func copyFile(_ source: String, to destination: String) throws {
-        guard let input = FileHandle(forReadingAtPath: source) else { throw ZooError(.io, "cannot read \(source)") }
-        defer { try? input.close() }
+        let input = open(source, O_RDONLY | O_CLOEXEC)
+        guard input >= 0 else { throw ZooError(.io, "cannot read \(source): \(String(cString: strerror(errno)))") }
+        defer { close(input) }
         try AtomicFile.write(to: destination) { output in
-            while let block = try input.read(upToCount: 8 << 20), !block.isEmpty { try output.write(contentsOf: block) }
+            while true {
+                let n = sendfile(output.fileDescriptor, input, nil, 1 << 30)
+                if n == 0 { break }
+                if n < 0 && errno != EINTR {
+                    throw ZooError(.io, "cannot copy \(source) into the cache: \(String(cString: strerror(errno)))")
+                }
+            }
         }
     }
 }

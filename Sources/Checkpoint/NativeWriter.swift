@@ -87,7 +87,8 @@ public enum NativeWriter {
         let (jobs, aliases) = plan(checkpoint.stateDict, dtype: options.dtype)
 
         // The source hash runs on the second core while the first converts.
-        let hash = options.sourceSHA256 == nil ? BackgroundHash(path: checkpoint.path) : nil
+        let source = checkpoint.path
+        let hash = options.sourceSHA256 == nil ? BackgroundTask { try SHA256.file(source) } : nil
 
         var metadata = options.extra
         metadata["format"] = "pt"
@@ -285,21 +286,23 @@ public enum NativeWriter {
     }
 }
 
-/// SHA-256 of a file on another thread.
-public final class BackgroundHash: @unchecked Sendable {
+/// Work on another thread (the second core), joined with `wait()`.
+public final class BackgroundTask<Value: Sendable>: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
-    private var result: Result<String, Error> = .success("")  // written before `done` signals, read after
+    private var result: Result<Value, Error>?  // written before `done` signals, read after
 
-    public init(path: String) {
+    public init(_ work: @escaping @Sendable () throws -> Value) {
         Thread.detachNewThread { [self] in
-            result = Result { try SHA256.file(path) }
+            result = Result { try work() }
             done.signal()
         }
     }
 
-    public func wait() throws -> String {
+    /// The work's value, or its error, once it has finished.
+    public func wait() throws -> Value {
         done.wait()
-        return try result.get()
+        done.signal()  // so that a later wait returns at once
+        return try result!.get()
     }
 }
 

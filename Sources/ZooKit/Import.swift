@@ -32,7 +32,7 @@ extension Zoo {
                       source: String, copy: Bool, sha256 known: String? = nil) throws -> CacheEntry {
         let checkpoint = try Checkpoint(path: path)
         // The hash runs on the second core while the first builds the model and loads it.
-        let hashing = known == nil ? BackgroundHash(path: path) : nil
+        let hashing = known == nil ? BackgroundTask { try SHA256.file(path) } : nil
         let loaded = Result { () throws -> (Architecture, Model) in
             let arch: Architecture
             if let architecture {
@@ -55,12 +55,15 @@ extension Zoo {
         let (arch, model) = try loaded.get()
 
         // The original under its own name, in a folder named by its hash, so that two different
-        // files of the same name never replace each other; renamed into place when complete.
+        // files of the same name never replace each other; renamed into place when complete. The
+        // copy runs on the second core while the first writes the native file.
         let original = "originals/\(sha.prefix(16))/" + file
         try FileManager.default.createDirectory(atPath: cache.path("originals/\(sha.prefix(16))"), withIntermediateDirectories: true)
+        var copying: BackgroundTask<Void>?
         if URL(fileURLWithPath: path).standardized.path != URL(fileURLWithPath: cache.path(original)).standardized.path {
             if copy {
-                try copyFile(path, to: cache.path(original))
+                let destination = cache.path(original)
+                copying = BackgroundTask { try Self.copyFile(path, to: destination) }
             } else if rename(path, cache.path(original)) != 0 {
                 throw ZooError(.io, "cannot move \(path) into the cache: \(String(cString: strerror(errno)))")
             }
@@ -70,8 +73,16 @@ extension Zoo {
         // crash before the index update leaves the old version whole (and the new files orphans).
         // The checkpoint opened above still reads the same bytes (copied, or moved: same inode).
         let staging = "native/.\(name).incoming.safetensors"
-        let written = try NativeWriter.write(checkpoint, to: cache.path(staging),
+        let written: NativeWriter.Report
+        do {
+            written = try NativeWriter.write(checkpoint, to: cache.path(staging),
                                              options: .init(architecture: arch.name, version: zooVersion, sourceSHA256: sha))
+            try copying?.wait()
+        } catch {
+            _ = try? copying?.wait()  // no-op when it already finished or failed
+            unlink(cache.path(staging))
+            throw error
+        }
         let nativeSHA = written.sha256!  // set whenever sourceSHA256 is given
         let native = "native/\(name).\(nativeSHA.prefix(12)).safetensors"
         guard rename(cache.path(staging), cache.path(native)) == 0 else {
@@ -122,7 +133,7 @@ extension Zoo {
     /// Copies `source` into place through `AtomicFile` with sendfile(2): the kernel copies page
     /// to page. (FileHandle.read(upToCount:) reads 4 KiB per system call here: 135,000 of them
     /// for a 553 MB file, most of an import's time.)
-    private func copyFile(_ source: String, to destination: String) throws {
+    private static func copyFile(_ source: String, to destination: String) throws {
         let input = open(source, O_RDONLY | O_CLOEXEC)
         guard input >= 0 else { throw ZooError(.io, "cannot read \(source): \(String(cString: strerror(errno)))") }
         defer { close(input) }

@@ -48,7 +48,11 @@ extension Zoo {
         }
         let sha = try known ?? hashing!.wait()  // one of the two is always set
         let file = URL(fileURLWithPath: path).lastPathComponent
-        if let expected = catalogEntry?.expectedHash ?? HashPrefix.of(fileName: file), !sha.hasPrefix(expected.lowercased()), !force {
+        // A catalog name holds only the catalog's file, --force or not.
+        if let official = officialEntry(named: name) {
+            try checkOfficial(official, sha256: sha, index: try cache.index(), what: file,
+                              fix: "import it under a name of your own: zoo import \(path) --name my-\(name)")
+        } else if let expected = catalogEntry?.expectedHash ?? HashPrefix.of(fileName: file), !sha.hasPrefix(expected.lowercased()), !force {
             throw ZooError(.failed, "\(file): SHA-256 is \(sha) but \(catalogEntry != nil ? "the catalog" : "the file name") expects \(expected)...",
                            fix: "the file is damaged or not the published one; re-download it, or pass --force to import it anyway")
         }
@@ -102,8 +106,12 @@ extension Zoo {
         entry.verification = try verifyCached(entry, againstTorch: false,
                                               imported: Imported(checkpoint: checkpoint, model: model, sha256: sha, nativeSHA256: nativeSHA)).verification
         let recorded = entry
+        let pinned = sha.hasPrefix((catalogEntry?.expectedHash ?? "-").lowercased()) ? catalogEntry : nil
         let previous = try cache.updateIndex { index -> CacheEntry? in
-            defer { index.models[name] = recorded }
+            defer {
+                index.models[name] = recorded
+                Self.pinOnFirstUse(pinned, sha256: sha, in: &index)
+            }
             return index.models[name]
         }
         // The replaced version's native file and reference (named after this model, so no other

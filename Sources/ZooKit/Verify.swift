@@ -69,7 +69,7 @@ extension Zoo {
                 let canonical = cacheName(target, in: index)
                 guard canonical == lockName else { return (nil, canonical) }
                 guard let cached = index.models[canonical] else { return (nil, nil) }
-                let report = try verifyCached(cached, input: input, expect: expect, againstTorch: againstTorch)
+                let report = try verifyCached(cached, input: input, expect: expect, againstTorch: againstTorch, index: index)
                 try cache.updateIndex { index in
                     if index.models[canonical]?.nativeSHA256 == cached.nativeSHA256, index.models[canonical]?.sha256 == cached.sha256 {
                         index.models[canonical]?.verification = report.verification
@@ -93,9 +93,13 @@ extension Zoo {
         var nativeSHA256: String
     }
 
+    /// - Parameter index: the index `entry` was read from, when the caller has it.
     func verifyCached(_ entry: CacheEntry, input: String? = nil, expect: String? = nil, againstTorch: Bool,
-                      imported: Imported? = nil) throws -> VerifyReport {
+                      imported: Imported? = nil, index: CacheIndex? = nil) throws -> VerifyReport {
         var checks: [Verification.Check] = []
+        if let official = officialEntry(named: entry.name), let (expected, pin) = expectedHash(official, index: try index ?? cache.index()) {
+            checks.append(catalogCheck(official, sha256: entry.sha256, expected: expected, pin: pin))
+        }
         let original = cache.path(entry.original)
         checks.append(hashCheck("integrity: original", original, expected: entry.sha256, computed: imported?.sha256))
         if let native = entry.native, let sha = entry.nativeSHA256 {
@@ -150,6 +154,18 @@ extension Zoo {
     }
 
     // MARK: The checks
+
+    /// Whether a model under a catalog name holds the catalog's file.
+    func catalogCheck(_ official: CatalogEntry, sha256: String, expected: String, pin: HashPin) -> Verification.Check {
+        let ok = sha256.lowercased().hasPrefix(expected)
+        let by = switch pin {
+        case .catalog: "pinned by the catalog"
+        case .firstUse: "pinned at its first download or import"
+        case .prefix: "only the catalog's prefix is known"
+        }
+        return .init(name: "catalog", ok: ok, detail: ok ? "the original is \(official.name)'s file (SHA-256 \(by))"
+                     : "the original's SHA-256 \(sha256) is not \(official.name)'s \(expected) (\(by)); zoo rm it and zoo pull \(official.name)")
+    }
 
     /// - Parameter computed: the file's SHA-256 when the caller has just computed it.
     func hashCheck(_ name: String, _ path: String, expected: String, computed: String? = nil) -> Verification.Check {

@@ -72,6 +72,7 @@ public struct Zoo: Sendable {
     func cachedOrPull(_ name: String) throws -> CacheEntry {
         let index = try cache.index()
         if let cached = index.models[cacheName(name, in: index)], FileManager.default.fileExists(atPath: cache.path(cached.original)) {
+            try checkCachedAgainstCatalog(cached, index: index)
             return cached
         }
         return try pull(name).entry

@@ -343,7 +343,11 @@ final class WriteBack: @unchecked Sendable {
         guard position - flushed >= step, idle.wait(timeout: .now()) == .success else { return }
         flushed = position
         queue.async { [self] in
+            #if os(Linux)
             fdatasync(fd)
+            #else
+            fsync(fd)  // Darwin has no fdatasync
+            #endif
             idle.signal()
         }
     }

@@ -146,6 +146,7 @@ extension Zoo {
         guard input >= 0 else { throw ZooError(.io, "cannot read \(source): \(String(cString: strerror(errno)))") }
         defer { close(input) }
         try AtomicFile.write(to: destination) { output in
+            #if os(Linux)
             while true {
                 let n = sendfile(output.fileDescriptor, input, nil, 1 << 30)
                 if n == 0 { break }
@@ -153,6 +154,10 @@ extension Zoo {
                     throw ZooError(.io, "cannot copy \(source) into the cache: \(String(cString: strerror(errno)))")
                 }
             }
+            #else
+            let reader = FileHandle(fileDescriptor: input, closeOnDealloc: false)
+            while let block = try reader.read(upToCount: 8 << 20), !block.isEmpty { try output.write(contentsOf: block) }
+            #endif
         }
     }
 }

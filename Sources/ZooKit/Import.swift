@@ -9,6 +9,7 @@ import Glibc
 extension Zoo {
     /// Copies a checkpoint into the cache, converts it to the native format and verifies it.
     /// - Parameters:
+    ///   - path: the checkpoint, in any format zoo reads.
     ///   - name: the cache name (default: the catalog name of a catalog file, else the file's stem).
     ///   - architecture: a named architecture; detected from the keys when nil.
     ///   - force: import even when the hash prefix in the file name does not match.

@@ -40,7 +40,9 @@ extension Zoo {
 
     /// Verifies a cached model by name, or any checkpoint file by path.
     /// - Parameters:
-    ///   - input, expect: a probe batch (`.npy`) and the output it must give.
+    ///   - target: a cached model's name, or a checkpoint file.
+    ///   - input: a probe batch (`.npy`), with `expect`.
+    ///   - expect: the output `input` must give (`.npy`).
     ///   - againstTorch: also run the probe through PyTorch (needs a Python with torch and torchvision).
     public func verify(_ target: String, input: String? = nil, expect: String? = nil, againstTorch: Bool = false) throws -> VerifyReport {
         if !FileManager.default.fileExists(atPath: target),

@@ -22,6 +22,7 @@ public struct Zoo: Sendable {
     ///   - catalog: defaults to the shipped catalog extended by `$ZOO_CATALOG`.
     ///   - cache: defaults to `$ZOO_HOME`, `$XDG_CACHE_HOME/zoo` or `~/.cache/zoo`.
     ///   - progress: draw download progress on stderr when it is a terminal.
+    ///   - environment: where `ZOO_MIRROR`, `ZOO_OFFLINE`, `TORCH_HOME` and the download limits are read from.
     public init(catalog: Catalog? = nil, cache: Cache? = nil, progress: Bool = true,
                 environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         self.environment = environment

@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "Checkpoint", targets: ["Checkpoint"]),
         .library(name: "Models", targets: ["Models"]),
         .library(name: "ZooKit", targets: ["ZooKit"]),
+        .library(name: "Images", targets: ["Images"]),
         .executable(name: "zoo", targets: ["zoo"]),
     ],
     dependencies: [
@@ -25,6 +26,11 @@ let package = Package(
         .target(name: "Models", dependencies: ["Checkpoint", "COpenBLAS", "CKernels"],
                 swiftSettings: [.unsafeFlags(["-O"])]),
         .target(name: "ZooKit", dependencies: ["Checkpoint", "Models"]),
+        .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg",
+                       providers: [.apt(["libturbojpeg0-dev"]), .brew(["jpeg-turbo"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),
+        // Decoding and resampling loops are optimised even in debug builds, like Models.
+        .target(name: "Images", dependencies: ["Models", "CTurboJPEG", "CPNG"], swiftSettings: [.unsafeFlags(["-O"])]),
         .executableTarget(
             name: "zoo",
             dependencies: ["Checkpoint", "Models", "ZooKit",
@@ -33,6 +39,7 @@ let package = Package(
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models"], exclude: ["Seed"]),
         .testTarget(name: "ZooKitTests", dependencies: ["ZooKit"]),
+        .testTarget(name: "ImagesTests", dependencies: ["Images"], resources: [.copy("Fixtures")]),
     ]
 )
 

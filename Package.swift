@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "Images", dependencies: ["Models", "CTurboJPEG", "CPNG"], swiftSettings: [.unsafeFlags(["-O"])]),
         .executableTarget(
             name: "zoo",
-            dependencies: ["Checkpoint", "Models", "ZooKit",
+            dependencies: ["Checkpoint", "Models", "ZooKit", "Images",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "example", dependencies: ["ZooKit", "Models"], path: "Examples/Pretrained"),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint"]),

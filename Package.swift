@@ -25,7 +25,11 @@ let package = Package(
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "Models", dependencies: ["Checkpoint", "COpenBLAS", "CKernels"],
                 swiftSettings: [.unsafeFlags(["-O"])]),
-        .target(name: "ZooKit", dependencies: ["Checkpoint", "Models"]),
+        // catalog.json and Resources/torch_check.py become string constants at build time (Plugins/Embed):
+        // a zoo binary copied alone keeps them, as SwiftPM resources (a bundle beside it) would not.
+        .target(name: "ZooKit", dependencies: ["Checkpoint", "Models", "Images"], exclude: ["Resources"], plugins: ["Embed"]),
+        .plugin(name: "Embed", capability: .buildTool(), dependencies: ["EmbedTool"]),
+        .executableTarget(name: "EmbedTool", path: "Plugins/EmbedTool"),
         .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg",
                        providers: [.apt(["libturbojpeg0-dev"]), .brew(["jpeg-turbo"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),

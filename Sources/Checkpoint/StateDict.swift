@@ -13,6 +13,12 @@ public struct StateDict: Sendable {
 
     public var keys: [String] { entries.map(\.key) }
 
+    /// The keys a state dict is looked for under when the file holds a dict of other things
+    /// (`state_dict`, `model`, `ema`...), in the order they are tried.
+    public static var wrapperKeys: [String] { StateDictExtractor.wrapperKeys }
+    /// The prefixes removed when every key starts with one (`module.`, `_orig_mod.`).
+    public static var strippablePrefixes: [String] { StateDictExtractor.strippablePrefixes }
+
     public subscript(key: String) -> TensorRecord? {
         entries.first { $0.key == key }?.tensor
     }

@@ -70,11 +70,15 @@ public struct CatalogEntry: Codable, Sendable, Equatable {
     }
 }
 
-/// The catalog of models zoo knows: the shipped `catalog.json`, extended by a user catalog
-/// (`--catalog FILE` or `ZOO_CATALOG`) whose entries add to or replace the shipped ones by name.
+/// The catalog of models zoo knows: the shipped `catalog.json`, built into the library (Plugins/Embed),
+/// extended by a user catalog (`--catalog FILE` or `ZOO_CATALOG`) whose entries add to or replace
+/// the shipped ones by name. No catalog is ever looked for in the working directory or beside the
+/// executable.
 public struct Catalog: Sendable {
     public var entries: [CatalogEntry]
-    /// The folder bundled paths are relative to.
+    /// The folder relative `bundled` paths start from: a user catalog's own folder; for the shipped
+    /// catalog, the zoo checkout the library was built from (`demo/` lives there), recorded at build
+    /// time by Plugins/Embed.
     public var folder: String
 
     struct File: Codable {
@@ -93,6 +97,25 @@ public struct Catalog: Sendable {
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw ZooError(.usage, "cannot read catalog \(path): \(error.localizedDescription)")
         }
+        return try parse(data, name: path, folder: URL(fileURLWithPath: path).deletingLastPathComponent().path)
+    }
+
+    /// The catalog zoo ships: the repository's `catalog.json` as it was when the library was built.
+    public static func shipped() throws -> Catalog {
+        try parse(Data(Embedded.catalogJSON.utf8), name: "catalog.json (built into zoo)", folder: Embedded.packageRoot)
+    }
+
+    /// The shipped catalog, extended by `extra` or `$ZOO_CATALOG` when given.
+    public static func standard(extra: String? = nil) throws -> Catalog {
+        var catalog = try shipped()
+        if let user = extra ?? ProcessInfo.processInfo.environment["ZOO_CATALOG"] {
+            catalog.merge(try load(path: user))
+        }
+        return catalog
+    }
+
+    /// A catalog's JSON, checked; `name` says which catalog in errors.
+    static func parse(_ data: Data, name path: String, folder: String) throws -> Catalog {
         let file: File
         do { file = try JSONDecoder().decode(File.self, from: data) } catch {
             throw ZooError(.usage, "catalog \(path) is not valid: \(Catalog.describe(error))")
@@ -110,19 +133,7 @@ public struct Catalog: Sendable {
                 throw ZooError(.usage, "catalog \(path): \(entry.name) has sha256_prefix '\(prefix)'; expected at least 8 hex digits")
             }
         }
-        return Catalog(entries: file.models, folder: URL(fileURLWithPath: path).deletingLastPathComponent().path)
-    }
-
-    /// The shipped catalog, extended by `extra` or `$ZOO_CATALOG` when given.
-    public static func standard(extra: String? = nil) throws -> Catalog {
-        guard let shipped = Self.shippedPath() else {
-            throw ZooError(.io, "cannot find zoo's catalog.json", fix: "set ZOO_CATALOG_ROOT to the zoo checkout, or pass --catalog FILE")
-        }
-        var catalog = try load(path: shipped)
-        if let user = extra ?? ProcessInfo.processInfo.environment["ZOO_CATALOG"] {
-            catalog.merge(try load(path: user))
-        }
-        return catalog
+        return Catalog(entries: file.models, folder: folder)
     }
 
     /// Entries of `other` replace entries of the same name and add the rest.
@@ -147,20 +158,6 @@ public struct Catalog: Sendable {
     /// The path of a bundled file.
     public func bundledPath(_ entry: CatalogEntry) -> String? {
         entry.bundled.map { $0.hasPrefix("/") ? $0 : folder + "/" + $0 }
-    }
-
-    /// `catalog.json` beside the executable's package: `$ZOO_CATALOG_ROOT`, then the folders
-    /// above the executable (a checkout's `.build/release/zoo`), then the working directory.
-    static func shippedPath() -> String? {
-        var candidates: [String] = []
-        if let root = ProcessInfo.processInfo.environment["ZOO_CATALOG_ROOT"] { candidates.append(root) }
-        var folder = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath().deletingLastPathComponent()
-        for _ in 0 ..< 6 {
-            candidates.append(folder.path)
-            folder = folder.deletingLastPathComponent()
-        }
-        candidates.append(FileManager.default.currentDirectoryPath)
-        return candidates.map { $0 + "/catalog.json" }.first { FileManager.default.fileExists(atPath: $0) }
     }
 
     static func describe(_ error: Error) -> String {

@@ -3,17 +3,21 @@ import Foundation
 import Models
 
 /// `zoo verify --against-torch`: the same probe through PyTorch, in a Python subprocess
-/// (`$ZOO_PYTHON`, else `python3`), building the architecture with torchvision.
+/// (`$ZOO_PYTHON`, else `python3`) running `Resources/torch_check.py`, which builds the
+/// architecture with torchvision. Python runs isolated (`-I`: neither the working directory nor
+/// the user's site-packages nor `PYTHON*` variables reach its import path), in a fresh private
+/// folder, with only `PATH` and the locale kept from the environment (`HOME` and `TMPDIR` point
+/// at that folder): a `json.py` or `torch.py` beside a model or in the working directory never
+/// runs. File paths reach the script as arguments, never inside its text.
 extension Zoo {
     var python: String { environment["ZOO_PYTHON"] ?? "python3" }
 
     func torchCheck(_ model: Model, architecture: Architecture, original: String, native: String?, input: Tensor) throws -> Verification.Check {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("zoo-torch-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let folder = try Self.privateFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let (status, probeOutput) = try runPython(["-c", "import torch, torchvision; print(torch.__version__)"])
+        let (status, probeOutput) = try runPython(["-c", "import torch, torchvision; print(torch.__version__)"], in: folder)
         guard status == 0 else {
-            throw ZooError(.usage, "--against-torch needs PyTorch: `\(python) -c \"import torch, torchvision\"` failed: \(probeOutput.suffix(300))",
+            throw ZooError(.usage, "--against-torch needs PyTorch: `\(python) -I -c \"import torch, torchvision\"` failed: \(probeOutput.suffix(300))",
                            fix: "pip install torch torchvision, or set ZOO_PYTHON to a Python that has them")
         }
         let version = probeOutput.split(separator: "\n").last.map(String.init) ?? ""
@@ -23,7 +27,9 @@ extension Zoo {
         }
         try NPY.write(input, to: folder + "/input.npy")
         let spec = String(decoding: try JSONEncoder().encode(TorchSpec(architecture)), as: UTF8.self)
-        let (code, output) = try runPython(["-c", Self.torchScript, original, native ?? "", spec, folder + "/input.npy", folder + "/output.npy"])
+        // Absolute paths: Python runs in `folder`, not in the caller's working directory.
+        let files = [original, native ?? ""].map { $0.isEmpty ? $0 : URL(fileURLWithPath: $0).standardizedFileURL.path }
+        let (code, output) = try runPython(["-c", Self.torchScript] + files + [spec, folder + "/input.npy", folder + "/output.npy"], in: folder)
         guard code == 0 else {
             return .init(name: "torch", ok: false, detail: "PyTorch could not run the model: \(output.suffix(500))")
         }
@@ -39,10 +45,22 @@ extension Zoo {
         return (major, minor) >= (2, 6)
     }
 
-    func runPython(_ arguments: [String]) throws -> (Int32, String) {
+    /// A new folder only this user can enter (`mkdtemp`, mode 0700) in the temporary directory.
+    static func privateFolder() throws -> String {
+        var template = Array((FileManager.default.temporaryDirectory.path + "/zoo-torch-XXXXXX").utf8CString)
+        guard let made = mkdtemp(&template) else {
+            throw ZooError(.io, "cannot create a temporary folder in \(FileManager.default.temporaryDirectory.path): \(String(cString: strerror(errno)))")
+        }
+        return String(cString: made)
+    }
+
+    /// `python -I ARGUMENTS` in `folder`, with `environment` reduced to `PATH` and the locale.
+    func runPython(_ arguments: [String], in folder: String) throws -> (Int32, String) {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [python] + arguments
+        process.executableURL = URL(fileURLWithPath: try pythonExecutable())
+        process.arguments = ["-I"] + arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: folder)
+        process.environment = Self.pythonEnvironment(environment, home: folder)
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
@@ -54,6 +72,26 @@ extension Zoo {
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
+    /// What Python sees of `environment`: `PATH` and the locale; `HOME` and `TMPDIR` are `home`.
+    static func pythonEnvironment(_ environment: [String: String], home: String) -> [String: String] {
+        var kept = environment.filter { ["PATH", "LANG", "LC_ALL", "LC_CTYPE"].contains($0.key) }
+        kept["HOME"] = home
+        kept["TMPDIR"] = home
+        return kept
+    }
+
+    /// `$ZOO_PYTHON` (a path, taken from the working directory when relative) or the first
+    /// `python3` (or the name `ZOO_PYTHON` gives) in an absolute folder of `PATH`: never a
+    /// relative `PATH` entry, which would look in the folder Python runs in.
+    func pythonExecutable() throws -> String {
+        if python.contains("/") { return URL(fileURLWithPath: python).standardizedFileURL.path }
+        let folders = (environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":").filter { $0.hasPrefix("/") }
+        guard let found = folders.map({ $0 + "/" + python }).first(where: FileManager.default.isExecutableFile(atPath:)) else {
+            throw ZooError(.usage, "--against-torch: no \(python) in the absolute folders of PATH", fix: "set ZOO_PYTHON to a Python with torch")
+        }
+        return found
+    }
+
     /// What the Python side needs to build the network.
     struct TorchSpec: Encodable {
         var family: String
@@ -61,6 +99,9 @@ extension Zoo {
         var numClasses: Int
         var resnet: ResNetConfig?
         var blocks: [Int]?
+        /// What zoo's own reader unwraps and strips, so that PyTorch reads the same state dict.
+        var wrapperKeys = StateDict.wrapperKeys
+        var prefixes = StateDict.strippablePrefixes
 
         init(_ architecture: Architecture) {
             numClasses = architecture.numClasses
@@ -74,82 +115,6 @@ extension Zoo {
         }
     }
 
-    static let torchScript = #"""
-import json, sys
-import numpy as np
-import torch, torchvision
-import torch.nn as nn
-import torch.nn.functional as F
-
-original, native, spec, inp, out = sys.argv[1:6]
-spec = json.loads(spec)
-torch.set_num_threads(2)
-
-class TutorialVGG(nn.Module):  # the seed document's VGG
-    def __init__(self, arch, num_classes=1000):
-        super().__init__()
-        self.in_channels = 3
-        self.conv3_64 = self._make_layer(64, arch[0])
-        self.conv3_128 = self._make_layer(128, arch[1])
-        self.conv3_256 = self._make_layer(256, arch[2])
-        self.conv3_512a = self._make_layer(512, arch[3])
-        self.conv3_512b = self._make_layer(512, arch[4])
-        self.classifier = nn.Sequential(nn.Linear(512 * 7 * 7, 4096), nn.ReLU(True), nn.Dropout(),
-                                        nn.Linear(4096, 4096), nn.ReLU(True), nn.Dropout(), nn.Linear(4096, num_classes))
-    def _make_layer(self, channels, num):
-        layers = []
-        for _ in range(num):
-            layers += [nn.Conv2d(self.in_channels, channels, 3, stride=1, padding=1, bias=False), nn.BatchNorm2d(channels), nn.ReLU()]
-            self.in_channels = channels
-        return nn.Sequential(*layers)
-    def forward(self, x):
-        for block in [self.conv3_64, self.conv3_128, self.conv3_256, self.conv3_512a, self.conv3_512b]:
-            x = F.max_pool2d(block(x), 2)
-        return F.softmax(self.classifier(x.view(x.size(0), -1)), dim=1)
-
-def build():
-    n = spec["numClasses"]
-    if spec["family"] == "tutorial":
-        return TutorialVGG(spec["blocks"], n)
-    if spec.get("name"):
-        return getattr(torchvision.models, spec["name"])(num_classes=n)
-    c = spec["resnet"]  # a ResNet configuration without a name: torchvision's ResNet, resized
-    from torchvision.models.resnet import ResNet, BasicBlock, Bottleneck
-    block = BasicBlock if c["block"] == "basic" else Bottleneck
-    m = ResNet(block, c["layers"], num_classes=n, groups=c["groups"], width_per_group=c["widthPerGroup"],
-               replace_stride_with_dilation=c["replaceStrideWithDilation"])
-    m.inplanes, m.dilation = c["stemWidth"], 1
-    m.conv1 = nn.Conv2d(3, c["stemWidth"], 7, 2, 3, bias=False)
-    m.bn1 = nn.BatchNorm2d(c["stemWidth"])
-    for i, planes in enumerate(c["planes"]):
-        dilate = i > 0 and c["replaceStrideWithDilation"][i - 1]
-        setattr(m, "layer%d" % (i + 1), m._make_layer(block, planes, c["layers"][i], stride=1 if i == 0 else 2, dilate=dilate))
-    m.fc = nn.Linear(c["planes"][3] * block.expansion, n)
-    return m
-
-def state_dict():
-    try:
-        sd = torch.load(original, map_location="cpu", weights_only=True)
-        for key in ["state_dict", "model_state_dict", "model", "net", "network", "state_dict_ema"]:
-            if isinstance(sd, dict) and not all(torch.is_tensor(v) for v in sd.values()) and isinstance(sd.get(key), dict):
-                sd = sd[key]
-                break
-        for prefix in ["module.", "_orig_mod."]:
-            if sd and all(k.startswith(prefix) for k in sd):
-                sd = {k[len(prefix):]: v for k, v in sd.items()}
-        return sd
-    except Exception:
-        if not native:
-            raise
-        from safetensors.torch import load_file
-        return load_file(native)
-
-model = build()
-model.load_state_dict(state_dict(), strict=True)
-model.eval()
-with torch.no_grad():
-    y = model(torch.from_numpy(np.load(inp)))
-np.save(out, y.numpy().astype(np.float32))
-print("%s, torchvision %s" % (torch.__version__, torchvision.__version__))
-"""#
+    /// The script, `Resources/torch_check.py`, built into the library by Plugins/Embed.
+    static let torchScript = Embedded.torchCheckPY
 }

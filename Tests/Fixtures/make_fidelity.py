@@ -3,9 +3,9 @@
 
 What it makes (in Tests/Fixtures/fidelity/, next to this script):
   * `<name>.json` for every network in MODELS below (torchvision VGG / ResNet / ResNeXt /
-    Wide-ResNet, a few odd variants, and the tutorial VGG copied verbatim from the project's
-    seed document): the float32 output torch computes for a deterministic input, with
-    deterministic weights.  The weights and the input are NOT stored: both are produced by
+    Wide-ResNet, a few odd variants, and the tutorial VGG of the project's seed document, as
+    Sources/ZooKit/Resources/torch_check.py holds it): the float32 output torch computes for a
+    deterministic input, with deterministic weights.  The weights and the input are NOT stored: both are produced by
     the formula below, which the Swift test re-implements, so the fixtures stay tiny.
   * `index.json`: the list of names.
 
@@ -56,7 +56,6 @@ import warnings
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import torchvision
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -234,55 +233,12 @@ def self_check():
 
 
 # --------------------------------------------------------------------------------------
-# The tutorial VGG, copied verbatim from /work/shared/seed/000_e80b18d068bb1877.txt
-# (only the `.cuda()` call in the document's test() is not copied; the class has none).
+# The tutorial VGG of the seed document (/work/shared/seed/000_e80b18d068bb1877.txt): the one
+# copy is zoo's own torch_check.py, which `zoo verify --against-torch` runs.
 # --------------------------------------------------------------------------------------
 
-class VGG(nn.Module):
-    """
-    VGG builder
-    """
-    def __init__(self, arch: object, num_classes=1000) -> object:
-        super(VGG, self).__init__()
-        self.in_channels = 3
-        self.conv3_64 = self.__make_layer(64, arch[0])
-        self.conv3_128 = self.__make_layer(128, arch[1])
-        self.conv3_256 = self.__make_layer(256, arch[2])
-        self.conv3_512a = self.__make_layer(512, arch[3])
-        self.conv3_512b = self.__make_layer(512, arch[4])
-        self.classifier = nn.Sequential(
-            nn.Linear(512 * 7 * 7, 4096),
-            nn.ReLU(True),
-            nn.Dropout(),
-            nn.Linear(4096, 4096),
-            nn.ReLU(True),
-            nn.Dropout(),
-            nn.Linear(4096, num_classes),
-        )
-
-    def __make_layer(self, channels, num):
-        layers = []
-        for i in range(num):
-            layers.append(nn.Conv2d(self.in_channels, channels, 3, stride=1, padding=1, bias=False))  # same padding
-            layers.append(nn.BatchNorm2d(channels))
-            layers.append(nn.ReLU())
-            self.in_channels = channels
-        return nn.Sequential(*layers)
-
-    def forward(self, x):
-        out = self.conv3_64(x)
-        out = F.max_pool2d(out, 2)
-        out = self.conv3_128(out)
-        out = F.max_pool2d(out, 2)
-        out = self.conv3_256(out)
-        out = F.max_pool2d(out, 2)
-        out = self.conv3_512a(out)
-        out = F.max_pool2d(out, 2)
-        out = self.conv3_512b(out)
-        out = F.max_pool2d(out, 2)
-        out = out.view(out.size(0), -1)
-        out = self.classifier(out)
-        return F.softmax(out)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "Sources", "ZooKit", "Resources"))
+from torch_check import TutorialVGG as VGG  # noqa: E402
 
 
 # --------------------------------------------------------------------------------------

@@ -54,7 +54,6 @@ ZOO_CRASH_CHUNK_DELAY (seconds between 64 KiB chunks, default 0.0015),
 ZOO_CRASH_VERBOSE=1 (one info line per trial).
 """
 
-import http.server
 import json
 import os
 import random
@@ -63,7 +62,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
@@ -73,7 +71,7 @@ from safetensors import safe_open
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # interop.py, even under python -P
 import interop
-from interop import REPO, CheckError, info, path, send_range_headers, sha256, tail
+from interop import REPO, CheckError, FileServer, describe, info, path, sha256, tail
 
 ZOO, WORK = interop.setup(__doc__, timeout=120, timeout_env="ZOO_ZOO_TIMEOUT")
 
@@ -92,14 +90,7 @@ SRC = path("src")
 for d in (FAKE_HOME, OUT_DIR, SRC):
     os.makedirs(d, exist_ok=True)
 
-ENV = {k: v for k, v in os.environ.items()
-       if k not in ("ZOO_CATALOG", "ZOO_MIRROR", "ZOO_OFFLINE", "ZOO_HOME", "TORCH_HOME", "XDG_CACHE_HOME")
-       and not k.lower().endswith("_proxy")}
-ENV.update(ZOO_HOME=HOME, HOME=FAKE_HOME, XDG_CACHE_HOME=os.path.join(FAKE_HOME, ".cache"),
-           TORCH_HOME=os.path.join(FAKE_HOME, ".cache", "torch"),
-           no_proxy="127.0.0.1,localhost", NO_PROXY="127.0.0.1,localhost")
-if os.path.exists(os.path.join(REPO, "catalog.json")):
-    ENV["ZOO_CATALOG_ROOT"] = REPO
+ENV = interop.sandbox_env(HOME, FAKE_HOME)
 
 
 def zoo(*argv, home=HOME):
@@ -107,67 +98,19 @@ def zoo(*argv, home=HOME):
     return interop.zoo(*argv, env={**ENV, "ZOO_HOME": home}, cwd=WORK)[0]
 
 
-def describe(r):
-    return f"exit {r.returncode}; stdout: {tail(r.stdout, 160)}; stderr: {tail(r.stderr, 300)}"
-
-
 def spawn(*argv, home=HOME):
     return subprocess.Popen([ZOO, *argv], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**ENV, "ZOO_HOME": home}, cwd=WORK, text=True, errors="replace")
 
 
-# --------------------------------------------------------------------------
-# the slow HTTP server
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    root = None
-    lock = threading.Lock()
-    epoch = 0
-    log = []   # dicts: epoch, name, range, status, sent
-
-    def log_message(self, *a):
-        pass
-
-    def do_GET(self):
-        name = self.path.lstrip("/").split("?")[0]
-        rng = self.headers.get("Range")
-        with Handler.lock:
-            rec = {"epoch": Handler.epoch, "name": name, "range": rng, "status": 0, "sent": 0}
-            Handler.log.append(rec)
-        p = os.path.join(Handler.root, name)
-        if "/" in name or not os.path.isfile(p):
-            rec["status"] = 404
-            self.send_error(404)
-            return
-        rec["status"], start = send_range_headers(self, os.path.getsize(p))
-        if rec["status"] == 416:
-            return
-        try:
-            with open(p, "rb") as fh:
-                fh.seek(start)
-                while True:
-                    block = fh.read(CHUNK)
-                    if not block:
-                        break
-                    self.wfile.write(block)
-                    rec["sent"] += len(block)
-                    if CHUNK_DELAY > 0:
-                        time.sleep(CHUNK_DELAY)
-        except (BrokenPipeError, ConnectionResetError, OSError):
-            self.close_connection = True
-
-
 def served(epoch):
     """(GET count, bytes sent, statuses) of the requests of one epoch."""
-    with Handler.lock:
-        recs = [r for r in Handler.log if r["epoch"] == epoch]
+    recs = server.requests(epoch)
     return len(recs), sum(r["sent"] for r in recs), [r["status"] for r in recs]
 
 
 def new_epoch():
-    with Handler.lock:
-        Handler.epoch += 1
-        return Handler.epoch
+    return server.new_epoch()
 
 
 # --------------------------------------------------------------------------
@@ -219,17 +162,13 @@ for label, p in (("crashnet", PULL_SRC), ("crashimp_old", IMP_OLD), ("crashimp_n
 SHA_OF = {label: sha for sha, (label, _) in SOURCES.items()}
 info(f"made 3 resnet18 checkpoints ({PULL_SIZE / 1e6:.0f} MB each) and loaded 4 sources, {time.perf_counter() - t:.1f} s")
 
-Handler.root = serve_dir
-server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-server.daemon_threads = True
-PORT = server.server_address[1]
-threading.Thread(target=server.serve_forever, daemon=True).start()
+server = FileServer(serve_dir, chunk=CHUNK, delay=CHUNK_DELAY)  # the slow HTTP server
 
 CATALOG = path("user_catalog.json")
 with open(CATALOG, "w") as fh:
     json.dump({"version": 1, "models": [
         {"name": "crashnet", "architecture": "resnet18", "file": PULL_FILE,
-         "url": f"http://127.0.0.1:{PORT}/{PULL_FILE}", "sha256_prefix": PULL_SHA[:8], "sha256": PULL_SHA},
+         "url": server.url(PULL_FILE), "sha256_prefix": PULL_SHA[:8], "sha256": PULL_SHA},
     ]}, fh, indent=1)
 ENV["ZOO_CATALOG"] = CATALOG
 

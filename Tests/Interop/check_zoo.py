@@ -17,6 +17,11 @@ ZOO_OFFLINE / proxies cleared, so no real cache is read or written and nothing
 leaves the machine (the only URLs zoo is given are http://127.0.0.1:PORT/...;
 the ZOO_OFFLINE check names a catalog model but must not download it).
 
+Also: a copy of the zoo binary alone in another folder, run from / or beside planted
+catalog.json files, lists the built-in catalog and nothing planted; `verify --against-torch`
+imports no Python module planted in the working directory, beside the model, on PYTHONPATH,
+in PYTHONUSERBASE's site-packages or as PYTHONSTARTUP, and still passes.
+
 Contract under test (exit 0 ok, 1 a check failed or refused, 2 usage/input error):
     zoo import FILE [--name N] [--force] --json   -> cache entry JSON with verification.ok
     zoo verify NAME_OR_FILE [--input X --expect Y] [--against-torch] --json
@@ -27,13 +32,11 @@ Contract under test (exit 0 ok, 1 a check failed or refused, 2 usage/input error
 Environment: ZOO_ZOO_TIMEOUT (default 300) seconds per zoo invocation.
 """
 
-import http.server
 import json
 import os
 import shutil
-import socket
+import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
@@ -42,7 +45,7 @@ import torchvision
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # interop.py, even under python -P
 import interop
-from interop import REPO, CheckError, build, check, info, make_input, path, remove, send_range_headers, sha256, tail
+from interop import REPO, CheckError, FileServer, build, check, describe, info, make_input, path, remove, sha256, tail
 
 ZOO, WORK = interop.setup(__doc__, timeout=300, timeout_env="ZOO_ZOO_TIMEOUT")
 
@@ -50,23 +53,12 @@ ZOO_HOME = os.path.join(WORK, "zoo_home")
 FAKE_HOME = os.path.join(WORK, "home")
 os.makedirs(FAKE_HOME, exist_ok=True)
 
-ENV = {k: v for k, v in os.environ.items()
-       if k not in ("ZOO_CATALOG", "ZOO_MIRROR", "ZOO_OFFLINE", "ZOO_HOME", "TORCH_HOME", "XDG_CACHE_HOME")
-       and not k.lower().endswith("_proxy")}
-ENV.update(ZOO_HOME=ZOO_HOME, HOME=FAKE_HOME, XDG_CACHE_HOME=os.path.join(FAKE_HOME, ".cache"),
-           TORCH_HOME=os.path.join(FAKE_HOME, ".cache", "torch"), ZOO_PYTHON=sys.executable,
-           no_proxy="127.0.0.1,localhost", NO_PROXY="127.0.0.1,localhost")
-if os.path.exists(os.path.join(REPO, "catalog.json")):
-    ENV["ZOO_CATALOG_ROOT"] = REPO
+ENV = interop.sandbox_env(ZOO_HOME, FAKE_HOME, ZOO_PYTHON=sys.executable)
 
 
-def zoo(*argv, env=None):
-    """Run zoo in WORK with the sandboxed environment (plus env); returns the CompletedProcess."""
-    return interop.zoo(*argv, env={**ENV, **(env or {})}, cwd=WORK)[0]
-
-
-def describe(r):
-    return f"exit {r.returncode}; stdout: {tail(r.stdout, 200)}; stderr: {tail(r.stderr)}"
+def zoo(*argv, env=None, cwd=None):
+    """Run zoo in WORK (or cwd) with the sandboxed environment (plus env); returns the CompletedProcess."""
+    return interop.zoo(*argv, env={**ENV, **(env or {})}, cwd=cwd or WORK)[0]
 
 
 def zoo_json(*argv, code=0, env=None):
@@ -135,6 +127,47 @@ def cached_entry(name):
     if not isinstance(c, dict):
         raise CheckError(f"`zoo info {name} --json` has no cached object: {tail(json.dumps(doc), 250)}")
     return c
+
+
+# --------------------------------------------------------------------------
+# 0. the catalog is built into zoo: a binary copied alone lists it from /, and a catalog.json in
+# the working directory or beside (or above) the binary is never read
+
+
+def catalog_names(file):
+    with open(file) as fh:
+        return [m["name"] for m in json.load(fh)["models"]]
+
+
+@check("catalog_built_in")
+def _():
+    lonely = path("lonely", "bin")
+    os.makedirs(lonely, exist_ok=True)
+    copy = os.path.join(lonely, "zoo")
+    shutil.copy2(ZOO, copy)
+    planted = {"version": 1, "models": [{"name": "planted_model", "architecture": "resnet18", "file": "planted.pth",
+                                         "url": "http://127.0.0.1:9/planted.pth", "sha256_prefix": "00000000"}]}
+    for folder in (lonely, os.path.dirname(lonely), path("planted_cwd")):
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, "catalog.json"), "w") as fh:
+            json.dump(planted, fh)
+    want = catalog_names(os.path.join(REPO, "catalog.json"))
+    try:
+        for cwd in ("/", path("planted_cwd")):
+            r = subprocess.run([copy, "list", "--json"], capture_output=True, text=True, timeout=60,
+                               stdin=subprocess.DEVNULL, errors="replace", env=ENV, cwd=cwd)
+            if r.returncode != 0:
+                raise CheckError(f"{copy} list --json from {cwd}: {describe(r)}")
+            names = [row.get("name") for row in json.loads(r.stdout)]
+            if "planted_model" in names:
+                raise CheckError(f"from {cwd}, zoo list shows the catalog.json planted beside the binary or in the working directory")
+            missing = [n for n in want if n not in names]
+            if missing:
+                raise CheckError(f"from {cwd}, zoo list lacks {missing[:5]} ({len(missing)} of {len(want)} catalog models)")
+    finally:
+        shutil.rmtree(path("lonely"), ignore_errors=True)
+        shutil.rmtree(path("planted_cwd"), ignore_errors=True)
+    return f"{len(want)} models listed by a lone copy of zoo, from / and beside planted catalog.json files"
 
 
 # --------------------------------------------------------------------------
@@ -222,6 +255,67 @@ def import_suite(label, ctor, seed, hashed, arch):
 
 r18, R18 = import_suite("resnet18", torchvision.models.resnet18, 18, hashed=True, arch="resnet18")
 vgg, VGG = import_suite("vgg11_bn", torchvision.models.vgg11_bn, 111, hashed=False, arch="vgg11_bn")
+
+
+@check("verify_against_torch_runs_no_user_code")
+def _():
+    # Python modules that leave a marker when imported, planted in the working directory, beside
+    # the model, on PYTHONPATH, in the user site (PYTHONUSERBASE), and as PYTHONSTARTUP.
+    markers = path("markers")
+    os.makedirs(markers, exist_ok=True)
+    plant = ("json", "numpy", "torch", "torchvision", "safetensors", "sitecustomize", "usercustomize")
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    folders = {"cwd": path("hostile_cwd"), "model": path("hostile_model"), "pythonpath": path("hostile_pythonpath"),
+               "usersite": path("hostile_userbase", "lib", version, "site-packages")}
+    for where, folder in folders.items():
+        os.makedirs(folder, exist_ok=True)
+        for module in plant:
+            with open(os.path.join(folder, module + ".py"), "w") as fh:
+                fh.write(f"open({os.path.join(markers, where + '.' + module)!r}, 'w').close()\n")
+    startup = path("hostile_startup.py")
+    with open(startup, "w") as fh:
+        fh.write(f"open({os.path.join(markers, 'startup')!r}, 'w').close()\n")
+    model = os.path.join(folders["model"], "model.pth")
+    shutil.copyfile(r18["file"], model)
+    hostile = {"PYTHONPATH": folders["pythonpath"], "PYTHONSTARTUP": startup, "PYTHONUSERBASE": path("hostile_userbase")}
+    details = []
+    try:
+        # the model by absolute path from a planted working directory, then by relative path from its own folder
+        for cwd, arg in ((folders["cwd"], model), (folders["model"], "model.pth")):
+            r = zoo("verify", arg, "--against-torch", "--json", env=hostile, cwd=cwd)
+            ran = sorted(os.listdir(markers))
+            if ran:
+                raise CheckError(f"`zoo verify {arg} --against-torch` in {cwd} ran planted code: {ran}")
+            if r.returncode != 0:
+                raise CheckError(f"`zoo verify {arg} --against-torch` in {cwd}: {describe(r)}")
+            cs = require_verified(json.loads(r.stdout), f"verify {arg}")
+            torch_checks = [c for c in cs if str(c.get("name", "")).startswith("torch")]
+            if not torch_checks or not all(c.get("ok") for c in torch_checks):
+                raise CheckError(f"no passing torch check among {fmt_checks(cs)}")
+            details.append(tail(str(torch_checks[0].get("detail")), 60))
+    finally:
+        for folder in list(folders.values())[:3] + [path("hostile_userbase"), markers]:
+            shutil.rmtree(folder, ignore_errors=True)
+        remove(startup)
+    return f"{len(plant)} modules planted in 4 places, no marker; torch: {details[-1]}"
+
+
+@check("verify_against_torch_unwraps_like_zoo")
+def _():
+    # A state dict under a wrapper key and a prefix zoo's reader knows: PyTorch must be handed the
+    # same lists (StateDict.wrapperKeys, .strippablePrefixes), or it fails to load what zoo read.
+    sd = torch.load(r18["file"], map_location="cpu", weights_only=True)
+    wrapped = path("wrapped_teacher.pth")
+    torch.save({"epoch": 3, "teacher": {"_orig_mod." + k: v for k, v in sd.items()}}, wrapped)
+    try:
+        doc, _ = zoo_json("verify", wrapped, "--against-torch")
+    finally:
+        remove(wrapped)
+    cs = require_verified(doc, "verify a wrapped checkpoint")
+    torch_checks = [c for c in cs if str(c.get("name", "")).startswith("torch")]
+    if not torch_checks or not all(c.get("ok") for c in torch_checks):
+        raise CheckError(f"no passing torch check among {fmt_checks(cs)}")
+    return fmt_checks(cs)
 
 
 @check("verify_vgg11_bn_file_against_torch")
@@ -386,51 +480,16 @@ def _():
 # --------------------------------------------------------------------------
 # 5. pull over HTTP from 127.0.0.1
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    root = None           # directory served
-    truncate = set()      # file names whose first request is cut after half the body
-    log = []              # (path, Range header or None)
-    lock = threading.Lock()
-
-    def log_message(self, *a):
-        pass
-
-    def do_GET(self):
-        name = self.path.lstrip("/").split("?")[0]
-        rng = self.headers.get("Range")
-        with Handler.lock:
-            Handler.log.append((name, rng))
-            cut = name in Handler.truncate
-            Handler.truncate.discard(name)
-        p = os.path.join(Handler.root, name)
-        if "/" in name or not os.path.isfile(p):
-            self.send_error(404)
-            return
-        data = open(p, "rb").read()
-        status, start = send_range_headers(self, len(data))
-        if status == 416:
-            return
-        body = data[start:]
-        if cut:
-            self.wfile.write(body[:len(body) // 2])
-            self.wfile.flush()
-            self.close_connection = True
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            return
-        self.wfile.write(body)
-
-
 serve_dir = path("served")
 os.makedirs(serve_dir, exist_ok=True)
-Handler.root = serve_dir
-server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-server.daemon_threads = True
-PORT = server.server_address[1]
-threading.Thread(target=server.serve_forever, daemon=True).start()
-info(f"HTTP server on 127.0.0.1:{PORT}")
+server = FileServer(serve_dir, chunk=1 << 20)
+info(f"HTTP server on 127.0.0.1:{server.port}")
+
+
+def requests():
+    """(name, Range header) of each GET since the log was last cleared."""
+    return [(r["name"], r["range"]) for r in server.requests()]
+
 
 m = build("served_resnet18", torchvision.models.resnet18, 1818, announce=False)
 tmp = path("served.tmp")
@@ -445,15 +504,15 @@ catalog = path("user_catalog.json")
 with open(catalog, "w") as fh:
     json.dump({"version": 1, "models": [
         {"name": "served_resnet18", "architecture": "resnet18", "file": served_file,
-         "url": f"http://127.0.0.1:{PORT}/{served_file}", "sha256_prefix": served_sha[:8]},
+         "url": server.url(served_file), "sha256_prefix": served_sha[:8]},
         {"name": "served_resnet18_resume", "architecture": "resnet18", "file": resume_file,
-         "url": f"http://127.0.0.1:{PORT}/{resume_file}", "sha256_prefix": served_sha[:8]},
+         "url": server.url(resume_file), "sha256_prefix": served_sha[:8]},
     ]}, fh, indent=1)
 
 
 @check("pull_http_download")
 def _():
-    Handler.log.clear()
+    server.log.clear()
     doc, _ = zoo_json("pull", "served_resnet18", "--catalog", catalog)
     if doc.get("origin") != "download":
         raise CheckError(f"origin {doc.get('origin')!r}, expected 'download'")
@@ -463,23 +522,23 @@ def _():
     v = doc.get("verification") or e.get("verification")
     if not isinstance(v, dict) or v.get("ok") is not True:
         raise CheckError(f"verification {v}")
-    gets = [n for n, _ in Handler.log]
+    gets = [n for n, _ in requests()]
     if gets != [served_file]:
-        raise CheckError(f"server saw requests {Handler.log}, expected one GET of {served_file}")
+        raise CheckError(f"server saw requests {requests()}, expected one GET of {served_file}")
     leftovers = os.listdir(os.path.join(ZOO_HOME, "downloads"))
     if leftovers:
         raise CheckError(f"downloads/ still holds {leftovers}")
-    return f"{doc.get('downloaded_bytes')} bytes, {len(Handler.log)} request(s), {fmt_checks(v.get('checks', []))}"
+    return f"{doc.get('downloaded_bytes')} bytes, {len(requests())} request(s), {fmt_checks(v.get('checks', []))}"
 
 
 @check("pull_http_second_time_from_cache")
 def _():
-    Handler.log.clear()
+    server.log.clear()
     doc, _ = zoo_json("pull", "served_resnet18", "--catalog", catalog)
     if doc.get("origin") != "cache":
         raise CheckError(f"origin {doc.get('origin')!r}, expected 'cache'")
-    if Handler.log:
-        raise CheckError(f"the server saw requests: {Handler.log}")
+    if requests():
+        raise CheckError(f"the server saw requests: {requests()}")
     # ZOO_CATALOG instead of --catalog resolves the same model
     doc, _ = zoo_json("pull", "served_resnet18", env={"ZOO_CATALOG": catalog})
     if doc.get("origin") != "cache":
@@ -492,8 +551,8 @@ def _():
 
 @check("pull_http_resume_after_dropped_connection")
 def _():
-    Handler.log.clear()
-    Handler.truncate.add(resume_file)
+    server.log.clear()
+    server.truncate.add(resume_file)
     size = os.path.getsize(os.path.join(serve_dir, resume_file))
     doc, r = zoo_json("pull", "served_resnet18_resume", "--catalog", catalog)
     if doc.get("origin") != "download":
@@ -501,17 +560,18 @@ def _():
     e = doc.get("entry") or {}
     if e.get("sha256") != served_sha:
         raise CheckError(f"entry sha256 {e.get('sha256')!r}, served {served_sha}")
-    if len(Handler.log) < 2:
-        raise CheckError(f"server saw {Handler.log}: no second request after the cut")
-    first, second = Handler.log[0], Handler.log[1]
+    log = requests()
+    if len(log) < 2:
+        raise CheckError(f"server saw {log}: no second request after the cut")
+    first, second = log[0], log[1]
     if first[1] is not None:
         raise CheckError(f"first request already had Range {first[1]!r}")
     if not second[1] or not second[1].startswith("bytes="):
-        raise CheckError(f"second request carried no Range header: {Handler.log}")
+        raise CheckError(f"second request carried no Range header: {log}")
     start = int(second[1][6:].split("-")[0] or -1)
     if start <= 0 or start > size // 2:
         raise CheckError(f"second request Range {second[1]!r}; the first response was cut after {size // 2} bytes")
-    return f"requests {Handler.log}; file {size} bytes"
+    return f"requests {log}; file {size} bytes"
 
 
 @check("pull_offline_refused")
@@ -534,8 +594,7 @@ def _():
     return f"exit 2: {tail(r.stderr, 120)}"
 
 
-server.shutdown()
-server.server_close()
+server.close()
 shutil.rmtree(serve_dir, ignore_errors=True)
 
 # --------------------------------------------------------------------------

@@ -9,27 +9,35 @@ then runs its checks with check(name), which prints one stdout line per check,
 lines), and ends with finish("check_X"), which prints the summary line and exits
 1 if any check failed.
 
-Also here: zoo(*argv) (the binary under test, with a timeout), json_object (its
---json output), scratch-file helpers (path, remove, save, sha256), torchvision
-model building with randomized BatchNorm statistics (build, make_input), and
-the seed tutorial's VGG class.
+Also here: zoo(*argv) (the binary under test, with a timeout), describe (a zoo
+run in one line), json_object (its --json output), sandbox_env (an environment
+that keeps zoo off the real caches and the network), FileServer (files over
+HTTP on 127.0.0.1, Range requests honoured, every request logged), scratch-file
+helpers (path, remove, save, sha256), torchvision model building with
+randomized BatchNorm statistics (build, make_input), and the seed tutorial's
+VGG (TutorialVGG, from zoo's own torch_check.py).
 """
 
 import argparse
 import hashlib
+import http.server
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 FIXTURES = os.path.join(REPO, "Tests", "Fixtures")
+# The script zoo runs for `verify --against-torch`, which holds the tutorial VGG.
+sys.path.insert(0, os.path.join(REPO, "Sources", "ZooKit", "Resources"))
+from torch_check import TutorialVGG  # noqa: E402
 
 TOL = 1e-4  # zoo run fidelity: max|zoo - torch| / max|torch|
 THREADS = max(1, min(2, os.cpu_count() or 1))
@@ -149,6 +157,25 @@ def zoo(*argv, cwd=None, env=None):
     return r, (time.perf_counter() - t0) * 1000.0
 
 
+def describe(r):
+    """A finished zoo run in one line: exit status and the ends of stdout and stderr."""
+    return f"exit {r.returncode}; stdout: {tail(r.stdout, 200)}; stderr: {tail(r.stderr)}"
+
+
+def sandbox_env(zoo_home, home, **extra):
+    """This process's environment for zoo, kept off the real caches and the network: ZOO_HOME and
+    HOME (with XDG_CACHE_HOME, TORCH_HOME under it) set, ZOO_CATALOG / ZOO_MIRROR / ZOO_OFFLINE
+    and proxies cleared (127.0.0.1 is never proxied); then `extra`."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("ZOO_CATALOG", "ZOO_MIRROR", "ZOO_OFFLINE", "ZOO_HOME", "TORCH_HOME", "XDG_CACHE_HOME")
+           and not k.lower().endswith("_proxy")}
+    env.update(ZOO_HOME=zoo_home, HOME=home, XDG_CACHE_HOME=os.path.join(home, ".cache"),
+               TORCH_HOME=os.path.join(home, ".cache", "torch"),
+               no_proxy="127.0.0.1,localhost", NO_PROXY="127.0.0.1,localhost")
+    env.update(extra)
+    return env
+
+
 def path(*parts):
     return os.path.join(WORK, *parts)
 
@@ -210,6 +237,83 @@ def send_range_headers(handler, size):
     return status, start
 
 
+class FileServer(http.server.ThreadingHTTPServer):
+    """Serves the files of `root` as http://127.0.0.1:PORT/NAME from a daemon thread, answering
+    Range requests, `chunk` bytes at a time with `delay` seconds between chunks. Every GET is
+    logged in `log` as a dict: epoch (see new_epoch), name, range (the header or None), status,
+    sent (body bytes). A name put in `truncate` has its next response cut after half its body."""
+
+    daemon_threads = True
+
+    def __init__(self, root, chunk=64 << 10, delay=0.0):
+        super().__init__(("127.0.0.1", 0), _FileHandler)
+        self.root, self.chunk, self.delay = root, chunk, delay
+        self.lock = threading.Lock()
+        self.log = []
+        self.truncate = set()
+        self.epoch = 0
+        self.port = self.server_address[1]
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    def url(self, name):
+        return f"http://127.0.0.1:{self.port}/{name}"
+
+    def new_epoch(self):
+        with self.lock:
+            self.epoch += 1
+            return self.epoch
+
+    def requests(self, epoch=None):
+        """The log entries (of one epoch)."""
+        with self.lock:
+            return [r for r in self.log if epoch is None or r["epoch"] == epoch]
+
+    def close(self):
+        self.shutdown()
+        self.server_close()
+
+
+class _FileHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        server = self.server
+        name = self.path.lstrip("/").split("?")[0]
+        with server.lock:
+            rec = {"epoch": server.epoch, "name": name, "range": self.headers.get("Range"), "status": 0, "sent": 0}
+            server.log.append(rec)
+            cut = name in server.truncate
+            server.truncate.discard(name)
+        p = os.path.join(server.root, name)
+        if "/" in name or not os.path.isfile(p):
+            rec["status"] = 404
+            self.send_error(404)
+            return
+        size = os.path.getsize(p)
+        rec["status"], start = send_range_headers(self, size)
+        if rec["status"] == 416:
+            return
+        end = start + (size - start) // 2 if cut else size
+        try:
+            with open(p, "rb") as fh:
+                fh.seek(start)
+                while start + rec["sent"] < end:
+                    block = fh.read(min(server.chunk, end - start - rec["sent"]))
+                    if not block:
+                        break
+                    self.wfile.write(block)
+                    rec["sent"] += len(block)
+                    if server.delay > 0:
+                        time.sleep(server.delay)
+            if cut:
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            self.close_connection = True
+
+
 def dtype_name(dt):
     return str(dt).replace("torch.", "")
 
@@ -251,52 +355,5 @@ def make_input(shape, seed, numpy=True):
     return x.numpy() if numpy else x
 
 
-class VGG(nn.Module):
-    """The tutorial VGG from /work/shared/seed/000_e80b18d068bb1877.txt, verbatim except
-    F.softmax(out) -> F.softmax(out, dim=1) (same result for 2-d input, no warning)."""
-
-    def __init__(self, arch: object, num_classes=1000) -> object:
-        super(VGG, self).__init__()
-        self.in_channels = 3
-        self.conv3_64 = self.__make_layer(64, arch[0])
-        self.conv3_128 = self.__make_layer(128, arch[1])
-        self.conv3_256 = self.__make_layer(256, arch[2])
-        self.conv3_512a = self.__make_layer(512, arch[3])
-        self.conv3_512b = self.__make_layer(512, arch[4])
-        self.classifier = nn.Sequential(
-            nn.Linear(512 * 7 * 7, 4096),
-            nn.ReLU(True),
-            nn.Dropout(),
-            nn.Linear(4096, 4096),
-            nn.ReLU(True),
-            nn.Dropout(),
-            nn.Linear(4096, num_classes),
-        )
-
-    def __make_layer(self, channels, num):
-        layers = []
-        for i in range(num):
-            layers.append(nn.Conv2d(self.in_channels, channels, 3, stride=1, padding=1, bias=False))  # same padding
-            layers.append(nn.BatchNorm2d(channels))
-            layers.append(nn.ReLU())
-            self.in_channels = channels
-        return nn.Sequential(*layers)
-
-    def forward(self, x):
-        out = self.conv3_64(x)
-        out = F.max_pool2d(out, 2)
-        out = self.conv3_128(out)
-        out = F.max_pool2d(out, 2)
-        out = self.conv3_256(out)
-        out = F.max_pool2d(out, 2)
-        out = self.conv3_512a(out)
-        out = F.max_pool2d(out, 2)
-        out = self.conv3_512b(out)
-        out = F.max_pool2d(out, 2)
-        out = out.view(out.size(0), -1)
-        out = self.classifier(out)
-        return F.softmax(out, dim=1)
-
-
 def tutorial_vgg11():
-    return VGG([1, 1, 2, 2, 2], num_classes=1000)
+    return TutorialVGG([1, 1, 2, 2, 2], num_classes=1000)

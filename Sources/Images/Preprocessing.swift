@@ -59,11 +59,19 @@ public struct Preprocessing: Sendable, Equatable, Codable {
     /// The batch `[N, 3, crop, crop]`: every image resized, cropped, scaled to [0, 1] and, when
     /// `normalize` is true, normalised by `mean` and `std`.
     public func tensor(_ images: [RGBImage], normalize: Bool = true) throws -> Tensor {
+        try tensor(cropped: images.map(cropped), normalize: normalize)
+    }
+
+    /// The batch `[N, 3, crop, crop]` of images `cropped(_:)` already made (ToTensor, Normalize).
+    public func tensor(cropped images: [RGBImage], normalize: Bool = true) throws -> Tensor {
         try validate()
         let plane = crop * crop
         var data = [Float](repeating: 0, count: images.count * 3 * plane)
         for (n, image) in images.enumerated() {
-            let pixels = try cropped(image).pixels
+            guard image.width == crop, image.height == crop else {
+                throw ImageError.invalidPreprocessing(detail: "a \(image.width) x \(image.height) image where a \(crop) x \(crop) crop was expected")
+            }
+            let pixels = image.pixels
             for c in 0..<3 {
                 let base = (n * 3 + c) * plane
                 let m = normalize ? mean[c] : 0, s = normalize ? std[c] : 1

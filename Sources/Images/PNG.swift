@@ -26,6 +26,13 @@ enum PNG {
     }
 
     static func decode(_ data: Data, name: String, maxPixels: Int) throws -> Decoded {
+        // The bomb check first, from IHDR (always the first chunk, at byte 8): libpng's header
+        // read goes on to the first IDAT, which a bomb need not even have.
+        let head = [UInt8](data.prefix(24))
+        if head.count == 24, head[12 ..< 16].elementsEqual("IHDR".utf8) {
+            let be = { (o: Int) in head[o ..< o + 4].reduce(0) { $0 << 8 | Int($1) } }
+            try DecodeOptions.check(width: be(16), height: be(20), limit: maxPixels, name: name)
+        }
         let reader = Reader()
         return try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> Decoded in
             // Safe: libpng reads only through the C read callback, which bounds-checks against
@@ -35,7 +42,7 @@ enum PNG {
             if zoo_png_open(&reader.state) != 0 { throw error(reader.message, name: name) }
             let png = reader.state.png, info = reader.state.info
             let width = Int(png_get_image_width(png, info)), height = Int(png_get_image_height(png, info))
-            // The bomb check happens here, after the header and before any pixel buffer exists.
+            // Again from libpng's reading, before any pixel buffer exists.
             try DecodeOptions.check(width: width, height: height, limit: maxPixels, name: name)
             let depth = Int32(png_get_bit_depth(png, info))
             let type = Int32(png_get_color_type(png, info))

@@ -187,4 +187,82 @@ def _():
     return "orientations 3, 5, 6, 8 as ImageOps.exif_transpose; ignored by default"
 
 
+def torchvision_probabilities(model, files, resize):
+    pipeline = T.Compose([T.Resize(resize), T.CenterCrop(224), T.ToTensor(),
+                          T.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])])
+    batch = torch.stack([pipeline(Image.open(f).convert("RGB")) for f in files])
+    with torch.no_grad():
+        return torch.softmax(model(batch), dim=1).numpy()
+
+
+@check("top5-seeded-resnet18")
+def _():
+    torch.manual_seed(1234)
+    model = torchvision.models.resnet18()
+    # Non-default BatchNorm statistics, so that the logits spread out and the ranking means something.
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+    with torch.no_grad():
+        model.fc.weight.mul_(20)
+    model.eval()
+    checkpoint = path("resnet18-seeded.pth")
+    torch.save(model.state_dict(), checkpoint)
+    paths = [FILES[n] for n in NAMES]
+    r, _ = zoo("classify", "--model", checkpoint, "--top", "5", "--batch", "7", "--json", *paths)
+    if r.returncode != 0:
+        raise CheckError(f"exit {r.returncode}: {tail(r.stderr)}")
+    doc = json_object(r.stdout)
+    theirs = torchvision_probabilities(model, paths, 256)
+    results = {x["file"]: x["top"] for x in doc["results"]}
+    if doc["failed"] or len(results) != len(paths):
+        raise CheckError(f"failed: {doc['failed']}, {len(results)} results for {len(paths)} files")
+    worst = 0.0
+    for i, f in enumerate(paths):
+        expected = np.argsort(-theirs[i], kind="stable")[:5].tolist()
+        got = [t["index"] for t in results[f]]
+        if got != expected:
+            raise CheckError(f"{os.path.basename(f)}: top-5 {got}, torchvision {expected}")
+        for t in results[f]:
+            worst = max(worst, abs(t["probability"] - float(theirs[i][t["index"]])))
+        if results[f][0]["label"] != torchvision.models.ResNet18_Weights.IMAGENET1K_V1.meta["categories"][expected[0]]:
+            raise CheckError(f"label {results[f][0]['label']!r} is not torchvision's category {expected[0]}")
+    if worst > 1e-4:
+        raise CheckError(f"probabilities differ by up to {worst:.2e} (> 1e-4)")
+    return f"{len(paths)} images, top-5 equal, max probability difference {worst:.1e}, labels as torchvision's"
+
+
+@check("bad-input-per-file-errors")
+def _():
+    d = path("bad")
+    os.makedirs(d, exist_ok=True)
+    good = os.path.join(d, "a-good.jpg")
+    Image.open(FILES["odd-333x251"]).save(good, quality=90)
+    data = open(FILES["china-baseline-420"], "rb").read()
+    open(os.path.join(d, "b-truncated.jpg"), "wb").write(data[: len(data) // 2])
+    png = bytearray(open(FILES["rgb"], "rb").read())
+    png[len(png) // 2] ^= 0xFF
+    open(os.path.join(d, "c-corrupt.png"), "wb").write(png)
+    open(os.path.join(d, "d-text.jpg"), "w").write("not an image\n")
+    # A PNG header declaring 100,000 x 100,000 pixels (valid CRC), then nothing.
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0)
+    open(os.path.join(d, "e-bomb.png"), "wb").write(
+        b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + ihdr + struct.pack(">I", zlib.crc32(ihdr) & 0xFFFFFFFF))
+    checkpoint = path("resnet18-seeded.pth")
+    r, _ = zoo("classify", "--model", checkpoint, "--json", d)
+    if r.returncode != 1:
+        raise CheckError(f"exit {r.returncode}, expected 1: {tail(r.stderr)}")
+    doc = json_object(r.stdout)
+    if [os.path.basename(x["file"]) for x in doc["results"]] != ["a-good.jpg"]:
+        raise CheckError(f"results {doc['results']}")
+    failed = {os.path.basename(x["file"]): x["error"] for x in doc["failed"]}
+    expect = {"b-truncated.jpg": "truncated", "c-corrupt.png": "corrupt", "d-text.jpg": "not an image",
+              "e-bomb.png": "over the limit of 178956970"}
+    for name, words in expect.items():
+        if words not in failed.get(name, "") or name not in failed.get(name, ""):
+            raise CheckError(f"{name}: error {failed.get(name)!r} should name the file and say {words!r}")
+    return "; ".join(f"{k}: {v}" for k, v in sorted(failed.items()))
+
+
 interop.finish("check_images")

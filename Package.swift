@@ -42,8 +42,8 @@ let package = Package(
         .executableTarget(name: "example", dependencies: ["ZooKit", "Models"], path: "Examples/Pretrained"),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models"], exclude: ["Seed"]),
-        .testTarget(name: "ZooKitTests", dependencies: ["ZooKit"]),
-        .testTarget(name: "ImagesTests", dependencies: ["Images"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ZooKitTests", dependencies: ["ZooKit", "Images"]),
+        .testTarget(name: "ImagesTests", dependencies: ["Images"]),
     ]
 )
 

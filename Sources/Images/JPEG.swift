@@ -67,7 +67,8 @@ enum JPEG {
     }
 
     private static func headerError(_ message: String, name: String) -> ImageError {
-        message.contains("Premature end") || message.contains("end of")
+        // A header cut short reads as libjpeg's fake end of image: no scan follows.
+        message.contains("Premature end") || message.contains("missing SOS marker")
             ? .truncated(file: name, detail: message)
             : .corrupt(file: name, format: "JPEG", detail: message)
     }

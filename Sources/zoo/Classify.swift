@@ -45,6 +45,11 @@ extension ZooCommand {
         @Option(help: .hidden)
         var dumpInput: String?
 
+        /// benchmarks/images.py: decode + preprocess each file ROUNDS times, one at a time on one
+        /// thread, and print the median milliseconds per image as JSON.
+        @Option(help: .hidden)
+        var timePreprocess: Int?
+
         @OptionGroup var zooOptions: ZooOptions
         @OptionGroup var output: OutputOptions
 
@@ -65,6 +70,20 @@ extension ZooCommand {
                 // Fidelity checks (Tests/Interop/check_images.py): the batch before normalisation.
                 let images = try files.map { try RGBImage(contentsOf: $0, options: options) }
                 try NPY.write(try preprocessing.tensor(images, normalize: false), to: dumpInput)
+                return
+            }
+            if let rounds = timePreprocess {
+                let clock = ContinuousClock()
+                var times: [Double] = []
+                for _ in 0 ..< max(rounds, 1) {
+                    for file in files {
+                        let start = clock.now
+                        _ = try preprocessing.tensor([RGBImage(contentsOf: file, options: options)])
+                        times.append((clock.now - start).milliseconds)
+                    }
+                }
+                times.sort()
+                print("{\"images\": \(times.count), \"median_ms\": \(times[times.count / 2])}")
                 return
             }
             let classifier = try loadModel()

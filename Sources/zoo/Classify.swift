@@ -117,9 +117,15 @@ extension ZooCommand {
             if !report.failed.isEmpty { Foundation.exit(1) }  // after the report: some images failed
         }
 
+        /// Whether `--model` names a checkpoint file (a folder such as ./demo does not count).
+        var modelIsFile: Bool {
+            var isDirectory: ObjCBool = false
+            return FileManager.default.fileExists(atPath: model, isDirectory: &isDirectory) && !isDirectory.boolValue
+        }
+
         /// `--model` as a checkpoint file when one exists at that path, else as a model name.
         func loadModel() throws -> PretrainedModel {
-            if FileManager.default.fileExists(atPath: model) {
+            if modelIsFile {
                 let loaded = try Model.load(try Checkpoint(path: model), architecture: arch)
                 let classes = loaded.architecture.numClasses
                 return try PretrainedModel(model: loaded, labels: classes == 1000 ? Labels.imagenet1k : nil)
@@ -129,7 +135,7 @@ extension ZooCommand {
         }
 
         func modelName(_ classifier: PretrainedModel) -> String {
-            FileManager.default.fileExists(atPath: model) ? model : (try? zooOptions.zoo().cacheName(model)) ?? model
+            modelIsFile ? model : (try? zooOptions.zoo().cacheName(model)) ?? model
         }
     }
 }

@@ -1,6 +1,12 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// ZOO_DEV=1 (set by scripts/test): the kernels run optimised even in debug builds, where an
+// -Onone forward pass is 10-50x slower and the numeric tests of `swift test` would take minutes.
+// Only zoo's own builds set it: SwiftPM refuses unsafeFlags in a package used by version, so
+// without it (any package that depends on zoo) the targets carry none.
+let developer = Context.environment["ZOO_DEV"] == "1"
+
 let package = Package(
     name: "zoo",
     platforms: [.macOS(.v13)],
@@ -19,12 +25,10 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .target(name: "Checkpoint", dependencies: ["CZip", "COpenSSL"]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
-        // Kernels run optimised even in debug builds: an -Onone forward pass is 10-50x slower,
-        // which makes the numeric tests of `swift test` take minutes instead of seconds.
-        // AVX-512 convolution kernels (C intrinsics, dispatched at run time), optimised in every build.
-        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        // AVX-512 convolution kernels (C intrinsics, dispatched at run time).
+        .target(name: "CKernels", cSettings: developer ? [.unsafeFlags(["-O3"])] : []),
         .target(name: "Models", dependencies: ["Checkpoint", "COpenBLAS", "CKernels"],
-                swiftSettings: [.unsafeFlags(["-O"])]),
+                swiftSettings: developer ? [.unsafeFlags(["-O"])] : []),
         // catalog.json and Resources/torch_check.py become string constants at build time (Plugins/Embed):
         // a zoo binary copied alone keeps them, as SwiftPM resources (a bundle beside it) would not.
         .target(name: "ZooKit", dependencies: ["Checkpoint", "Models", "Images"], exclude: ["Resources"], plugins: ["Embed"]),
@@ -33,8 +37,9 @@ let package = Package(
         .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg",
                        providers: [.apt(["libturbojpeg0-dev"]), .brew(["jpeg-turbo"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),
-        // Decoding and resampling loops are optimised even in debug builds, like Models.
-        .target(name: "Images", dependencies: ["Models", "CTurboJPEG", "CPNG"], swiftSettings: [.unsafeFlags(["-O"])]),
+        // Decoding and resampling loops are optimised in zoo's own debug builds too, like Models.
+        .target(name: "Images", dependencies: ["Models", "CTurboJPEG", "CPNG"],
+                swiftSettings: developer ? [.unsafeFlags(["-O"])] : []),
         .executableTarget(
             name: "zoo",
             dependencies: ["Checkpoint", "Models", "ZooKit", "Images",
@@ -46,6 +51,12 @@ let package = Package(
         .testTarget(name: "ImagesTests", dependencies: ["Images"]),
     ]
 )
+
+// `swift package generate-documentation` (scripts/test builds the DocC catalogs): a plugin for zoo's
+// own builds only, so packages that depend on zoo do not fetch it.
+if developer {
+    package.dependencies.append(.package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"))
+}
 
 // The libFuzzer targets exist only for `scripts/fuzz`: they have no `main` of their own.
 if Context.environment["ZOO_FUZZ"] != nil {

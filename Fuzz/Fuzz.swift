@@ -117,6 +117,6 @@ func detect(_ text: String) {
     guard model.namedParameters.allSatisfy({ $0.parameter.count <= 1 << 20 }) else { return }
     _ = try? model.load(source, options: .nonStrict)
     if (try? model.outputShape(for: [1, 3, 32, 32])) != nil {
-        _ = try? model.forward(Tensor(zeros: [1, 3, 32, 32]))
+        _ = try? model.forward(try Tensor.zeros([1, 3, 32, 32]))
     }
 }

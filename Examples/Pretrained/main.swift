@@ -11,9 +11,6 @@ let name = arguments.first ?? "digits_resnet"
 let model = try Zoo.pretrained(name)  // pulls, converts and verifies on first use
 let batch = try arguments.dropFirst().first.map(NPY.read) ?? NPY.read(path: "demo/test_inputs.npy")
 let logits = try model.forward(batch)
-let classes = logits.shape[1]
-for row in 0 ..< min(batch.shape[0], 5) {
-    let scores = logits.data[row * classes ..< (row + 1) * classes]
-    let best = scores.indices.max { scores[$0] < scores[$1] }.map { $0 - row * classes } ?? -1
+for (row, best) in logits.argmax().prefix(5).enumerated() {
     print("image \(row): class \(best)")
 }

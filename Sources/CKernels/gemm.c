@@ -1,4 +1,4 @@
-// AVX-512 GEMM for convolutions and Linear layers, and max pooling: see include/ckernels.h.
+// AVX-512 GEMM for convolutions: see include/ckernels.h.
 //
 // Blocking (one thread): for each block of 11 48-column panels of B and each KC-row block of
 // K, the panels (KC x 528 floats) are packed into a thread-local buffer that stays in L2, and
@@ -8,20 +8,11 @@
 // last K block.
 
 #include "ckernels.h"
+#include "internal.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
-#define ZK_X86 1
-#include <immintrin.h>
-#else
-#define ZK_X86 0
-#endif
-
-#define TARGET __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,fma,bmi2")))
-#define INLINE static inline __attribute__((always_inline))
 
 #ifndef KCV
 #define KCV 256
@@ -71,10 +62,6 @@ static inline __attribute__((unused)) const float *a_panel(const float *packed, 
 }
 
 #if ZK_X86
-
-TARGET INLINE __mmask16 lanes(int count) {
-    return count >= 16 ? (__mmask16)0xFFFF : count <= 0 ? (__mmask16)0 : (__mmask16)((1u << count) - 1);
-}
 
 /// dst[0..count) = src[0..count), count <= 48 or any: masked 16-float chunks.
 TARGET INLINE void copy_floats(float *dst, const float *src, int count) {
@@ -346,120 +333,6 @@ void zk_gemm(const float *packed_a, int m, int k, int m0, int m1, const float *b
     drive(packed_a, m, k, m0, m1, NULL, b, ldb, n0, n1, c, ldc, epilogue);
 }
 
-// ---------------------------------------------------------------------------------------
-
-/// NaN-propagating max: PyTorch's max pool returns NaN if any input is NaN (vmaxps alone
-/// returns its second operand when either is NaN).
-TARGET INLINE __m512 max_nan(__m512 a, __m512 b) {
-    return _mm512_mask_mov_ps(_mm512_max_ps(a, b), _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q), a);
-}
-
-/// Stride 1 or 2: per output row, the maximum over the window's rows into a -inf padded row,
-/// then over the window's columns, 16 outputs at a time (stride 2 splits even and odd lanes).
-TARGET static void max_pool_simd(const float *plane, float *out, int H, int W, int kernel, int stride, int padding,
-                                 int oh, int ow, float *row) {
-    const int span = (ow - 1) * stride + kernel;   // padded columns the outputs read
-    const int width = span + 32;                   // room for whole-vector reads
-    const __m512 ninf = _mm512_set1_ps(-INFINITY);
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    for (int oy = 0; oy < oh; oy++) {
-        int y0 = oy * stride - padding, y1 = y0 + kernel;
-        if (y0 < 0) y0 = 0;
-        if (y1 > H) y1 = H;
-        // row[j] = max over rows of input column j - padding (-inf outside the image).
-        for (int j = 0; j < width; j += 16) _mm512_storeu_ps(row + j, ninf);
-        for (int x = 0; x < W && x + padding < span; x += 16) {
-            const int n = (W - x < 16 ? W - x : 16);
-            const int room = span - (x + padding);
-            const __mmask16 mk = lanes(n < room ? n : room);
-            __m512 m = ninf;
-            for (int iy = y0; iy < y1; iy++) m = max_nan(m, _mm512_mask_loadu_ps(ninf, mk, plane + iy * W + x));
-            _mm512_mask_storeu_ps(row + x + padding, mk, m);
-        }
-        float *o = out + oy * ow;
-        for (int ox = 0; ox < ow; ox += 16) {
-            const __mmask16 mk = lanes(ow - ox);
-            __m512 m = ninf;
-            for (int j = 0; j < kernel; j++) {
-                const float *src = row + ox * stride + j;
-                __m512 v = stride == 1 ? _mm512_loadu_ps(src)
-                                       : _mm512_permutex2var_ps(_mm512_loadu_ps(src), even, _mm512_loadu_ps(src + 16));
-                m = max_nan(m, v);
-            }
-            _mm512_mask_storeu_ps(o + ox, mk, m);
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// Linear layers: Y[b, o] = bias[o] + sum_k X[b, k] W[o, k] for o in [o0, o1), reading each
-// weight once per 8 images (W is the largest array of VGG by far and a batch-1 Linear is a
-// matrix-vector product: no packing, as OpenBLAS's sgemm would do on every call). K is cut into
-// chunks whose X rows stay in L1 while R rows of W stream past them, R x B dot products at a
-// time in registers.
-
-enum { LINEAR_CHUNK = 1024 };
-
-TARGET INLINE void linear_block(const int R, const int B, const float *w, long ldw, const float *x, long ldx, int kc,
-                                float *y, long ldy) {
-    __m512 acc[R][B];
-    for (int r = 0; r < R; r++)
-        for (int b = 0; b < B; b++) acc[r][b] = _mm512_setzero_ps();
-    int k = 0;
-    for (; k + 16 <= kc; k += 16) {
-        __m512 xv[B];
-        for (int b = 0; b < B; b++) xv[b] = _mm512_loadu_ps(x + b * ldx + k);
-        for (int r = 0; r < R; r++) {
-            const __m512 wv = _mm512_loadu_ps(w + r * ldw + k);
-            for (int b = 0; b < B; b++) acc[r][b] = _mm512_fmadd_ps(wv, xv[b], acc[r][b]);
-        }
-    }
-    if (k < kc) {
-        const __mmask16 mk = lanes(kc - k);
-        __m512 xv[B];
-        for (int b = 0; b < B; b++) xv[b] = _mm512_maskz_loadu_ps(mk, x + b * ldx + k);
-        for (int r = 0; r < R; r++) {
-            const __m512 wv = _mm512_maskz_loadu_ps(mk, w + r * ldw + k);
-            for (int b = 0; b < B; b++) acc[r][b] = _mm512_fmadd_ps(wv, xv[b], acc[r][b]);
-        }
-    }
-    for (int r = 0; r < R; r++)
-        for (int b = 0; b < B; b++) y[b * ldy + r] += _mm512_reduce_add_ps(acc[r][b]);
-}
-
-TARGET void zk_linear(const float *w, const float *bias, const float *x, float *y, int n, int in, int out, int o0,
-                      int o1) {
-    for (int b = 0; b < n; b++)
-        for (int o = o0; o < o1; o++) y[(long)b * out + o] = bias ? bias[o] : 0.0f;
-    for (int b0 = 0; b0 < n; b0 += 8) {
-        const int nb = n - b0 < 8 ? n - b0 : 8;
-        const int R = nb == 1 ? 16 : nb == 2 ? 8 : nb <= 4 ? 4 : 2;
-        const float *xb = x + (long)b0 * in;
-        float *yb = y + (long)b0 * out;
-        for (int k0 = 0; k0 < in; k0 += LINEAR_CHUNK) {
-            const int kc = in - k0 < LINEAR_CHUNK ? in - k0 : LINEAR_CHUNK;
-            int o = o0;
-            for (; o + R <= o1; o += R) {
-                const float *wo = w + (long)o * in + k0;
-                switch (nb) {
-                case 1: linear_block(16, 1, wo, in, xb + k0, in, kc, yb + o, out); break;
-                case 2: linear_block(8, 2, wo, in, xb + k0, in, kc, yb + o, out); break;
-                case 3: linear_block(4, 3, wo, in, xb + k0, in, kc, yb + o, out); break;
-                case 4: linear_block(4, 4, wo, in, xb + k0, in, kc, yb + o, out); break;
-                case 5: linear_block(2, 5, wo, in, xb + k0, in, kc, yb + o, out); break;
-                case 6: linear_block(2, 6, wo, in, xb + k0, in, kc, yb + o, out); break;
-                case 7: linear_block(2, 7, wo, in, xb + k0, in, kc, yb + o, out); break;
-                default: linear_block(2, 8, wo, in, xb + k0, in, kc, yb + o, out); break;
-                }
-            }
-            for (; o < o1; o++) {
-                const float *wo = w + (long)o * in + k0;
-                for (int b = 0; b < nb; b++) linear_block(1, 1, wo, in, xb + (long)b * in + k0, in, kc, yb + (long)b * out + o, out);
-            }
-        }
-    }
-}
-
 #else  // not x86-64: Models checks zk_available() and never calls these.
 
 void zk_gemm_panel(const float *packed_a, int m, int k, int m0, int m1, const float *panel, int w, float *c, long ldc) {}
@@ -467,50 +340,5 @@ void zk_conv_gemm(const float *packed_a, int m, int k, int m0, int m1, const zk_
                   float *c, long ldc, const zk_epilogue *epilogue) {}
 void zk_gemm(const float *packed_a, int m, int k, int m0, int m1, const float *b, long ldb, int n0, int n1, float *c,
              long ldc, const zk_epilogue *epilogue) {}
-void zk_linear(const float *w, const float *bias, const float *x, float *y, int n, int in, int out, int o0, int o1) {}
 
 #endif
-
-// ---------------------------------------------------------------------------------------
-// Max pooling, on every CPU.
-
-static void max_pool_scalar(const float *plane, float *out, int H, int W, int kernel, int stride, int padding,
-                            int oh, int ow) {
-    for (int oy = 0; oy < oh; oy++) {
-        int y0 = oy * stride - padding, y1 = y0 + kernel;
-        if (y0 < 0) y0 = 0;
-        if (y1 > H) y1 = H;
-        for (int ox = 0; ox < ow; ox++) {
-            int x0 = ox * stride - padding, x1 = x0 + kernel;
-            if (x0 < 0) x0 = 0;
-            if (x1 > W) x1 = W;
-            float best = -INFINITY;
-            for (int iy = y0; iy < y1; iy++)
-                for (int ix = x0; ix < x1; ix++) {
-                    float v = plane[iy * W + ix];
-                    if (v > best || v != v) best = v;
-                }
-            out[oy * ow + ox] = best;
-        }
-    }
-}
-
-void zk_max_pool(const float *x, float *y, long planes, int H, int W, int kernel, int stride, int padding, int oh,
-                 int ow) {
-    float *row = NULL;
-#if ZK_X86
-    if (zk_available() && (stride == 1 || stride == 2) && padding < kernel)
-        row = aligned_alloc(64, sizeof(float) * (size_t)(((ow - 1) * stride + kernel + 32 + 15) / 16 * 16));
-#endif
-    for (long p = 0; p < planes; p++) {
-#if ZK_X86
-        if (row) {
-            max_pool_simd(x + p * H * W, y + p * oh * ow, H, W, kernel, stride, padding, oh, ow, row);
-            continue;
-        }
-#endif
-        max_pool_scalar(x + p * H * W, y + p * oh * ow, H, W, kernel, stride, padding, oh, ow);
-    }
-    free(row);
-}
-

@@ -11,18 +11,14 @@
 // rows of each tile. Transformed weights are computed in double once, at load.
 
 #include "ckernels.h"
+#include "internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
-#include <immintrin.h>
-
-#define TARGET __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,fma,bmi2")))
+#if ZK_X86
 
 enum { TILES = ZK_NR, VECS = ZK_NR / 16 };
-
-size_t zk_winograd_weights_count(int cout, int cin) { return 36 * zk_packed_a_count(cout, cin); }
 
 // Tile numbering. Each image's 4x4 output tiles are numbered in "slots". On maps at least 12
 // tiles wide each tile row is cut into runs of at most 16 consecutive tiles, each run owning
@@ -99,14 +95,6 @@ TARGET void zk_winograd_transform(const float *weight, int cout, int cin, float 
                 }
         }
     }
-}
-
-void zk_winograd_weights(const float *weight, int cout, int cin, float *transformed) {
-    const size_t packed = zk_packed_a_count(cout, cin);
-    float *u = malloc(sizeof(float) * 36 * (size_t)cout * cin);
-    zk_winograd_transform(weight, cout, cin, u, 0, cout);
-    for (int xi = 0; xi < 36; xi++) zk_pack_a(cout, cin, u + (size_t)xi * cout * cin, cin, transformed + xi * packed);
-    free(u);
 }
 
 /// r = B^T d for one column of six vectors.
@@ -355,8 +343,6 @@ TARGET void zk_winograd(const float *transformed, int cout, int cin, const float
 //   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1],
 //   A^T = [1 1 1 0; 0 1 -1 -1].
 
-size_t zk_winograd2_weights_count(int cout, int cin) { return 16 * zk_packed_a_count(cout, cin); }
-
 int zk_winograd2_tiles(int oh, int ow) { return ((oh + 1) / 2) * ((ow + 1) / 2); }
 
 void zk_winograd2_transform(const float *weight, int cout, int cin, float *u, int o0, int o1) {
@@ -373,15 +359,6 @@ void zk_winograd2_transform(const float *weight, int cout, int cin, float *u, in
                         (float)(t[r][0] * G[c][0] + t[r][1] * G[c][1] + t[r][2] * G[c][2]);
         }
     }
-}
-
-void zk_winograd2_weights(const float *weight, int cout, int cin, float *transformed) {
-    const size_t packed = zk_packed_a_count(cout, cin);
-    float *u = malloc(sizeof(float) * 16 * (size_t)cout * cin);
-    if (!u) return;
-    zk_winograd2_transform(weight, cout, cin, u, 0, cout);
-    for (int xi = 0; xi < 16; xi++) zk_pack_a(cout, cin, u + (size_t)xi * cout * cin, cin, transformed + xi * packed);
-    free(u);
 }
 
 #define INPUT2_1D(d0, d1, d2, d3, r0, r1, r2, r3)                                               \
@@ -504,16 +481,12 @@ TARGET void zk_winograd2(const float *transformed, int cout, int cin, const floa
 
 #else  // not x86-64: Models checks zk_available() and never calls these.
 
-size_t zk_winograd_weights_count(int cout, int cin) { return 36 * zk_packed_a_count(cout, cin); }
 int zk_winograd_tiles(int oh, int ow) { return ((oh + 3) / 4) * ((ow + 3) / 4); }
 void zk_winograd_transform(const float *weight, int cout, int cin, float *u, int o0, int o1) {}
-void zk_winograd_weights(const float *weight, int cout, int cin, float *transformed) {}
 void zk_winograd(const float *transformed, int cout, int cin, const float *x, int height, int width, int padding,
                  int tile0, int tile1, int m0, int m1, float *y, const zk_epilogue *epilogue) {}
-size_t zk_winograd2_weights_count(int cout, int cin) { return 16 * zk_packed_a_count(cout, cin); }
 int zk_winograd2_tiles(int oh, int ow) { return ((oh + 1) / 2) * ((ow + 1) / 2); }
 void zk_winograd2_transform(const float *weight, int cout, int cin, float *u, int o0, int o1) {}
-void zk_winograd2_weights(const float *weight, int cout, int cin, float *transformed) {}
 void zk_winograd2(const float *transformed, int cout, int cin, const float *x, int height, int width, int padding,
                   int tile0, int tile1, int m0, int m1, float *y, const zk_epilogue *epilogue) {}
 

@@ -32,6 +32,15 @@ public enum AtomicFile {
         }
         do {
             try verify(temporary)
+        } catch var error as CheckpointError {
+            unlink(temporary)
+            // The temporary name means nothing to the user and is gone: name the file being written.
+            if error.path == temporary {
+                error.path = path
+                error.message = "read back before renaming into place: " + (error.location.map { "\($0): " } ?? "") + error.message
+                error.location = nil
+            }
+            throw error
         } catch {
             unlink(temporary)
             throw error

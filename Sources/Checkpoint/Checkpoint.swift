@@ -72,15 +72,21 @@ public final class Checkpoint {
     static func checkExpansion(_ stateDict: StateDict) throws {
         var stored: [String: Int] = [:]
         var viewed = 0
+        // Saturating sums: storages may claim up to Int.max bytes each, and any sum past
+        // Int.max is over the limit anyway.
+        func add(_ a: Int, _ b: Int) -> Int {
+            let (sum, overflow) = a.addingReportingOverflow(b)
+            return overflow ? Int.max : sum
+        }
         for (_, tensor) in stateDict.entries {
             let storage = tensor.storage
-            let end = (storage.byteOffset + storage.byteCount) / tensor.dtype.size
+            let end = add(storage.byteOffset, storage.byteCount) / tensor.dtype.size
             stored[storage.key] = max(stored[storage.key] ?? 0, end)
-            viewed += tensor.elementCount  // each at most its storage's elements + 2^28, validated
+            viewed = add(viewed, tensor.elementCount)  // each at most its storage's elements + 2^28, validated
         }
-        let storageElements = stored.values.reduce(0, +)
+        let storageElements = stored.values.reduce(0, add)
         let maxRepeatedElements = TensorRecord.maxRepeatedElements
-        guard viewed <= storageElements + maxRepeatedElements else {
+        guard viewed <= add(storageElements, maxRepeatedElements) else {
             throw CheckpointError(.corrupt, path: "", "its \(stateDict.entries.count) tensors view \(viewed) elements but their storages hold \(storageElements): "
                 + "views repeat more than \(maxRepeatedElements) elements, which no real checkpoint does")
         }
@@ -107,13 +113,20 @@ public final class Checkpoint {
             guard let start = offsets[storage.key] else {
                 throw CheckpointError(.corrupt, path: path, "storage \(storage.key) has no data in the file")
             }
-            return try body(try file.slice(start + storage.byteOffset, storage.byteCount, "storage \(storage.key)"))
+            let (offset, overflow) = start.addingReportingOverflow(storage.byteOffset)
+            guard !overflow else { throw CheckpointError(.corrupt, path: path, "storage \(storage.key) starts past Int.max") }
+            return try body(try file.slice(offset, storage.byteCount, "storage \(storage.key)"))
         case .zip(let archive, let prefix):
             if cached?.key != storage.key {
                 cached = nil  // free the previous storage before reading the next
                 cached = (storage.key, try archive.read(prefix + "data/" + storage.key, limit: storage.byteOffset + storage.byteCount))
             }
+            guard cached!.bytes.count - storage.byteOffset >= storage.byteCount else {
+                throw CheckpointError(.corrupt, path: path, at: "zip entry \(prefix)data/\(storage.key)",
+                    "holds \(cached!.bytes.count) bytes, the pickle says \(storage.byteOffset + storage.byteCount)")
+            }
             return try cached!.bytes.withUnsafeBytes { all in
+                // In range: the record holds at least byteOffset + byteCount bytes, checked above.
                 try body(UnsafeRawBufferPointer(rebasing: all[storage.byteOffset ..< storage.byteOffset + storage.byteCount]))
             }
         }
@@ -126,6 +139,7 @@ public final class Checkpoint {
             throw CheckpointError(.corrupt, path: path, "read of \(destination.count) bytes at \(offset) past storage \(storage.key)")
         }
         try withBytes(of: storage) { raw in
+            // In range: checked against the storage's size just above.
             let region = UnsafeRawBufferPointer(rebasing: raw[offset ..< offset + destination.count])
             if case .mapped(let file, _) = backing {
                 try file.copy(region, into: destination)
@@ -159,24 +173,15 @@ public final class Checkpoint {
         guard tensor.isContiguous && !isBigEndian else {
             return try data(of: tensor).withUnsafeBytes { try chunks($0) }
         }
+        // Every slice below lies inside the storage: `validated` proved the contiguous run does.
         let start = tensor.storageOffset * size
         switch backing {
         case .zip(let archive, let prefix) where cached?.key != tensor.storage.key && start == 0
             && tensor.storage.byteOffset == 0 && total == tensor.storage.byteCount:
             try archive.stream(prefix + "data/" + tensor.storage.key, size: total, chunkBytes: step, body)
         case .mapped(let file, _):
-            // pread into one reused buffer: no page faults on the mapping, flat memory.
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(step, 1), alignment: 64)
-            defer { buffer.deallocate() }
             try withBytes(of: tensor.storage) { raw in
-                var position = start
-                while position < start + total {
-                    let count = min(step, start + total - position)
-                    let chunk = UnsafeMutableRawBufferPointer(rebasing: buffer[0 ..< count])
-                    try file.copy(UnsafeRawBufferPointer(rebasing: raw[position ..< position + count]), into: chunk)
-                    try body(UnsafeRawBufferPointer(chunk))
-                    position += count
-                }
+                try file.stream(UnsafeRawBufferPointer(rebasing: raw[start ..< start + total]), chunkBytes: step, body)
             }
         case .zip:
             try withBytes(of: tensor.storage) { try chunks(UnsafeRawBufferPointer(rebasing: $0[start ..< start + total])) }
@@ -189,6 +194,7 @@ public final class Checkpoint {
         guard tensor.isContiguous && !isBigEndian else {
             return try data(of: tensor).withUnsafeBytes { tensor.dtype.floats(from: $0) }
         }
+        // In range: `validated` proved the contiguous run lies inside the storage.
         let start = tensor.storageOffset * tensor.dtype.size
         let length = tensor.elementCount * tensor.dtype.size
         if tensor.dtype == .float32, case .mapped(let file, _) = backing {
@@ -214,19 +220,17 @@ public final class Checkpoint {
         guard case .mapped = backing, tensor.isContiguous, !isBigEndian, MemoryLayout<T>.size == tensor.dtype.size else { return nil }
         let start = tensor.storageOffset * tensor.dtype.size
         return try withBytes(of: tensor.storage) { raw -> R? in
+            // In range: `validated` proved the contiguous run lies inside the storage.
             let bytes = UnsafeRawBufferPointer(rebasing: raw[start ..< start + tensor.elementCount * tensor.dtype.size])
-            guard let base = bytes.baseAddress, Int(bitPattern: base) % MemoryLayout<T>.alignment == 0 else {
-                return bytes.isEmpty ? try body(UnsafeBufferPointer(start: nil, count: 0)) : nil
-            }
-            // The mapping outlives the call, the bytes are in range and aligned for T.
-            return try body(UnsafeBufferPointer(start: base.assumingMemoryBound(to: T.self), count: tensor.elementCount))
+            return try MappedFile.withElements(of: bytes, as: T.self, body)
         }
     }
 }
 
 extension TensorRecord {
-    /// Copies the viewed elements out of `storage` into row-major order. `TensorRecord.validated`
-    /// has already proved every index lies inside the storage.
+    /// Copies the viewed elements out of `storage` into row-major order. The unchecked indexing
+    /// is safe because `TensorRecord.validated` proved every index lies inside the storage, and
+    /// records cannot be changed after validation.
     func gather(from storage: UnsafeRawBufferPointer, swapBytes: Bool) -> [UInt8] {
         let size = dtype.size
         let count = elementCount

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Every way a checkpoint can be refused. Each case names the file and says what was
 /// expected and what was found, so that a message alone is enough to act on.
 public struct CheckpointError: Error, CustomStringConvertible, Sendable {
@@ -38,4 +40,9 @@ public struct CheckpointError: Error, CustomStringConvertible, Sendable {
         if copy.path.isEmpty { copy.path = newPath }
         return copy
     }
+}
+
+extension CheckpointError: LocalizedError {
+    /// The file, the place in it and the message, so that `error.localizedDescription` says all three.
+    public var errorDescription: String? { description }
 }

@@ -15,6 +15,11 @@ public enum CheckpointFormat: String, Sendable, Codable {
     static let legacyMagic: [UInt8] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]
 
     /// Decides the format from the first bytes of a file, or explains what the bytes look like.
+    ///
+    /// The safetensors layout is tested first and by its whole structure: a little-endian
+    /// length `N <= fileSize - 8` followed by `{`. No zip, tar or torch pickle can look like that
+    /// (their byte 8 is a compression method, a NUL of a short name, or inside the legacy magic),
+    /// while a safetensors file whose `N` is 128 mod 256 starts with the pickle byte `0x80`.
     /// - Parameters:
     ///   - head: at least the first 512 bytes of the file, or all of it when shorter.
     ///   - fileSize: the size of the whole file.
@@ -23,26 +28,28 @@ public enum CheckpointFormat: String, Sendable, Codable {
         func refuse(_ what: String) -> CheckpointError {
             CheckpointError(.unsupported, path: path, "not a PyTorch checkpoint: \(what)")
         }
+        let headerLength: UInt64? = head.count >= 8 ? UInt64(littleEndian: head.loadUnaligned(as: UInt64.self)) : nil
+        if let n = headerLength, fileSize >= 8, n <= UInt64(fileSize - 8), head.count > 8, head[8] == UInt8(ascii: "{") {
+            return .safetensors
+        }
         if starts(with: [0x50, 0x4B, 0x03, 0x04]) || starts(with: [0x50, 0x4B, 0x05, 0x06]) { return .zip }
         if head.count >= 262, head[257 ..< 262].elementsEqual(Array("ustar".utf8)) { return .tar }
         if starts(with: Array("PYTORCH1".utf8)) {
             throw CheckpointError(.unsupported, path: path,
                 "a 'PYTORCH1' file from the pre-release serialization of torch 1.0 previews; load it with that torch version and re-save it with torch.save")
         }
-        if head.first == 0x80 {
-            // A pickle: legacy torch.save if its first value is the magic number.
-            if let at = head.firstRange(of: [0x8A, 0x0A]), at.lowerBound <= 16,
-               head.count >= at.upperBound + 10, head[at.upperBound ..< at.upperBound + 10].elementsEqual(legacyMagic) {
-                return .legacy
-            }
-            throw refuse("a plain Python pickle (not written by torch.save); zoo does not run arbitrary pickles")
+        if head.first == 0x80, let at = head.firstRange(of: [0x8A, 0x0A]), at.lowerBound <= 16,
+           head.count >= at.upperBound + 10, head[at.upperBound ..< at.upperBound + 10].elementsEqual(legacyMagic) {
+            return .legacy  // a pickle whose first value is torch.save's magic number
         }
-        if let known = signature(head) { throw refuse(known) }
-        // A plausible little-endian header length followed by '{' (or by nothing, when
-        // truncated): the safetensors reader then says precisely what is wrong.
-        if head.count >= 8, head.loadUnaligned(as: UInt64.self).littleEndian <= UInt64(SafetensorsHeader.maxHeaderBytes),
-           head.count == 8 || head[8] == UInt8(ascii: "{") {
+        if head.first != 0x80, let known = signature(head) { throw refuse(known) }
+        // A truncated or damaged safetensors file (a plausible header length followed by '{', or
+        // by nothing): the safetensors reader then says precisely what is wrong.
+        if let n = headerLength, n <= UInt64(SafetensorsHeader.maxHeaderBytes), head.count == 8 || head[8] == UInt8(ascii: "{") {
             return .safetensors
+        }
+        if head.first == 0x80 {
+            throw refuse("a plain Python pickle (not written by torch.save); zoo does not run arbitrary pickles")
         }
         throw refuse(describe(head))
     }

@@ -81,10 +81,7 @@ enum LegacyReader {
                   offset <= root.byteCount / root.dtype.size - size else {
                 throw fail("storage view of \(root.key) is not (key, offset, size) within the root")
             }
-            var storage = root
-            storage.byteOffset = offset * root.dtype.size
-            storage.byteCount = size * root.dtype.size
-            return .storage(storage)
+            return .storage(root.view(offset: offset, count: size))
         default:
             throw fail("unknown persistent id kind '\(kind)'")
         }

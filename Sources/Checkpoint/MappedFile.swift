@@ -44,6 +44,9 @@ final class MappedFile {
     /// from the page cache, about three times faster than faulting the mapping in page by page.
     func copy(_ region: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer) throws {
         guard let start = region.baseAddress, let base = bytes.baseAddress, let target = destination.baseAddress else { return }
+        // Safe: `region` lies inside the mapping (so `offset` is a file offset) and pread writes
+        // at most `region.count - done` bytes at `target + done`, inside `destination`.
+        precondition(destination.count >= region.count && start >= base && start + region.count <= base + bytes.count)
         var done = 0
         let offset = start - base
         while done < region.count {
@@ -52,6 +55,23 @@ final class MappedFile {
                 throw CheckpointError(.io, path: path, at: "byte \(offset + done)", "read failed: \(String(cString: strerror(errno)))")
             }
             done += n
+        }
+    }
+
+    /// Calls `body` with the bytes of `region` (a slice of `bytes`), at most `chunkBytes` at a
+    /// time, each read by pread into one reused buffer: no page faults on the mapping, flat memory.
+    func stream(_ region: UnsafeRawBufferPointer, chunkBytes: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let step = max(chunkBytes, 1)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: step, alignment: 64)
+        defer { buffer.deallocate() }
+        var position = 0
+        while position < region.count {
+            // Safe: `count` fits both the buffer and what is left of `region`.
+            let count = min(step, region.count - position)
+            let chunk = UnsafeMutableRawBufferPointer(rebasing: buffer[0 ..< count])
+            try copy(UnsafeRawBufferPointer(rebasing: region[position ..< position + count]), into: chunk)
+            try body(UnsafeRawBufferPointer(chunk))
+            position += count
         }
     }
 
@@ -67,12 +87,23 @@ final class MappedFile {
     /// Asks for transparent huge pages on a large fresh buffer (this kernel gives them only on
     /// request): filling it then takes one fault per 2 MiB instead of one per 4 KiB.
     static func preferHugePages(_ region: UnsafeMutableRawBufferPointer) {
+        // Safe: only advises the kernel, on whole huge pages inside `region`.
         let huge = 2 << 20
         guard let base = region.baseAddress, region.count >= 2 * huge else { return }
         let start = (Int(bitPattern: base) + huge - 1) / huge * huge
         let end = (Int(bitPattern: base) + region.count) / huge * huge
         guard end > start, let pointer = UnsafeMutableRawPointer(bitPattern: start) else { return }
         madvise(pointer, end - start, MADV_HUGEPAGE)
+    }
+
+    /// Calls `body` with `bytes` (a slice of a mapping) typed as `T`, or returns nil when they
+    /// are not aligned for `T`. Safe: the mapping outlives the call and the count is whole `T`s.
+    static func withElements<T, R>(of bytes: UnsafeRawBufferPointer, as type: T.Type,
+                                   _ body: (UnsafeBufferPointer<T>) throws -> R) throws -> R? {
+        guard let base = bytes.baseAddress, Int(bitPattern: base) % MemoryLayout<T>.alignment == 0 else {
+            return bytes.isEmpty ? try body(UnsafeBufferPointer(start: nil, count: 0)) : nil
+        }
+        return try body(UnsafeBufferPointer(start: base.assumingMemoryBound(to: T.self), count: bytes.count / MemoryLayout<T>.stride))
     }
 
     func int64(at offset: Int, _ what: String) throws -> Int64 {

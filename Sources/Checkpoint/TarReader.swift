@@ -89,16 +89,14 @@ enum TarReader {
         guard let views = try cursor.pickle().elements else { throw cursor.overrun("storage view list") }
         for view in views {
             guard let v = view.elements, v.count == 4, let offset = v[2].int, let numel = v[3].int,
-                  case .storage(var storage)? = objects[try key(v[1], cursor)] else {
+                  case .storage(let storage)? = objects[try key(v[1], cursor)] else {
                 throw CheckpointError(.corrupt, path: path, at: "tar member storages", "storage view is not (target, root, offset, numel) of a known root")
             }
             let size = storage.dtype.size
             guard offset >= 0, numel >= 0, offset <= storage.byteCount / size - numel else {
                 throw CheckpointError(.corrupt, path: path, at: "tar member storages", "storage view (\(offset), \(numel)) lies outside its root \(storage.key)")
             }
-            storage.byteOffset += offset * size
-            storage.byteCount = numel * size
-            objects[try key(v[0], cursor)] = .storage(storage)
+            objects[try key(v[0], cursor)] = .storage(storage.view(offset: offset, count: numel))
         }
 
         // Tensors.

@@ -2,36 +2,67 @@
 /// Nothing is read until a tensor's data is asked for.
 public struct StorageRef: Hashable, Sendable {
     /// The record key (`"0"`, `"140234"`, ...) exactly as the file names it.
-    public var key: String
+    public private(set) var key: String
     /// The element type of a typed storage; `.uint8` for an untyped (byte) storage.
-    public var dtype: DType
+    public private(set) var dtype: DType
     /// Size of the storage in bytes.
-    public var byteCount: Int
+    public private(set) var byteCount: Int
     /// Where the storage starts inside the record `key`: non-zero only for the storage views
     /// of pre-1.0 files.
-    public var byteOffset: Int = 0
+    public private(set) var byteOffset: Int = 0
     /// Saved device (`"cpu"`, `"cuda:0"`): informational only, everything loads on the CPU.
-    public var location: String
+    public private(set) var location: String
+
+    /// The storage view of a pre-1.0 file: `count` elements from element `offset` of this
+    /// storage. The caller has checked that the view lies inside it.
+    func view(offset: Int, count: Int) -> StorageRef {
+        var view = self
+        view.byteOffset += offset * dtype.size
+        view.byteCount = count * dtype.size
+        return view
+    }
 }
 
 /// One tensor as the checkpoint describes it: a strided view into a storage.
 /// `storageOffset` and `strides` count elements of `dtype`, as PyTorch does.
+///
+/// Records are made only by `validated(...)` and cannot be changed afterwards: the readers
+/// index storages without bounds checks in release builds, trusting what validation proved.
 public struct TensorRecord: Sendable {
-    public var storage: StorageRef
-    public var dtype: DType
-    public var shape: [Int]
-    public var strides: [Int]
-    public var storageOffset: Int
+    public private(set) var storage: StorageRef
+    public private(set) var dtype: DType
+    public private(set) var shape: [Int]
+    public private(set) var strides: [Int]
+    public private(set) var storageOffset: Int
 
-    public var elementCount: Int { shape.reduce(1, *) }
+    /// The number of elements: 0 when any dimension is 0, however large the others (validation
+    /// proved that the product of a non-empty shape fits in an `Int`).
+    public var elementCount: Int { Self.elementCount(shape) ?? 0 }
+
+    /// The product of `shape`, 0 when a dimension is 0, nil when it overflows.
+    static func elementCount(_ shape: [Int]) -> Int? {
+        if shape.contains(0) { return 0 }
+        var count = 1
+        for size in shape {
+            let (product, overflow) = count.multipliedReportingOverflow(by: size)
+            if overflow { return nil }
+            count = product
+        }
+        return count
+    }
 
     /// True when the elements are laid out densely in row-major order (strides of size-1
-    /// dimensions do not matter), so the data can be taken as one run of bytes.
+    /// dimensions do not matter), so the data can be taken as one run of bytes. An empty
+    /// tensor is contiguous whatever its strides.
     public var isContiguous: Bool {
+        if shape.contains(0) { return true }
         var expected = 1
         for (size, stride) in zip(shape, strides).reversed() where size != 1 {
             if stride != expected { return false }
-            expected *= size
+            // Cannot overflow for a validated non-empty record: `expected` stays <= elementCount.
+            let (product, overflow) = expected.multipliedReportingOverflow(by: size)
+            if overflow { return false }
+            expected = product
         }
         return true
     }
@@ -54,12 +85,9 @@ public struct TensorRecord: Sendable {
         guard storageOffset >= 0, shape.allSatisfy({ $0 >= 0 }), strides.allSatisfy({ $0 >= 0 }) else {
             throw fail("negative size, stride or offset (shape \(shape), strides \(strides), offset \(storageOffset))")
         }
-        var elements = 1
-        for size in shape {
-            let (product, overflow) = elements.multipliedReportingOverflow(by: size)
-            guard !overflow else { throw fail("element count of shape \(shape) overflows") }
-            elements = product
-        }
+        // An empty tensor (a 0 anywhere in its shape) is valid whatever its other sizes: torch
+        // loads a [0, 2^62, 2^62] tensor, and it has no data to read.
+        guard let elements = elementCount(shape) else { throw fail("element count of shape \(shape) overflows") }
         // A view may repeat elements (stride 0, as `expand` makes), but zoo materialises views:
         // beyond its storage's own elements, a view may grow to `maxRepeatedElements`, no further.
         let storageElements = storage.byteCount / dtype.size
@@ -76,10 +104,11 @@ public struct TensorRecord: Sendable {
                 guard !o1, !o2 else { throw fail("extent of shape \(shape) strides \(strides) overflows") }
                 end = sum
             }
-            let (endBytes, o3) = (end + 1).multipliedReportingOverflow(by: dtype.size)
-            guard !o3, endBytes <= storage.byteCount else {
+            let (endElements, o3) = end.addingReportingOverflow(1)
+            let (endBytes, o4) = endElements.multipliedReportingOverflow(by: dtype.size)
+            guard !o3, !o4, endBytes <= storage.byteCount else {
                 throw fail("view (offset \(storageOffset), shape \(shape), strides \(strides)) of \(dtype.rawValue) "
-                    + "needs \(o3 ? "more than Int.max" : String(endBytes)) bytes but the storage has \(storage.byteCount)")
+                    + "needs \(o3 || o4 ? "more than Int.max" : String(endBytes)) bytes but the storage has \(storage.byteCount)")
             }
         }
         return TensorRecord(storage: storage, dtype: dtype, shape: shape, strides: strides,

@@ -82,7 +82,7 @@ public struct Preprocessing: Sendable, Equatable, Codable {
                 }
             }
         }
-        return Tensor(shape: [images.count, 3, crop, crop], data: data)
+        return try Tensor(shape: [images.count, 3, crop, crop], scalars: data)
     }
 
     /// Decodes, resizes, crops and normalises one file: `[1, 3, crop, crop]`.

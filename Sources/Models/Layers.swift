@@ -1,7 +1,9 @@
 import Foundation
 
 // The layers of torchvision's VGG and ResNet, in eval mode. Each keeps torchvision's
-// parameter names; the arithmetic lives in Kernels.swift.
+// parameter names; the arithmetic lives in Convolution.swift, CKernels.swift, BLAS.swift and
+// Loops.swift. `forward` runs one layer as PyTorch does; `Plan` (Plan.swift) runs a whole
+// network with BatchNorm folded into the convolutions.
 
 /// `nn.Conv2d` with square kernels.
 public final class Conv2d: Layer {
@@ -129,35 +131,11 @@ public final class Linear: Layer {
 
     public func forward(_ x: Tensor) -> Tensor { forward(x, relu: false) }
 
+    /// The layer with an optional ReLU after it (a compiled plan's Linear + ReLU step).
     public func forward(_ x: Tensor, relu: Bool) -> Tensor {
-        let n = x.shape[0]
-        if Kernels.avx512 && n <= 16 {
-            var y = Kernels.linear(x, weight: weight.values, bias: bias?.values, outFeatures: outFeatures)
-            if relu { Kernels.relu(&y.data) }
-            return y
-        }
-        var y = Tensor(zeros: [n, outFeatures])
-        if let bias {
-            for i in 0 ..< n { y.data.replaceSubrange(i * outFeatures ..< (i + 1) * outFeatures, with: bias.values) }
-        }
-        let (inFeatures, outFeatures, accumulate) = (inFeatures, outFeatures, bias != nil)
-        x.data.withUnsafeBufferPointer { xp in
-            weight.values.withUnsafeBufferPointer { wp in
-                y.data.withUnsafeMutableBufferPointer { yp in
-                    // With the CKernels paths OpenBLAS is single-threaded: split the output features.
-                    let parts = Kernels.avx512 && outFeatures >= 256 ? Kernels.threads : 1
-                    let p = SharedPointers(input: xp.baseAddress!, output: yp.baseAddress!, weights: wp.baseAddress!,
-                                           bias: wp.baseAddress!, residual: nil)
-                    Kernels.parallel(parts) { part in
-                        let o0 = outFeatures * part / parts, o1 = outFeatures * (part + 1) / parts
-                        guard o1 > o0 else { return }
-                        BLAS.gemm(m: n, n: o1 - o0, k: inFeatures, a: p.input, b: p.weights + o0 * inFeatures,
-                                  ldb: inFeatures, transposeB: true, c: p.output + o0, ldc: outFeatures,
-                                  accumulate: accumulate)
-                    }
-                }
-            }
-        }
+        var y = Kernels.avx512 && x.shape[0] <= 16
+            ? Kernels.linear(x, weight: weight.values, bias: bias?.values, outFeatures: outFeatures)
+            : BLAS.linear(x, weight: weight.values, bias: bias?.values, outFeatures: outFeatures)
         if relu { Kernels.relu(&y.data) }
         return y
     }
@@ -246,17 +224,9 @@ enum Flatten {
     static func forward(_ x: Tensor) -> Tensor { Tensor(shape: shape(x.shape), data: x.data) }
 }
 
-/// `nn.Sequential`: children named by index, as in `features.3.weight`. Runs as a compiled plan
-/// in which a convolution absorbs the BatchNorm and ReLU after it, and a Linear its ReLU.
+/// `nn.Sequential`: children named by index, as in `features.3.weight`.
 public final class Sequential: Layer {
     public let layers: [Layer]
-    private var plan: [Step]?
-
-    private enum Step {
-        case conv(FusedConv, relu: Bool)
-        case linear(Linear, relu: Bool)
-        case layer(Layer)
-    }
 
     public init(_ layers: [Layer]) { self.layers = layers }
 
@@ -268,48 +238,11 @@ public final class Sequential: Layer {
         try layers.reduce(input) { try $1.trace($0, &rows) }
     }
 
-    /// Drops the compiled plan after the weights change.
-    func invalidate() { plan = nil }
-
-    private func compile() -> [Step] {
-        var steps: [Step] = []
-        var i = 0
-        while i < layers.count {
-            let layer = layers[i]
-            let next = i + 1 < layers.count ? layers[i + 1] : nil
-            if let conv = layer as? Conv2d {
-                let bn = next as? BatchNorm2d
-                let after = i + (bn == nil ? 1 : 2)
-                let relu = after < layers.count && layers[after] is ReLU
-                steps.append(.conv(conv.fused(with: bn), relu: relu))
-                i = after + (relu ? 1 : 0)
-            } else if let linear = layer as? Linear {
-                let relu = next is ReLU
-                steps.append(.linear(linear, relu: relu))
-                i += relu ? 2 : 1
-            } else {
-                if !(layer is Dropout) { steps.append(.layer(layer)) }
-                i += 1
-            }
-        }
-        return steps
-    }
-
     public func forward(_ x: Tensor) -> Tensor {
-        if plan == nil { plan = compile() }
-        var y = x
-        var owned = false  // whether y is an intermediate of this pass, free to recycle
-        for step in plan ?? [] {
-            let next: Tensor
-            switch step {
-            case .conv(let conv, let relu): next = conv.run(y, relu: relu)
-            case .linear(let linear, let relu): next = linear.forward(y, relu: relu)
-            case .layer(let layer): next = layer.forward(y)
-            }
-            if owned { Kernels.recycle(y) }
-            y = next
-            owned = true
-        }
-        return y
+        layers.reduce(x) { $1.forward($0) }
     }
+}
+
+extension Sequential: Compilable {
+    func compile(_ plan: inout Plan.Builder) { plan.append(layers) }
 }

@@ -1,4 +1,5 @@
 import Checkpoint
+import Foundation
 
 /// Where weights come from: a checkpoint, or tensors in memory.
 public protocol TensorSource {
@@ -18,7 +19,7 @@ extension Checkpoint: TensorSource {
 }
 
 /// Tensors by key, in order: formula weights in tests, weights built in code.
-public struct NamedTensors: TensorSource {
+public struct NamedTensors: TensorSource, Sendable {
     public var tensors: [(key: String, tensor: Tensor)]
 
     public init(_ tensors: [(key: String, tensor: Tensor)]) { self.tensors = tensors }
@@ -58,9 +59,19 @@ public struct LoadReport: Sendable, Equatable {
 
 /// A network ready to load weights and run: one of the architectures, with state-dict keys
 /// exactly torchvision's.
-public final class Model {
+///
+/// A model is `Sendable`: any number of tasks may run `forward` on one model at once. `load`
+/// waits for the forward passes under way and holds new ones until the weights and the compiled
+/// plan are both replaced, so no pass ever sees half of a load. (Writing a `Parameter`'s values
+/// directly, bypassing `load`, is not synchronised: the plan would not see it anyway.)
+public final class Model: @unchecked Sendable {
     public let architecture: Architecture
     public let network: any Layer
+    /// The compiled forward pass for the current weights: built by `load`, or by the first
+    /// forward of a model that never loaded any. Read under `access`'s read lock, replaced
+    /// under its write lock.
+    private var compiled: Plan?
+    private let access = ReadWriteLock()
 
     init(_ architecture: Architecture) {
         self.architecture = architecture
@@ -86,6 +97,10 @@ public final class Model {
     /// unless the whole state dict fits. `num_batches_tracked` may be absent, as in older files.
     @discardableResult
     public func load(_ source: some TensorSource, options: LoadOptions = .strict) throws -> LoadReport {
+        try access.write { try replaceWeights(source, options: options) }
+    }
+
+    private func replaceWeights(_ source: some TensorSource, options: LoadOptions) throws -> LoadReport {
         let expected = namedParameters
         let provided = Dictionary(source.tensorShapes.map { ($0.key, $0.shape) }, uniquingKeysWith: { first, _ in first })
         let known = Set(expected.map(\.key))
@@ -109,22 +124,33 @@ public final class Model {
             parameter.values = values
             loaded.append(key)
         }
-        invalidate()
+        compile()
         return LoadReport(loaded: loaded, missing: missing, unexpected: unexpected)
     }
 
-    /// Drops the compiled (BatchNorm-folded) plans so the next forward uses the new weights.
-    private func invalidate() {
-        switch network {
-        case let n as ResNet: n.invalidate()
-        case let n as VGG: n.invalidate()
-        case let n as TutorialVGG: n.invalidate()
-        default: break
-        }
+    /// Runs `body` with the current plan, under the read lock; a model that never loaded weights
+    /// compiles its initial ones first.
+    private func withPlan<R>(_ body: (Plan) -> R) -> R {
+        if let result = access.read({ compiled.map(body) }) { return result }
+        access.write { if compiled == nil { compile() } }
+        return withPlan(body)
+    }
+
+    /// Builds the plan for the current weights (BatchNorm folded). Every parameter is
+    /// materialised first, so that forward passes under the read lock only ever read them.
+    private func compile() {
+        for (_, parameter) in namedParameters { _ = parameter.values }
+        compiled = Plan(network)
     }
 
     /// The output shape for an input shape, or why the network cannot take it.
     public func outputShape(for input: [Int]) throws -> [Int] {
+        try trace(input).output
+    }
+
+    /// The network's output shape and torchsummary rows for `input`, from one trace; throws
+    /// for a shape the network cannot take.
+    private func trace(_ input: [Int]) throws -> (output: [Int], rows: [SummaryRow]) {
         guard input.count == 4 else {
             throw ModelError.badInput("expected a batch of shape [N, 3, H, W], got rank \(input.count) shape \(input)")
         }
@@ -132,7 +158,8 @@ public final class Model {
         guard input.allSatisfy({ $0 > 0 }) else { throw ModelError.badInput("empty input shape \(input)") }
         var rows: [SummaryRow] = []
         do {
-            return try network.trace(input, &rows)
+            let output = try network.trace(input, &rows)
+            return (output, rows)
         } catch let ModelError.badInput(reason) {
             throw ModelError.badInput("\(name) cannot take a \(input[2])x\(input[3]) input: \(reason) (at least \(architecture.minimumInputSize)x\(architecture.minimumInputSize))")
         }
@@ -142,23 +169,23 @@ public final class Model {
     /// tutorial VGG, as its forward ends in a softmax).
     public func forward(_ input: Tensor) throws -> Tensor {
         _ = try outputShape(for: input.shape)
-        return network.forward(input)
+        return withPlan { $0.run(input) }
+    }
+
+    /// The output before a final softmax: the tutorial VGG's logits; `forward` for the others.
+    public func logits(_ input: Tensor) throws -> Tensor {
+        _ = try outputShape(for: input.shape)
+        return withPlan { $0.run(input, $0.logitSteps) }
     }
 
     /// Floating-point operations (2 per multiply-add) of one forward pass on `input` `[N, C, H, W]`.
     public func flops(for input: [Int]) throws -> Double {
-        var rows: [SummaryRow] = []
-        _ = try outputShape(for: input)
-        _ = try network.trace(input, &rows)
-        return 2 * Double(rows.reduce(0) { $0 + $1.multiplyAdds })
+        2 * Double(try trace(input).rows.reduce(0) { $0 + $1.multiplyAdds })
     }
 
     /// The torchsummary rows for an input of shape `[C, H, W]` (batch -1, as torchsummary prints).
     public func summaryRows(inputSize: [Int]) throws -> [SummaryRow] {
-        var rows: [SummaryRow] = []
-        _ = try outputShape(for: [1] + inputSize)
-        _ = try network.trace([1] + inputSize, &rows)
-        return rows
+        try trace([1] + inputSize).rows
     }
 }
 

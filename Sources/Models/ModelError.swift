@@ -1,3 +1,5 @@
+import Foundation
+
 /// Every way putting weights into a network, or data through it, can fail.
 public enum ModelError: Error, CustomStringConvertible, Sendable, Equatable {
     /// A state-dict key whose shape differs from the network's.
@@ -40,4 +42,9 @@ public enum ModelError: Error, CustomStringConvertible, Sendable, Equatable {
             return message
         }
     }
+}
+
+extension ModelError: LocalizedError {
+    /// The whole message, so that `error.localizedDescription` says what `description` says.
+    public var errorDescription: String? { description }
 }

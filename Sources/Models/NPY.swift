@@ -1,18 +1,47 @@
 import Checkpoint
 import Foundation
 
-/// NumPy's `.npy` format for float32 arrays: the input and output files of `zoo run`.
+/// NumPy's `.npy` format: float32 arrays (the input and output files of `zoo run`) and int64
+/// arrays (the demo's labels).
 /// Format: `\x93NUMPY`, version, header length, a Python-literal dict header, raw data.
+/// A file can never make the reader trap: every length it states is checked against its size.
 public enum NPY {
     public static func read(path: String) throws -> Tensor {
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw ModelError.badInput("\(path): cannot read: \(error.localizedDescription)")
-        }
-        return try decode([UInt8](data), path: path)
+        try decode(try contents(path), path: path)
+    }
+
+    /// A 1-d or n-d int64 (`'<i8'`) array, flattened in row-major order.
+    public static func readInt64(path: String) throws -> [Int] {
+        try decodeInt64(try contents(path), path: path)
     }
 
     public static func decode(_ bytes: [UInt8], path: String = "") throws -> Tensor {
+        let array = try parse(bytes, path: path, elementSize: 4, descr: "<f4", typeName: "float32")
+        // Safe: the data is exactly count * 4 bytes (checked by parse), so every load is inside it.
+        let values = bytes[array.dataStart...].withUnsafeBytes { raw in
+            (0 ..< array.count).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) }
+        }
+        return Tensor(shape: array.shape, data: values)
+    }
+
+    public static func decodeInt64(_ bytes: [UInt8], path: String = "") throws -> [Int] {
+        let array = try parse(bytes, path: path, elementSize: 8, descr: "<i8", typeName: "int64")
+        // Safe: the data is exactly count * 8 bytes (checked by parse).
+        return bytes[array.dataStart...].withUnsafeBytes { raw in
+            (0 ..< array.count).map { Int(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self))) }
+        }
+    }
+
+    private static func contents(_ path: String) throws -> [UInt8] {
+        do { return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) } catch {
+            throw ModelError.badInput("\(path): cannot read: \(error.localizedDescription)")
+        }
+    }
+
+    /// Checks the magic, version, header and data length; returns where the data starts, the
+    /// shape and the element count.
+    private static func parse(_ bytes: [UInt8], path: String, elementSize: Int, descr wanted: String,
+                              typeName: String) throws -> (dataStart: Int, shape: [Int], count: Int) {
         func fail(_ message: String) -> ModelError { ModelError.badInput("\(path): \(message)") }
         guard bytes.count >= 10, bytes.prefix(6).elementsEqual([0x93] + Array("NUMPY".utf8)) else {
             throw fail("not a NumPy .npy file (no \\x93NUMPY magic)")
@@ -26,8 +55,8 @@ public enum NPY {
         let header = String(decoding: bytes[(start + lengthBytes) ..< dataStart], as: UTF8.self)
         guard let descr = field(header, "descr") else { throw fail("header has no 'descr': \(header)") }
         let dtype = descr.trimmingCharacters(in: CharacterSet(charactersIn: "'\" "))
-        guard dtype == "<f4" || dtype == "=f4" else {
-            throw fail("dtype \(dtype) is not float32 ('<f4'); convert with x.astype(numpy.float32)")
+        guard dtype == wanted || dtype == "=" + wanted.dropFirst() else {
+            throw fail("dtype \(dtype) is not \(typeName) ('\(wanted)'); convert with x.astype(numpy.\(typeName))")
         }
         guard field(header, "fortran_order")?.hasPrefix("False") == true else {
             throw fail("Fortran-ordered arrays are not supported; save numpy.ascontiguousarray(x)")
@@ -43,14 +72,11 @@ public enum NPY {
             guard !overflow else { throw fail("shape \(shape) overflows") }
             count = product
         }
-        let (needed, overflow) = count.multipliedReportingOverflow(by: 4)
+        let (needed, overflow) = count.multipliedReportingOverflow(by: elementSize)
         guard !overflow, bytes.count - dataStart == needed else {
             throw fail("shape \(shape) needs \(overflow ? "more than Int.max" : String(needed)) bytes of data, the file has \(bytes.count - dataStart)")
         }
-        let values = bytes[dataStart...].withUnsafeBytes { raw in
-            (0 ..< count).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) }
-        }
-        return Tensor(shape: shape, data: values)
+        return (dataStart, shape, count)
     }
 
     /// The value text of `key` in a header dict such as `{'descr': '<f4', 'shape': (1, 3), }`.

@@ -48,7 +48,6 @@ public final class ResidualBlock: Layer {
     public let conv3: Conv2d?, bn3: BatchNorm2d?
     public let downsample: Sequential?
     private let relu = ReLU()
-    private var plan: (convs: [FusedConv], downsample: FusedConv?)?
 
     init(_ kind: ResNetConfig.Block, inplanes: Int, planes: Int, stride: Int, downsample: Sequential?,
          groups: Int, baseWidth: Int, dilation: Int) {
@@ -103,29 +102,44 @@ public final class ResidualBlock: Layer {
         return x
     }
 
-    func invalidate() { plan = nil }
-
+    /// `BasicBlock.forward` / `Bottleneck.forward`.
     public func forward(_ x: Tensor) -> Tensor {
-        if plan == nil {
-            var convs = [conv1.fused(with: bn1), conv2.fused(with: bn2)]
-            if let conv3, let bn3 { convs.append(conv3.fused(with: bn3)) }
-            let down = downsample.flatMap { seq in
-                (seq.layers.first as? Conv2d)?.fused(with: seq.layers.dropFirst().first as? BatchNorm2d)
-            }
-            plan = (convs, down)
+        var identity = x
+
+        var out = conv1.forward(x)
+        out = bn1.forward(out)
+        out = relu.forward(out)
+
+        out = conv2.forward(out)
+        out = bn2.forward(out)
+        if let conv3, let bn3 {
+            out = relu.forward(out)
+
+            out = conv3.forward(out)
+            out = bn3.forward(out)
         }
-        guard let plan else { return x }
-        let identity = plan.downsample?.run(x) ?? x
-        var y = plan.convs[0].run(x, relu: true)
-        for conv in plan.convs.dropFirst().dropLast() {
-            let next = conv.run(y, relu: true)
-            Kernels.recycle(y)
-            y = next
+
+        if let downsample {
+            identity = downsample.forward(x)
         }
-        let out = plan.convs[plan.convs.count - 1].run(y, relu: true, residual: identity)
-        Kernels.recycle(y)
-        if plan.downsample != nil { Kernels.recycle(identity) }
+
+        Kernels.add(&out, identity)
+        out = relu.forward(out)
+
         return out
+    }
+}
+
+extension ResidualBlock: Compilable {
+    /// One step: the convolutions with their BatchNorms folded in, ReLU after each, the
+    /// identity (or the downsampled input) added before the last ReLU.
+    func compile(_ plan: inout Plan.Builder) {
+        var convs = [conv1.fused(with: bn1), conv2.fused(with: bn2)]
+        if let conv3, let bn3 { convs.append(conv3.fused(with: bn3)) }
+        let down = downsample.flatMap { seq in
+            (seq.layers.first as? Conv2d)?.fused(with: seq.layers.dropFirst().first as? BatchNorm2d)
+        }
+        plan.append(.residual(convs: convs, downsample: down))
     }
 }
 
@@ -139,7 +153,6 @@ public final class ResNet: Layer {
     public let layer1: [ResidualBlock], layer2: [ResidualBlock], layer3: [ResidualBlock], layer4: [ResidualBlock]
     public let avgpool = AdaptiveAvgPool2d(1, 1)
     public let fc: Linear
-    private var stem: FusedConv?
 
     public init(_ config: ResNetConfig) {
         self.config = config
@@ -196,24 +209,32 @@ public final class ResNet: Layer {
         return try fc.trace(Flatten.shape(x), &rows)
     }
 
-    func invalidate() {
-        stem = nil
-        for (_, blocks) in stages { blocks.forEach { $0.invalidate() } }
-    }
-
+    /// `ResNet._forward_impl`.
     public func forward(_ x: Tensor) -> Tensor {
-        if stem == nil { stem = conv1.fused(with: bn1) }
-        guard let stem else { return x }
-        let stemmed = stem.run(x, relu: true)
-        var y = maxpool.forward(stemmed)
-        Kernels.recycle(stemmed)
-        for (_, blocks) in stages {
-            for block in blocks {
-                let next = block.forward(y)
-                Kernels.recycle(y)
-                y = next
-            }
-        }
-        return fc.forward(Flatten.forward(avgpool.forward(y)))
+        var x = conv1.forward(x)
+        x = bn1.forward(x)
+        x = relu.forward(x)
+        x = maxpool.forward(x)
+
+        x = layer1.reduce(x) { $1.forward($0) }
+        x = layer2.reduce(x) { $1.forward($0) }
+        x = layer3.reduce(x) { $1.forward($0) }
+        x = layer4.reduce(x) { $1.forward($0) }
+
+        x = avgpool.forward(x)
+        x = Flatten.forward(x)
+        x = fc.forward(x)
+
+        return x
+    }
+}
+
+extension ResNet: Compilable {
+    func compile(_ plan: inout Plan.Builder) {
+        plan.append([conv1, bn1, relu, maxpool])
+        for (_, blocks) in stages { blocks.forEach { plan.append($0) } }
+        plan.append(avgpool)
+        plan.append(.flatten)
+        plan.append(fc)
     }
 }

@@ -29,20 +29,16 @@ public struct Summary: Sendable, Codable {
     public var text: String {
         func pad(_ s: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - s.count)) + s }
         func line(_ a: String, _ b: String, _ c: String) -> String { pad(a, 20) + "  " + pad(b, 25) + " " + pad(c, 15) }
-        func grouped(_ n: Int) -> String {
-            let digits = Array(String(n))
-            return String(digits.enumerated().flatMap { i, d in (i > 0 && (digits.count - i) % 3 == 0) ? [",", d] : [d] })
-        }
         let rule = String(repeating: "-", count: 64), double = String(repeating: "=", count: 64)
         var lines = [rule, line("Layer (type)", "Output Shape", "Param #"), double]
         for (i, row) in rows.enumerated() {
             let shape = "[" + row.outputShape.map(String.init).joined(separator: ", ") + "]"
-            lines.append(line("\(row.type)-\(i + 1)", shape, grouped(row.parameters)))
+            lines.append(line("\(row.type)-\(i + 1)", shape, row.parameters.grouped))
         }
         lines += [double,
-                  "Total params: \(grouped(totalParameters))",
-                  "Trainable params: \(grouped(trainableParameters))",
-                  "Non-trainable params: \(grouped(totalParameters - trainableParameters))",
+                  "Total params: \(totalParameters.grouped)",
+                  "Trainable params: \(trainableParameters.grouped)",
+                  "Non-trainable params: \((totalParameters - trainableParameters).grouped)",
                   rule,
                   String(format: "Input size (MB): %0.2f", inputMB),
                   String(format: "Forward/backward pass size (MB): %0.2f", forwardBackwardMB),
@@ -50,5 +46,19 @@ public struct Summary: Sendable, Codable {
                   String(format: "Estimated Total Size (MB): %0.2f", totalMB),
                   rule]
         return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+extension Int {
+    /// The number with thousands separators, as torchsummary prints it: `-1234567` is `"-1,234,567"`.
+    /// The one formatter behind every count zoo prints.
+    public var grouped: String {
+        let digits = Array(String(magnitude))
+        var out = self < 0 ? "-" : ""
+        for (i, d) in digits.enumerated() {
+            if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
+            out.append(d)
+        }
+        return out
     }
 }

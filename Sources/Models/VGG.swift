@@ -66,13 +66,21 @@ public final class VGG: Layer {
         return try classifier.trace(Flatten.shape(pooled), &rows)
     }
 
-    func invalidate() {
-        features.invalidate()
-        classifier.invalidate()
-    }
-
     public func forward(_ x: Tensor) -> Tensor {
-        classifier.forward(Flatten.forward(avgpool.forward(features.forward(x))))
+        var x = features.forward(x)
+        x = avgpool.forward(x)
+        x = Flatten.forward(x)
+        x = classifier.forward(x)
+        return x
+    }
+}
+
+extension VGG: Compilable {
+    func compile(_ plan: inout Plan.Builder) {
+        plan.append(features)
+        plan.append(avgpool)
+        plan.append(.flatten)
+        plan.append(classifier)
     }
 }
 
@@ -127,19 +135,26 @@ public final class TutorialVGG: Layer {
         return try classifier.trace(Flatten.shape(features), &rows)
     }
 
-    func invalidate() {
-        blocks.forEach { $0.layers.invalidate() }
-        classifier.invalidate()
-    }
-
     /// Class probabilities (the tutorial's softmax output).
     public func forward(_ x: Tensor) -> Tensor {
-        Kernels.softmax(logits(x))
+        logits(x).softmax()
     }
 
     /// The classifier's output before the softmax.
     public func logits(_ x: Tensor) -> Tensor {
         let features = blocks.reduce(x) { pool.forward($1.layers.forward($0)) }
         return classifier.forward(Flatten.forward(features))
+    }
+}
+
+extension TutorialVGG: Compilable {
+    func compile(_ plan: inout Plan.Builder) {
+        for block in blocks {
+            plan.append(block.layers)
+            plan.append(pool)
+        }
+        plan.append(.flatten)
+        plan.append(classifier)
+        plan.append(.softmax)
     }
 }

@@ -73,7 +73,7 @@ public struct Cache: Sendable {
     private func openLock(_ name: String) throws -> (fd: Int32, path: String) {
         let safe = name.map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-" ? $0 : "_" }
         let path = locks + "/" + String(safe) + ".lock"
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        let fd = Cache.openRegularFile(path)
         guard fd >= 0 else { throw ZooError(.io, "cannot open lock \(path): \(String(cString: strerror(errno)))") }
         return (fd, path)
     }
@@ -81,6 +81,26 @@ public struct Cache: Sendable {
     /// Runs `body` holding a lock named `name`, shared by every zoo process using this cache (an
     /// `flock` on `locks/<name>.lock`, released if the process dies): exclusive, or shared with
     /// other shared holders.
+    /// Opens (or creates) a regular file for reading and writing without following a link: a link,
+    /// folder or anything else planted at `path` is removed and a new file made in its place.
+    /// Returns -1 with `errno` set on failure.
+    static func openRegularFile(_ path: String) -> Int32 {
+        var fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        if fd < 0 && errno == ELOOP || fd >= 0 && fileType(path) != S_IFREG {
+            if fd >= 0 { close(fd) }
+            if fileType(path) == S_IFDIR { rmdir(path) } else { unlink(path) }
+            fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        }
+        return fd
+    }
+
+    /// `S_IFREG`, `S_IFLNK`, ... of `path` itself (a link is not followed), nil when nothing is there.
+    static func fileType(_ path: String) -> mode_t? {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return nil }
+        return info.st_mode & S_IFMT
+    }
+
     public func withLock<R>(_ name: String, shared: Bool = false, _ body: () throws -> R) throws -> R {
         let (fd, path) = try openLock(name)
         defer { close(fd) }

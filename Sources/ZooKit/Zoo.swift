@@ -30,8 +30,7 @@ public struct Zoo: Sendable {
         self.environment = environment
         self.catalog = try catalog ?? Catalog.standard()
         self.cache = try cache ?? Cache(root: Cache.defaultRoot(environment))
-        self.downloader = Downloader(progress: progress)
-        self.downloader.offline = environment["ZOO_OFFLINE"] == "1"
+        self.downloader = try Downloader(progress: progress, environment: environment)
     }
 
     // MARK: The one-line API

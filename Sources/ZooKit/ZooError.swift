@@ -1,3 +1,5 @@
+import Foundation
+
 /// Every way a zoo operation can fail, with what to do about it when there is something to do.
 public struct ZooError: Error, CustomStringConvertible, Sendable {
     public enum Kind: String, Sendable, Codable {
@@ -23,4 +25,11 @@ public struct ZooError: Error, CustomStringConvertible, Sendable {
     }
 
     public var description: String { fix.map { "\(message)\n  fix: \($0)" } ?? message }
+}
+
+extension ZooError: LocalizedError {
+    /// The message and the fix, so that `error.localizedDescription` says both.
+    public var errorDescription: String? { description }
+    public var failureReason: String? { message }
+    public var recoverySuggestion: String? { fix }
 }

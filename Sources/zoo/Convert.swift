@@ -44,12 +44,18 @@ extension ZooCommand {
             let start = clock.now
             let checkpoint = try Checkpoint(path: file)
             let architecture = try? Architecture.detect(checkpoint).name
-            let report = try NativeWriter.write(checkpoint, to: destination, options: NativeWriter.Options(
-                dtype: dtype.map { $0 == .float16 ? .float16 : .bfloat16 }, architecture: architecture, version: zooVersion))
+            let report: NativeWriter.Report
+            do {
+                report = try NativeWriter.write(checkpoint, to: destination, options: NativeWriter.Options(
+                    dtype: dtype.map { $0 == .float16 ? .float16 : .bfloat16 }, architecture: architecture, version: zooVersion))
+            } catch let error as CheckpointError where error.path != file {
+                // Name the input first: it is what the user asked about (the output was not written).
+                throw CheckpointError(error.kind, path: file, "converting to \(error.description)")
+            }
             let elapsed = (clock.now - start).milliseconds
             try options.emit(ConvertReport(report: report, milliseconds: elapsed)) { r in
                 let aliases = r.report.aliases.isEmpty ? "" : ", \(r.report.aliases.count) aliases"
-                return "\(r.report.output): \(r.report.tensors) tensors\(aliases), \(r.report.fileBytes.formatted()) bytes"
+                return "\(r.report.output): \(r.report.tensors) tensors\(aliases), \(r.report.fileBytes.grouped) bytes"
                     + (r.report.converted > 0 ? ", \(r.report.converted) compacted" : "")
                     + String(format: ", verified, %.0f ms\n", r.milliseconds)
             }

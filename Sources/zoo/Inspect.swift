@@ -1,6 +1,7 @@
 import ArgumentParser
 import Checkpoint
 import Foundation
+import Models
 
 extension ZooCommand {
     struct Inspect: ParsableCommand {
@@ -57,13 +58,16 @@ struct InspectReport: Encodable {
         source = dict.source
         bigEndian = checkpoint.isBigEndian
         tensors = dict.entries.map { Tensor(key: $0.key, dtype: $0.tensor.dtype.rawValue, shape: $0.tensor.shape) }
-        parameterCount = dict.entries.reduce(0) { $0 + ($1.tensor.dtype.isFloatingPoint ? $1.tensor.elementCount : 0) }
-        dataBytes = dict.entries.reduce(0) { $0 + $1.tensor.elementCount * $1.tensor.dtype.size }
+        // Sums of file-controlled sizes saturate at Int.max rather than trap.
+        func add(_ a: Int, _ b: Int) -> Int { let (sum, overflow) = a.addingReportingOverflow(b); return overflow ? .max : sum }
+        func bytes(_ t: TensorRecord) -> Int { let (n, overflow) = t.elementCount.multipliedReportingOverflow(by: t.dtype.size); return overflow ? .max : n }
+        parameterCount = dict.entries.reduce(0) { add($0, $1.tensor.dtype.isFloatingPoint ? $1.tensor.elementCount : 0) }
+        dataBytes = dict.entries.reduce(0) { add($0, bytes($1.tensor)) }
         metadata = .object(dict.metadata)
     }
 
     var text: String {
-        var lines = ["\(file): \(format) checkpoint, \(tensors.count) tensors, \(parameterCount.formatted()) floating-point values, \(dataBytes.formatted()) bytes of data"]
+        var lines = ["\(file): \(format) checkpoint, \(tensors.count) tensors, \(parameterCount.grouped) floating-point values, \(dataBytes.grouped) bytes of data"]
         if !stateDictPath.isEmpty { lines.append("state dict under: \(stateDictPath)") }
         if !strippedPrefix.isEmpty { lines.append("prefix stripped: \(strippedPrefix)") }
         if let source { lines.append("found in: \(source)") }
@@ -86,23 +90,5 @@ struct InspectReport: Encodable {
             }
         }
         return lines.joined(separator: "\n") + "\n"
-    }
-}
-
-extension String {
-    func padding(_ width: Int) -> String {
-        count >= width ? self : self + String(repeating: " ", count: width - count)
-    }
-}
-
-extension Int {
-    func formatted() -> String {
-        let digits = Array(String(self.magnitude))
-        var out = ""
-        for (i, d) in digits.enumerated() {
-            if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
-            out.append(d)
-        }
-        return (self < 0 ? "-" : "") + out
     }
 }

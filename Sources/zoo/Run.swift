@@ -63,7 +63,3 @@ struct RunReport: Encodable {
         case forwardMilliseconds = "forward_ms"
     }
 }
-
-extension Duration {
-    var milliseconds: Double { Double(components.seconds) * 1000 + Double(components.attoseconds) / 1e15 }
-}

@@ -77,3 +77,15 @@ struct OutputOptions: ParsableArguments {
         }
     }
 }
+
+/// The checks of a verification, one line each.
+func render(_ verification: Verification) -> String {
+    verification.checks.map { "  \($0.ok ? "ok  " : "FAIL") \($0.name): \($0.detail)\n" }.joined()
+}
+
+extension String {
+    /// Left-aligned in a column of `width` characters (never truncated).
+    func padding(_ width: Int) -> String {
+        count >= width ? self : self + String(repeating: " ", count: width - count)
+    }
+}

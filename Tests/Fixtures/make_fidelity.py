@@ -40,7 +40,7 @@ The formula (float32 / uint32 arithmetic only; no float64 in the element path):
   put in eval mode and run under torch.no_grad() in float32 (torch.set_num_threads(2)).
 
 Regenerate (from anywhere; paths are relative to this file):
-    /root/.cache/zoo-dev/venv/bin/python Tests/Fixtures/make_fidelity.py
+    $(scripts/venv | tail -1) Tests/Fixtures/make_fidelity.py      # from the repository root: the venv's python
 Optional arguments: model names to (re)generate only those (index.json is then left alone).
 Deterministic: same files on every run with the same torch build and thread count.
 """

@@ -18,7 +18,7 @@ torch.jit / safetensors) and the script asserts, bit for bit, that what torch lo
 the in-memory tensors it saved.
 
 Regenerate (from anywhere; paths are relative to this file):
-    /root/.cache/zoo-dev/venv/bin/python Tests/Fixtures/make_fixtures.py
+    $(scripts/venv | tail -1) Tests/Fixtures/make_fixtures.py      # from the repository root: the venv's python
 (any Python with torch, numpy and safetensors works). Deterministic: the expected JSON is
 identical on every run with the same torch; the zip files differ only in their random
 `.data/serialization_id`, and the legacy files in their storage keys (memory addresses).

@@ -58,7 +58,7 @@ struct Shapes: TensorSource {
         let model = try Architecture.named("resnet18", numClasses: 10).build()
         var source = try weights("resnet18", numClasses: 10)
         source.tensors.removeAll { $0.key.hasPrefix("fc.") }
-        source.tensors.append((key: "head.weight", tensor: Tensor(zeros: [2, 2])))
+        source.tensors.append((key: "head.weight", tensor: try Tensor.zeros([2, 2])))
         #expect(throws: ModelError.self) { try model.load(source) }
         let report = try model.load(source, options: .nonStrict)
         #expect(report.missing == ["fc.weight", "fc.bias"] && report.unexpected == ["head.weight"])
@@ -86,7 +86,7 @@ struct Shapes: TensorSource {
     }
 
     @Test func detectionExplainsEveryFamily() throws {
-        let source = NamedTensors([(key: "encoder.weight", tensor: Tensor(zeros: [2, 2]))])
+        let source = NamedTensors([(key: "encoder.weight", tensor: try Tensor.zeros([2, 2]))])
         let error = #expect(throws: ModelError.self) { try Architecture.detect(source) }
         let text = error?.description ?? ""
         #expect(text.contains("resnet: no conv1.weight") && text.contains("vgg: no features.0.weight")

@@ -1,9 +1,10 @@
 #ifndef ZOO_CKERNELS_H
 #define ZOO_CKERNELS_H
 
-// AVX-512 kernels for Models (Sources/Models/Kernels.swift drives them): convolution GEMM,
-// Winograd F(4x4, 3x3) and F(2x2, 3x3), small-batch Linear, max pooling, and the fork-join
-// pool that runs them on several threads.
+// AVX-512 kernels for Models (Sources/Models/CKernels.swift is the one Swift file that calls
+// them): convolution GEMM (gemm.c), Winograd F(4x4, 3x3) and F(2x2, 3x3) (winograd.c),
+// small-batch Linear (linear.c), max pooling (pool2d.c), and the fork-join pool that runs them
+// on several threads (threads.c).
 //
 // A convolution's weights are the GEMM's A [M = out/groups, K = in/groups * k * k] (PyTorch's
 // [out, in/groups, k, k] read row-major), packed once; B is the im2col matrix [K, N = oH * oW],
@@ -62,18 +63,10 @@ void zk_conv_gemm(const float *packed_a, int m, int k, int m0, int m1, const zk_
 void zk_gemm(const float *packed_a, int m, int k, int m0, int m1, const float *b, long ldb,
              int n0, int n1, float *c, long ldc, const zk_epilogue *epilogue);
 
-/// Rows m0 ..< m1 of A * B with B one pre-packed panel: k rows of 16 * ceil(w / 16) floats;
-/// here C points at row m0 (C + (row - m0) * ldc + col), and no epilogue is applied.
-void zk_gemm_panel(const float *packed_a, int m, int k, int m0, int m1, const float *panel, int w,
-                   float *c, long ldc);
-
 /// Winograd F(4x4, 3x3) for 3x3, stride-1, undilated, ungrouped convolutions.
 /// Weights: 36 transformed [cout, cin] matrices, each packed as by zk_pack_a.
-size_t zk_winograd_weights_count(int cout, int cin);
-void zk_winograd_weights(const float *weight, int cout, int cin, float *transformed);
-
-/// The first step of zk_winograd_weights for output channels [o0, o1): u [36][cout][cin] = G g G^T,
-/// unpacked (zk_pack_a then packs each of the 36 matrices).
+/// The transform for output channels [o0, o1): u [36][cout][cin] = G g G^T, unpacked
+/// (zk_pack_a then packs each of the 36 matrices).
 void zk_winograd_transform(const float *weight, int cout, int cin, float *u, int o0, int o1);
 
 /// Output tiles of 4x4 per image: ceil(oh / 4) * ceil(ow / 4).
@@ -99,8 +92,6 @@ void zk_parallel(int threads, int jobs, zk_job_fn fn, void *context);
 
 /// Winograd F(2x2, 3x3), for maps too small for F(4x4, 3x3): the same contract with 16
 /// transformed matrices and 2x2 output tiles (ceil(oh / 2) * ceil(ow / 2) per image).
-size_t zk_winograd2_weights_count(int cout, int cin);
-void zk_winograd2_weights(const float *weight, int cout, int cin, float *transformed);
 void zk_winograd2_transform(const float *weight, int cout, int cin, float *u, int o0, int o1);
 int zk_winograd2_tiles(int out_height, int out_width);
 void zk_winograd2(const float *transformed, int cout, int cin, const float *x, int height, int width, int padding,

@@ -1,0 +1,129 @@
+/// A network's forward pass compiled for its current weights: every convolution with the
+/// BatchNorm after it folded in and its ReLU (and a ResNet block's residual sum) applied as it
+/// stores its output, every Linear with its ReLU, Dropout gone. `Model` builds it when weights
+/// are loaded. Running it hands each intermediate tensor back to `BufferPool` as soon as the
+/// next step has consumed it, so one forward pass reuses a few activation buffers.
+final class Plan {
+    enum Step {
+        case conv(FusedConv, relu: Bool)
+        case linear(Linear, relu: Bool)
+        /// A ResNet block: `downsample` (or the identity) is added before the last ReLU; every
+        /// convolution is followed by a ReLU.
+        case residual(convs: [FusedConv], downsample: FusedConv?)
+        /// `torch.flatten(x, 1)`: the same storage, read as `[N, features]`.
+        case flatten
+        case softmax
+        /// Any other layer, through its own `forward`.
+        case layer(any Layer)
+    }
+
+    let steps: [Step]
+
+    init(_ network: any Layer) {
+        var builder = Builder()
+        builder.append(network)
+        steps = builder.steps
+    }
+
+    /// The steps before a final softmax: the logits of the tutorial VGG, all steps otherwise.
+    var logitSteps: ArraySlice<Step> {
+        if case .softmax = steps.last { return steps.dropLast() }
+        return steps[...]
+    }
+
+    /// Runs `steps` (all of them unless given) on `x`.
+    func run(_ x: Tensor, _ steps: ArraySlice<Step>? = nil) -> Tensor {
+        var y = x
+        var owned = false  // whether y is an intermediate of this pass, free to recycle
+        for step in steps ?? self.steps[...] {
+            if case .flatten = step {
+                y = Flatten.forward(y)  // a view of the same array: nothing to recycle
+                continue
+            }
+            let next = apply(step, y)
+            if owned { BufferPool.shared.recycle(y) }
+            y = next
+            owned = true
+        }
+        return y
+    }
+
+    private func apply(_ step: Step, _ x: Tensor) -> Tensor {
+        switch step {
+        case .conv(let conv, let relu):
+            return conv.run(x, relu: relu)
+        case .linear(let linear, let relu):
+            return linear.forward(x, relu: relu)
+        case .residual(let convs, let downsample):
+            let identity = downsample?.run(x) ?? x
+            var y = convs[0].run(x, relu: true)
+            for conv in convs.dropFirst().dropLast() {
+                let next = conv.run(y, relu: true)
+                BufferPool.shared.recycle(y)
+                y = next
+            }
+            let out = convs[convs.count - 1].run(y, relu: true, residual: identity)
+            BufferPool.shared.recycle(y)
+            if downsample != nil { BufferPool.shared.recycle(identity) }
+            return out
+        case .flatten:
+            return Flatten.forward(x)
+        case .softmax:
+            return x.softmax()
+        case .layer(let layer):
+            return layer.forward(x)
+        }
+    }
+
+    /// Collects steps in forward order, fusing as it goes.
+    struct Builder {
+        private(set) var steps: [Step] = []
+
+        mutating func append(_ step: Step) { steps.append(step) }
+
+        /// A network or container lowers itself; any other layer is one step.
+        mutating func append(_ layer: any Layer) {
+            if let layer = layer as? any Compilable {
+                layer.compile(&self)
+            } else {
+                append([layer])
+            }
+        }
+
+        /// Layers run one after another, as `nn.Sequential` runs them: a convolution absorbs the
+        /// BatchNorm and ReLU after it, a Linear its ReLU, and Dropout (the identity in eval mode)
+        /// disappears.
+        mutating func append(_ layers: [any Layer]) {
+            var i = 0
+            while i < layers.count {
+                let layer = layers[i]
+                let next = i + 1 < layers.count ? layers[i + 1] : nil
+                if let conv = layer as? Conv2d {
+                    let bn = next as? BatchNorm2d
+                    let after = i + (bn == nil ? 1 : 2)
+                    let relu = after < layers.count && layers[after] is ReLU
+                    steps.append(.conv(conv.fused(with: bn), relu: relu))
+                    i = after + (relu ? 1 : 0)
+                } else if let linear = layer as? Linear {
+                    let relu = next is ReLU
+                    steps.append(.linear(linear, relu: relu))
+                    i += relu ? 2 : 1
+                } else if layer is Dropout {
+                    i += 1
+                } else if let compilable = layer as? any Compilable {
+                    compilable.compile(&self)
+                    i += 1
+                } else {
+                    steps.append(.layer(layer))
+                    i += 1
+                }
+            }
+        }
+    }
+}
+
+/// A network or container that lowers itself into plan steps; `Plan` runs any other layer
+/// through its `forward`.
+protocol Compilable: Layer {
+    func compile(_ plan: inout Plan.Builder)
+}

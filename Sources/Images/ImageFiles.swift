@@ -5,16 +5,17 @@ public enum ImageFiles {
     /// File name extensions zoo treats as images when it walks a folder (compared lowercased).
     public static let extensions: Set<String> = ["jpg", "jpeg", "png"]
 
-    /// Each path as given when it is a file; each folder replaced by the image files under it,
-    /// recursively, in sorted order (by path, byte-wise).
+    /// Each path as given when it is not a folder (a missing file then fails when it is read, on
+    /// its own); each folder replaced by the image files under it, recursively, in sorted order
+    /// (by path, byte-wise).
     public static func expand(_ paths: [String]) throws -> [String] {
         var files: [String] = []
         for path in paths {
             var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-                throw ImageError.unreadable(file: path, detail: "no such file or folder")
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
+                files.append(path)
+                continue
             }
-            guard isDirectory.boolValue else { files.append(path); continue }
             guard let walker = FileManager.default.enumerator(atPath: path) else {
                 throw ImageError.unreadable(file: path, detail: "cannot list the folder")
             }

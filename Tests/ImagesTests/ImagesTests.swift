@@ -165,3 +165,17 @@ func crc32(_ bytes: [UInt8]) -> UInt32 {
     }
     return ~crc
 }
+
+struct ImageFilesTests {
+    @Test func foldersAreWalkedInSortedOrder() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("zoo-images-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root + "/sub", withIntermediateDirectories: true)
+        for name in ["b.PNG", "a.jpg", "notes.txt", "sub/c.jpeg"] {
+            FileManager.default.createFile(atPath: root + "/" + name, contents: Data())
+        }
+        let files = try ImageFiles.expand([root, "missing.jpg"])
+        #expect(files == [root + "/a.jpg", root + "/b.PNG", root + "/sub/c.jpeg", "missing.jpg"])
+        #expect(throws: ImageError.self) { try RGBImage(contentsOf: "missing.jpg") }
+    }
+}

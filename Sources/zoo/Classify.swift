@@ -56,6 +56,7 @@ extension ZooCommand {
         func validate() throws {
             if let resize, resize < 1 { throw ValidationError("--resize must be at least 1") }
             if let crop, crop < 1 { throw ValidationError("--crop must be at least 1") }
+            if inputs.isEmpty { throw ValidationError("give at least one image file or folder") }
             if top < 1 { throw ValidationError("--top must be at least 1") }
             if batch < 1 { throw ValidationError("--batch must be at least 1") }
         }

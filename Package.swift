@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "Checkpoint", targets: ["Checkpoint"]),
         .library(name: "Models", targets: ["Models"]),
         .library(name: "ZooKit", targets: ["ZooKit"]),
+        .library(name: "Images", targets: ["Images"]),
         .executable(name: "zoo", targets: ["zoo"]),
     ],
     dependencies: [
@@ -31,17 +32,24 @@ let package = Package(
                 swiftSettings: developer ? [.unsafeFlags(["-O"])] : []),
         // catalog.json and Resources/torch_check.py become string constants at build time (Plugins/Embed):
         // a zoo binary copied alone keeps them, as SwiftPM resources (a bundle beside it) would not.
-        .target(name: "ZooKit", dependencies: ["Checkpoint", "Models"], exclude: ["Resources"], plugins: ["Embed"]),
+        .target(name: "ZooKit", dependencies: ["Checkpoint", "Models", "Images"], exclude: ["Resources"], plugins: ["Embed"]),
         .plugin(name: "Embed", capability: .buildTool(), dependencies: ["EmbedTool"]),
         .executableTarget(name: "EmbedTool", path: "Plugins/EmbedTool"),
+        .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg",
+                       providers: [.apt(["libturbojpeg0-dev"]), .brew(["jpeg-turbo"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"]), .brew(["libpng"])]),
+        // Decoding and resampling loops are optimised in zoo's own debug builds too, like Models.
+        .target(name: "Images", dependencies: ["Models", "CTurboJPEG", "CPNG"],
+                swiftSettings: developer ? [.unsafeFlags(["-O"])] : []),
         .executableTarget(
             name: "zoo",
-            dependencies: ["Checkpoint", "Models", "ZooKit",
+            dependencies: ["Checkpoint", "Models", "ZooKit", "Images",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "example", dependencies: ["ZooKit", "Models"], path: "Examples/Pretrained"),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models"], exclude: ["Seed"]),
-        .testTarget(name: "ZooKitTests", dependencies: ["ZooKit"]),
+        .testTarget(name: "ZooKitTests", dependencies: ["ZooKit", "Images"]),
+        .testTarget(name: "ImagesTests", dependencies: ["Images"]),
     ]
 )
 

@@ -6,7 +6,8 @@ import PackagePlugin
 @main
 struct Embed: BuildToolPlugin {
     /// Relative to the package folder.
-    static let files = ["catalog.json", "Sources/ZooKit/Resources/torch_check.py"]
+    static let files = ["catalog.json", "Sources/ZooKit/Resources/torch_check.py",
+                        "Sources/ZooKit/Resources/imagenet_categories.txt"]
 
     func createBuildCommands(context: PluginContext, target: Target) throws -> [Command] {
         let root = context.package.directoryURL

@@ -14,12 +14,12 @@ extension Zoo {
     /// - Parameters:
     ///   - name: a catalog name or alias (`resnet50`, `vgg16_bn.imagenet1k_v1`) or a cached model's name.
     ///   - progress: called with the bytes downloaded so far, on a background thread.
-    public static func pretrained(_ name: String, progress: (@Sendable (DownloadProgress) -> Void)? = nil) async throws -> Model {
+    public static func pretrained(_ name: String, progress: (@Sendable (DownloadProgress) -> Void)? = nil) async throws -> PretrainedModel {
         try await Zoo(progress: false).pretrained(name, progress: progress)
     }
 
     /// `Zoo.pretrained(_:progress:)` with this catalog and cache.
-    public func pretrained(_ name: String, progress: (@Sendable (DownloadProgress) -> Void)? = nil) async throws -> Model {
+    public func pretrained(_ name: String, progress: (@Sendable (DownloadProgress) -> Void)? = nil) async throws -> PretrainedModel {
         let flag = CancellationFlag()
         var zoo = self
         zoo.downloader.onProgress = progress

@@ -46,13 +46,15 @@ public struct CatalogEntry: Codable, Sendable, Equatable {
     public var acc1: Double?
     public var acc5: Double?
     public var preprocessing: Preprocessing?
+    /// The label set of the classifier head, e.g. `imagenet1k` (see `Labels`); nil: class indices.
+    public var labels: String?
     /// Input shape `[C, H, W]` the model was trained on, when not ImageNet's.
     public var inputShape: [Int]?
     public var note: String?
 
     enum CodingKeys: String, CodingKey {
         case name, aliases, architecture, resnet, weights, file, url, sha256, size, bundled, parameters, gflops, acc1, acc5
-        case preprocessing, note
+        case preprocessing, note, labels
         case sha256Prefix = "sha256_prefix"
         case fileMB = "file_mb"
         case inputShape = "input_shape"

@@ -34,7 +34,7 @@ public struct Zoo: Sendable {
     // MARK: The one-line API
 
     /// A ready model with pretrained weights: from the cache, or pulled, converted and verified first.
-    public static func pretrained(_ name: String) throws -> Model { try Zoo().pretrained(name) }
+    public static func pretrained(_ name: String) throws -> PretrainedModel { try Zoo().pretrained(name) }
 
     /// A model from any checkpoint file zoo reads, its architecture detected (or named).
     public static func load(path: String, architecture: String? = nil) throws -> Model {
@@ -44,11 +44,11 @@ public struct Zoo: Sendable {
     /// Every catalog entry.
     public static func models() throws -> [CatalogEntry] { try Zoo().catalog.entries }
 
-    public func pretrained(_ name: String) throws -> Model {
+    public func pretrained(_ name: String) throws -> PretrainedModel {
         let entry = try cachedOrPull(name)
         let model = try architecture(of: entry).build()
         try model.load(try Checkpoint(path: cache.path(entry.native ?? entry.original)))
-        return model
+        return try PretrainedModel(model, cacheEntry: entry, catalog: catalog)
     }
 
     /// Cache names become file names: `--name ../../x` must not write outside the cache.

@@ -14,7 +14,7 @@ struct ZooCommand: ParsableCommand {
         abstract: "Read PyTorch checkpoints and run torchvision's VGG and ResNet in Swift.",
         version: zooVersion,
         subcommands: [Demo.self, Pull.self, Import.self, Verify.self, List.self, Info.self, Remove.self, Prune.self, CacheInfo.self,
-                      Inspect.self, Convert.self, Run.self, Summary.self, Bench.self])
+                      Inspect.self, Convert.self, Run.self, Summary.self, Bench.self, Classify.self])
 
     static func main() {
         do {

@@ -1,0 +1,4 @@
+#ifndef ZOO_CTURBOJPEG_SHIM_H
+#define ZOO_CTURBOJPEG_SHIM_H
+#include <turbojpeg.h>
+#endif

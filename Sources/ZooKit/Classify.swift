@@ -58,7 +58,11 @@ public struct PretrainedModel: Sendable {
     public var labels: [String]?
     public var decodeOptions = DecodeOptions()
 
+    /// Pairs a model with the way its inputs are prepared and its outputs named.
+    ///
     /// - Parameters:
+    ///   - model: the network that classifies.
+    ///   - preprocessing: how an image becomes the model's input tensor.
     ///   - labels: must have one name per output class when given.
     public init(model: Model, preprocessing: Preprocessing = .imagenet, labels: [String]? = nil) throws {
         if let labels, labels.count != model.architecture.numClasses {

@@ -83,6 +83,9 @@ enum SymbolPolicy {
         "StringIO": "io", "thread": "_thread",
     ]
 
+    /// The longest entry of `hostileModules` and `hostileSymbols`: no longer prefix can match.
+    static let longestListed = hostileModules.union(hostileSymbols).map(\.utf8.count).max() ?? 0
+
     static func isHostile(module: String, name: String) -> Bool {
         let root = python2Modules[module] ?? module
         let nameParts = name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
@@ -95,10 +98,11 @@ enum SymbolPolicy {
         for part in nameParts where part.count > 4 && part.hasPrefix("__") && part.hasSuffix("__") {
             if !allowedDunders.contains(part) { return true }
         }
-        // 3. Every prefix of the full path.
+        // 3. Every prefix of the full path, up to the longest listed one (linear in the dots).
         var path = ""
-        for part in root.split(separator: ".", omittingEmptySubsequences: false).map(String.init) + nameParts {
-            path = path.isEmpty ? part : path + "." + part
+        for part in root.split(separator: ".", omittingEmptySubsequences: false) + nameParts.map { Substring($0) } {
+            path = path.isEmpty ? String(part) : path + "." + part
+            if path.utf8.count > longestListed { break }
             if hostileModules.contains(path) || hostileSymbols.contains(path) { return true }
         }
         // 4. A hostile module reached as an attribute (`pathlib.os`, `argparse._os`).

@@ -476,7 +476,11 @@ struct Unpickler {
         }
     }
 
-    private func symbol(_ module: String, _ name: String) throws -> PickleValue {
+    private mutating func symbol(_ module: String, _ name: String) throws -> PickleValue {
+        // Checking and listing a name costs its length: STACK_GLOBAL can name one long memoised
+        // string a million times.
+        try charge((module.utf8.count + name.utf8.count) / 8)
+        arena.symbols.append(SymbolVerdicts.Occurrence(module: module, name: name, record: record, offset: baseOffset + opcodeOffset))
         if SymbolPolicy.isHostile(module: module, name: name) {
             throw CheckpointError(.security, path: "", at: location,
                 "refused: the pickle references \(module).\(name), which only a malicious file would; nothing was executed")
@@ -492,6 +496,33 @@ struct Unpickler {
             break  // `_rebuild_from_type_v2` state of a plain tensor: Python attributes, not data.
         default:
             throw corrupt("BUILD on \(target.kindName), which has no state to set")
+        }
+    }
+
+    /// Symbols in the parts of a rebuild call that the tensor drops (backward hooks, Python
+    /// metadata, subclass state) are recorded with where they sat, so that `inspect` shows them.
+    private mutating func noteHidden(_ function: String, _ args: [PickleValue]) throws {
+        let parts: [(Int, String)] = switch function {
+        case "_rebuild_tensor_v2": [(5, "backward_hooks"), (6, "metadata")]
+        case "_rebuild_tensor_v3": [(5, "backward_hooks"), (7, "metadata")]
+        case "_rebuild_parameter": [(2, "backward_hooks")]
+        case "_rebuild_parameter_with_state": [(2, "backward_hooks"), (3, "state")]
+        case "_rebuild_from_type_v2": [(3, "state")]
+        default: []
+        }
+        for (index, label) in parts where index < args.count {
+            switch args[index] {
+            case .none: continue
+            case .dict(let d) where d.count == 0 && d.state == nil: continue
+            case .tuple(let l) where l.items.isEmpty: continue
+            default: break
+            }
+            try charge(arena.symbols.count)
+            let names = Set(arena.symbols.map { $0.module + "." + $0.name })
+            for (full, place) in SymbolVerdicts.locate(names, in: [("a tensor's " + label, args[index])])
+            where arena.hiddenSymbols[full] == nil {
+                arena.hiddenSymbols[full] = place
+            }
         }
     }
 
@@ -560,6 +591,7 @@ struct Unpickler {
                 return .object(arena.object(module: m, name: n, arguments: Array(args.dropFirst())))
             }
         case ("torch._utils", _) where name.hasPrefix("_rebuild"), ("torch._tensor", "_rebuild_from_type_v2"):
+            try noteHidden(name, args)
             return try TensorRebuild.rebuild(name, args, corrupt: corrupt, unsupported: unsupported)
         default:
             break

@@ -46,6 +46,7 @@ extension ZooCommand {
             let clock = ContinuousClock()
             let start = clock.now
             let checkpoint = try Checkpoint(path: file)
+            warnForeignSymbols(checkpoint)
             let architecture = try? Architecture.detect(checkpoint).name
             let report: NativeWriter.Report
             do {

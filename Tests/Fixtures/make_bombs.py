@@ -201,6 +201,19 @@ def overlapping_zip():
     return checkpoint(body, storages, extra_central=extra)
 
 
+def repeated_views():
+    """2,000 distinct views (offsets 0..1999) of one 192 KB storage: convert writes each, 390 MB."""
+    count, numel = 2000, 48 * 1024
+    body = PROTO + EMPTY_DICT + MARK
+    for k in range(count):
+        pid = tup(s("storage"), g("torch", "FloatStorage"), s("0"), s("cpu"), i(numel)) + BINPERSID
+        body += s("v%d" % k) + (g("torch._utils", "_rebuild_tensor_v2")
+                                + tup(pid, i(k), tup(i(numel - count)), tup(i(1)), NEWFALSE,
+                                      g("collections", "OrderedDict") + EMPTY_TUPLE + REDUCE) + REDUCE)
+    body += SETITEMS + STOP
+    return checkpoint(body, [("0", b"\1" * (4 * numel), False)])
+
+
 def empty_huge():
     """An empty tensor of shape [0, 2^62, 2^62] (torch loads it): strides overflow a naive check."""
     body = PROTO + EMPTY_DICT
@@ -217,6 +230,7 @@ BOMBS = {
     "dotted_symbol": dotted_symbol,
     "reinserted_key": reinserted_key,
     "overlapping_zip": overlapping_zip,
+    "repeated_views": repeated_views,
     "empty_huge": empty_huge,
 }
 

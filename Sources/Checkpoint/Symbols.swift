@@ -117,7 +117,7 @@ enum SymbolVerdicts {
         let places = locate(Set(order), in: roots)
         return order.compactMap { full in
             guard var symbol = first[full] else { return nil }
-            if let place = hidden[full] ?? places[full] { symbol.usedAt = place }
+            if let place = hidden[full] ?? places[full] { symbol.usedAt = place.isEmpty ? "<root>" : place }
             return symbol
         }
     }

@@ -255,6 +255,8 @@ public struct Zoo: Sendable {
                                importedAt: Self.now(), probeShape: probe, reference: reference, referenceSource: "zoo",
                                verification: nil)
         entry.verification = try verifyCached(entry, againstTorch: false).verification
+        let foreign = checkpoint.foreignSymbols.map(\.name)
+        entry.foreignSymbols = foreign.isEmpty ? nil : foreign
         let recorded = entry
         let previous = try cache.updateIndex { index -> CacheEntry? in
             defer { index.models[name] = recorded }

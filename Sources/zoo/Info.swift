@@ -36,6 +36,10 @@ extension ZooCommand {
                 if let c = r.cached {
                     lines.append("  cached: \(c.original) from \(c.source), imported \(c.importedAt)")
                     if let native = c.native { lines.append("  native: \(native)") }
+                    if let foreign = c.foreignSymbols {
+                        lines.append("  foreign symbols (inert in zoo, imported by torch.load(weights_only=False) of the original): "
+                            + foreign.prefix(10).map { String($0.prefix(80)) }.joined(separator: ", ") + (foreign.count > 10 ? ", ..." : ""))
+                    }
                     if let v = c.verification { lines.append("  last verification: \(v.ok ? "ok" : "FAILED") at \(v.time)") }
                 } else {
                     lines.append("  not cached (zoo pull \(r.catalog?.name ?? ""))")

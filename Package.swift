@@ -20,13 +20,14 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        .systemLibrary(name: "CZip", pkgConfig: "libzip", providers: [.apt(["libzip-dev"])]),
-        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CZip", pkgConfig: "libzip", providers: [.apt(["libzip-dev"]), .brew(["libzip"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"]), .brew(["openssl"])]),
         .target(name: "Checkpoint", dependencies: ["CZip", "COpenSSL"]),
-        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // OpenBLAS on Linux; on Apple platforms BLAS.swift uses Accelerate instead.
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]),
         // AVX-512 convolution kernels (C intrinsics, dispatched at run time).
         .target(name: "CKernels", cSettings: developer ? [.unsafeFlags(["-O3"])] : []),
-        .target(name: "Models", dependencies: ["Checkpoint", "COpenBLAS", "CKernels"],
+        .target(name: "Models", dependencies: ["Checkpoint", .target(name: "COpenBLAS", condition: .when(platforms: [.linux])), "CKernels"],
                 swiftSettings: developer ? [.unsafeFlags(["-O"])] : []),
         // catalog.json and Resources/torch_check.py become string constants at build time (Plugins/Embed):
         // a zoo binary copied alone keeps them, as SwiftPM resources (a bundle beside it) would not.

@@ -14,5 +14,7 @@ let package = Package(
     ],
     targets: [
         .executableTarget(name: "Consumer", dependencies: [.product(name: "ZooKit", package: "zoo")]),
+        // The README's "From Swift" snippet, exactly as printed (built, not run: it downloads).
+        .executableTarget(name: "Snippet", dependencies: [.product(name: "ZooKit", package: "zoo")]),
     ]
 )

@@ -14,6 +14,12 @@ import Glibc
 public enum AtomicFile {
     public static func write(to path: String, _ body: (FileHandle) throws -> Void,
                              verify: (String) throws -> Void = { _ in }) throws {
+        try write(to: path, { handle, _ in try body(handle) }, verify: verify)
+    }
+
+    /// As `write(to:_:verify:)`, with the temporary file's path passed to `body` as well.
+    public static func write(to path: String, _ body: (FileHandle, String) throws -> Void,
+                             verify: (String) throws -> Void = { _ in }) throws {
         let url = URL(fileURLWithPath: path)
         let folder = url.deletingLastPathComponent().path
         removeStale(for: path)
@@ -24,7 +30,7 @@ public enum AtomicFile {
         }
         do {
             defer { try? handle.close() }
-            try body(handle)
+            try body(handle, temporary)
             try handle.synchronize()
         } catch {
             unlink(temporary)

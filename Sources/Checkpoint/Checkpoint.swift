@@ -157,6 +157,12 @@ public final class Checkpoint {
         }
     }
 
+    /// Where a storage's bytes start in a mapped file (nil inside an archive).
+    func fileOffset(of storage: StorageRef) -> Int? {
+        guard case .mapped(_, let offsets) = backing else { return nil }
+        return offsets[storage.key].map { $0 + storage.byteOffset }
+    }
+
     /// The tensor's elements in row-major order, little-endian, `dtype.size` bytes each.
     public func data(of tensor: TensorRecord) throws -> [UInt8] {
         try withBytes(of: tensor.storage) { tensor.gather(from: $0, swapBytes: isBigEndian) }

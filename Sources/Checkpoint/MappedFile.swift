@@ -93,7 +93,9 @@ final class MappedFile {
         let start = (Int(bitPattern: base) + huge - 1) / huge * huge
         let end = (Int(bitPattern: base) + region.count) / huge * huge
         guard end > start, let pointer = UnsafeMutableRawPointer(bitPattern: start) else { return }
+        #if os(Linux)
         madvise(pointer, end - start, MADV_HUGEPAGE)
+        #endif
     }
 
     /// Calls `body` with `bytes` (a slice of a mapping) typed as `T`, or returns nil when they

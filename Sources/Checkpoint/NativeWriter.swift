@@ -6,9 +6,15 @@ import Glibc
 /// Writes any checkpoint zoo reads as a safetensors file (zoo's native format), storage by
 /// storage in fixed-size chunks, so memory stays flat whatever the checkpoint's size.
 ///
-/// The file is written under a temporary name beside `output`, flushed to disk, then checked:
-/// it is read back through the strict reader and every tensor is compared with the source
-/// again (bit-exact for the same dtype, exact rounding for compaction). Only then is it renamed.
+/// The file is written under a temporary name beside `output` and checked before it is renamed
+/// into place: each chunk is read back from the file right after it is written and compared with
+/// the converted source bytes still in memory (bit-exact for the same dtype, exact rounding for
+/// compaction); once flushed to disk, the file is opened through the strict reader, which must
+/// list exactly the planned tensors (dtype, shape, offset), and its header is read back.
+///
+/// The steps overlap, so that converting costs little more than copying: the source is hashed
+/// on a second thread while the first converts and writes, and the written data is flushed to
+/// disk in the background as it is written, so that the final flush waits for the tail only.
 public enum NativeWriter {
     public struct Options: Sendable {
         /// Store floating-point weights in this type (`.float16` or `.bfloat16`); nil keeps each dtype.
@@ -20,6 +26,8 @@ public enum NativeWriter {
         /// Extra `__metadata__` entries.
         public var extra: [String: String]
         /// The source's SHA-256 when the caller has just computed it; otherwise it is computed.
+        /// When it is given, the header is final from the start, and the written file is hashed
+        /// as it is written (`Report.sha256`).
         public var sourceSHA256: String?
         /// Write more than `maxExpansion` times the source's size (plus `expansionFloor`): views
         /// that repeat data, a storage read by many tensors. Off, such a file is refused.
@@ -48,9 +56,11 @@ public enum NativeWriter {
         /// Tensors stored in a different dtype than the source's.
         public var converted: Int
         public var metadata: [String: String]
+        /// The SHA-256 of the written file, when `Options.sourceSHA256` was given (nil otherwise).
+        public var sha256: String?
 
         enum CodingKeys: String, CodingKey {
-            case source, output, tensors, aliases, converted, metadata
+            case source, output, tensors, aliases, converted, metadata, sha256
             case sourceSHA256 = "source_sha256"
             case dataBytes = "data_bytes"
             case fileBytes = "file_bytes"
@@ -63,8 +73,9 @@ public enum NativeWriter {
     public static let maxExpansion = 4
     public static let expansionFloor = 64 << 20
 
-    /// Bytes converted and written at a time.
-    static let chunkBytes = 4 << 20
+    /// Bytes converted, written and read back at a time: small enough to stay in the CPU's cache
+    /// between these steps (4 MiB costs twice the system time here).
+    static let chunkBytes = 1 << 20
 
     /// One tensor to store: where it comes from, how it is stored, where it goes.
     struct Job {
@@ -99,47 +110,71 @@ public enum NativeWriter {
         }
 
         // The source hash runs on the second core while the first converts.
-        let hash = options.sourceSHA256 == nil ? BackgroundHash(path: checkpoint.path) : nil
+        let source = checkpoint.path
+        let hash = options.sourceSHA256 == nil ? BackgroundTask { try SHA256.file(source) } : nil
 
         var metadata = options.extra
         metadata["format"] = "pt"
         metadata["source_file"] = URL(fileURLWithPath: checkpoint.path).lastPathComponent
         metadata["source_format"] = checkpoint.format.rawValue
-        metadata["source_sha256"] = String(repeating: "0", count: 64)  // patched in once known
+        metadata["source_sha256"] = options.sourceSHA256 ?? String(repeating: "0", count: 64)  // patched in once known
         if let arch = options.architecture { metadata["architecture"] = arch }
         if !options.version.isEmpty { metadata["zoo_version"] = options.version }
         if !aliases.isEmpty {
             metadata[SafetensorsHeader.aliasesKey] = "{" + aliases.sorted { $0.key < $1.key }
                 .map { "\"\(JSON.escape($0.key))\":\"\(JSON.escape($0.value))\"" }.joined(separator: ",") + "}"
         }
-        var header = Array(headerText(jobs, metadata: metadata).utf8)
-        let placeholder = Array("\"source_sha256\":\"\(String(repeating: "0", count: 64))\"".utf8)
-        guard let hashRange = header.firstRange(of: placeholder) else {
+        let header = Array(headerText(jobs, metadata: metadata).utf8)
+        let prefix = withUnsafeBytes(of: UInt64(header.count).littleEndian, Array.init) + header
+        let placeholder = Array("\"source_sha256\":\"\(metadata["source_sha256"]!)\"".utf8)
+        guard let hashRange = prefix.firstRange(of: placeholder) else {
             throw CheckpointError(.io, path: output, "internal: no hash placeholder in the header")
         }
         let dataBytes = jobs.last.map { $0.begin + $0.bytes } ?? 0
-        var sha = ""
+        var final = prefix
+        var outputHash: String?
 
-        try AtomicFile.write(to: output, { handle in
+        try AtomicFile.write(to: output, { handle, temporary in
             let fd = handle.fileDescriptor
-            try writeAll(fd, withUnsafeBytes(of: UInt64(header.count).littleEndian, Array.init), at: 0, path: output)
-            try writeAll(fd, header, at: 8, path: output)
-            var position = 8 + header.count
-            try forEachChunk(jobs, of: checkpoint) { chunk in
-                try writeAll(fd, chunk, at: position, path: output)
-                position += chunk.count
+            let reader = open(temporary, O_RDONLY | O_CLOEXEC)  // the handle is write-only
+            guard reader >= 0 else {
+                throw CheckpointError(.io, path: temporary, "cannot open to read back: \(String(cString: strerror(errno)))")
             }
-            sha = try options.sourceSHA256 ?? hash?.wait() ?? ""  // one of the two is always set
-            let digest = Array("\"source_sha256\":\"\(sha)\"".utf8)
-            header.replaceSubrange(hashRange, with: digest)
-            try writeAll(fd, digest, at: 8 + hashRange.lowerBound, path: output)
+            defer { close(reader) }
+            let writeBack = WriteBack(fd)
+            defer { writeBack.finish() }
+            // With the source's hash known, the header is final: the file is hashed as it is written.
+            let hasher = options.sourceSHA256 == nil ? nil : PipelinedHash()
+            try writeAll(fd, prefix, at: 0, path: temporary)
+            hasher?.update(prefix)
+            var position = prefix.count
+            let actual = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 * chunkBytes, alignment: 64)  // a chunk, at most 4x converted
+            defer { actual.deallocate() }
+            try forEachChunk(jobs, of: checkpoint) { job, chunk in
+                try writeAll(fd, chunk, at: position, path: temporary)
+                hasher?.update([UInt8](chunk))
+                // Read back at once, while the chunk is in memory and the written pages are hot.
+                let back = UnsafeMutableRawBufferPointer(rebasing: actual[0 ..< chunk.count])
+                try readAll(reader, into: back, at: position, path: temporary)
+                guard equal(chunk, UnsafeRawBufferPointer(back)) else {
+                    throw CheckpointError(.corrupt, path: temporary, "verification failed: tensor \(job.key) differs from the source near byte \(position)")
+                }
+                position += chunk.count
+                writeBack.wrote(upTo: position)
+            }
+            if options.sourceSHA256 == nil {
+                let sha = try hash?.wait() ?? ""
+                final.replaceSubrange(hashRange, with: Array("\"source_sha256\":\"\(sha)\"".utf8))
+                metadata["source_sha256"] = sha
+                try writeAll(fd, Array(final[hashRange]), at: hashRange.lowerBound, path: temporary)
+            }
+            outputHash = hasher?.finalize()
         }, verify: { temporary in
-            try verify(temporary, against: checkpoint, jobs: jobs, aliases: aliases)
+            try verify(temporary, prefix: final, jobs: jobs, aliases: aliases)
         })
-        metadata["source_sha256"] = sha
-        return Report(source: checkpoint.path, output: output, sourceSHA256: sha, tensors: jobs.count + aliases.count,
-                      aliases: aliases, dataBytes: dataBytes, fileBytes: 8 + header.count + dataBytes,
-                      converted: jobs.filter { $0.dtype != $0.tensor.dtype }.count, metadata: metadata)
+        return Report(source: checkpoint.path, output: output, sourceSHA256: metadata["source_sha256"]!, tensors: jobs.count + aliases.count,
+                      aliases: aliases, dataBytes: dataBytes, fileBytes: final.count + dataBytes,
+                      converted: jobs.filter { $0.dtype != $0.tensor.dtype }.count, metadata: metadata, sha256: outputHash)
     }
 
     /// Which tensors to store and where: identical views of one storage are stored once and
@@ -199,43 +234,41 @@ public enum NativeWriter {
         return text + String(repeating: " ", count: (8 - text.utf8.count % 8) % 8)
     }
 
-    /// Calls `body` with each job's stored bytes, in order, a chunk at a time.
-    static func forEachChunk(_ jobs: [Job], of checkpoint: Checkpoint, _ body: ([UInt8]) throws -> Void) throws {
+    /// Calls `body` with each job's stored bytes, in order, a chunk at a time (as read when the
+    /// dtype stays, so without a copy).
+    static func forEachChunk(_ jobs: [Job], of checkpoint: Checkpoint, _ body: (Job, UnsafeRawBufferPointer) throws -> Void) throws {
         var out: [UInt8] = []
         for job in jobs {
             try checkpoint.streamElements(of: job.tensor, chunkBytes: chunkBytes) { raw in
+                guard job.dtype != job.tensor.dtype else { return try body(job, raw) }
                 Conversion.convert(raw, from: job.tensor.dtype, to: job.dtype, into: &out)
-                try body(out)
+                try out.withUnsafeBytes { try body(job, $0) }
             }
         }
     }
 
-    /// Reads the finished file back through the strict reader and compares every tensor with
-    /// the source, re-read and re-converted.
-    static func verify(_ path: String, against source: Checkpoint, jobs: [Job], aliases: [String: String]) throws {
+    /// Opens the flushed file through the strict reader: it must list exactly the planned
+    /// tensors, each with its dtype, shape and offset, and its header must read back as written.
+    /// (The data was compared with the source chunk by chunk as it was written.)
+    static func verify(_ path: String, prefix: [UInt8], jobs: [Job], aliases: [String: String]) throws {
         let written = try Checkpoint(path: path)
         func fail(_ message: String) -> CheckpointError { CheckpointError(.corrupt, path: path, "verification failed: \(message)") }
         guard written.stateDict.entries.count == jobs.count + aliases.count else {
             throw fail("\(written.stateDict.entries.count) tensors written, \(jobs.count + aliases.count) expected")
         }
-        var expected: [UInt8] = []
-        let actual = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 * chunkBytes, alignment: 64)  // a chunk, at most 4x converted
-        defer { actual.deallocate() }
         for job in jobs {
-            guard let stored = written.stateDict[job.key], stored.dtype == job.dtype, stored.shape == job.tensor.shape else {
-                throw fail("tensor \(job.key) is missing or has the wrong dtype or shape")
-            }
-            // The written bytes stream through the same chunking, in step with the source's.
-            var offset = 0
-            try source.streamElements(of: job.tensor, chunkBytes: chunkBytes) { raw in
-                Conversion.convert(raw, from: job.tensor.dtype, to: job.dtype, into: &expected)
-                try written.readBytes(of: stored.storage, at: offset, into: UnsafeMutableRawBufferPointer(rebasing: actual[0 ..< expected.count]))
-                guard expected.withUnsafeBytes({ equal($0, UnsafeRawBufferPointer(rebasing: actual[0 ..< expected.count])) }) else {
-                    throw fail("tensor \(job.key) differs from the source near byte \(offset)")
-                }
-                offset += expected.count
+            guard let stored = written.stateDict[job.key], stored.dtype == job.dtype, stored.shape == job.tensor.shape,
+                  written.fileOffset(of: stored.storage) == prefix.count + job.begin else {
+                throw fail("tensor \(job.key) is missing or has the wrong dtype, shape or offset")
             }
         }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw fail("cannot reopen: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let back = UnsafeMutableRawBufferPointer.allocate(byteCount: prefix.count, alignment: 8)
+        defer { back.deallocate() }
+        try readAll(fd, into: back, at: 0, path: path)
+        guard prefix.withUnsafeBytes({ equal($0, UnsafeRawBufferPointer(back)) }) else { throw fail("the header differs from the one written") }
     }
 
     /// memcmp of two byte ranges (Sequence.elementsEqual compares byte by byte, 20x slower).
@@ -245,36 +278,105 @@ public enum NativeWriter {
         return memcmp(x, y, a.count) == 0
     }
 
-    static func writeAll(_ fd: Int32, _ bytes: [UInt8], at offset: Int, path: String) throws {
+    static func readAll(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int, path: String) throws {
         var done = 0
-        try bytes.withUnsafeBytes { raw in
-            while done < raw.count {
-                let n = pwrite(fd, raw.baseAddress! + done, raw.count - done, off_t(offset + done))
-                guard n > 0 else {
-                    throw CheckpointError(.io, path: path, at: "byte \(offset + done)", "write failed: \(String(cString: strerror(errno)))")
-                }
-                done += n
+        while done < buffer.count {
+            // baseAddress is non-nil: the loop runs only for a non-empty buffer.
+            let n = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset + done))
+            guard n > 0 else {
+                if n < 0 && errno == EINTR { continue }
+                throw CheckpointError(.io, path: path, at: "byte \(offset + done)", "read back failed: \(n == 0 ? "end of file" : String(cString: strerror(errno)))")
             }
+            done += n
+        }
+    }
+
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8], at offset: Int, path: String) throws {
+        try bytes.withUnsafeBytes { try writeAll(fd, $0, at: offset, path: path) }
+    }
+
+    static func writeAll(_ fd: Int32, _ raw: UnsafeRawBufferPointer, at offset: Int, path: String) throws {
+        var done = 0
+        while done < raw.count {
+            // baseAddress is non-nil: the loop runs only for a non-empty buffer.
+            let n = pwrite(fd, raw.baseAddress! + done, raw.count - done, off_t(offset + done))
+            guard n > 0 else {
+                if n < 0 && errno == EINTR { continue }
+                throw CheckpointError(.io, path: path, at: "byte \(offset + done)", "write failed: \(String(cString: strerror(errno)))")
+            }
+            done += n
         }
     }
 }
 
-/// SHA-256 of a file on another thread.
-final class BackgroundHash: @unchecked Sendable {
+/// Work on another thread (the second core), joined with `wait()`.
+public final class BackgroundTask<Value: Sendable>: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
-    private var result: Result<String, Error> = .success("")
+    private var result: Result<Value, Error>?  // written before `done` signals, read after
 
-    init(path: String) {
+    public init(_ work: @escaping @Sendable () throws -> Value) {
         Thread.detachNewThread { [self] in
-            result = Result { try SHA256.file(path) }
+            result = Result { try work() }
             done.signal()
         }
     }
 
-    func wait() throws -> String {
+    /// The work's value, or its error, once it has finished.
+    public func wait() throws -> Value {
         done.wait()
-        return try result.get()
+        done.signal()  // so that a later wait returns at once
+        return try result!.get()
     }
+}
+
+/// SHA-256 of a stream of chunks, computed on another thread; at most `depth` chunks wait.
+final class PipelinedHash: @unchecked Sendable {
+    private let hasher = SHA256()  // used on `queue` only
+    private let queue = DispatchQueue(label: "zoo.hash")
+    private let slots: DispatchSemaphore
+
+    init(depth: Int = 4) { slots = DispatchSemaphore(value: depth) }
+
+    func update(_ bytes: [UInt8]) {
+        slots.wait()
+        queue.async { [self] in
+            hasher.update(bytes)
+            slots.signal()
+        }
+    }
+
+    func finalize() -> String { queue.sync { hasher.finalize() } }
+}
+
+/// Asks the kernel to write a file's data to disk while more is being written (fdatasync on
+/// another thread, every `step` bytes), so that the final flush waits only for the tail.
+final class WriteBack: @unchecked Sendable {
+    private let fd: Int32
+    private let step: Int
+    private let queue = DispatchQueue(label: "zoo.writeback")
+    private let idle = DispatchSemaphore(value: 1)  // one flush at a time; a busy flusher is skipped
+    private var flushed = 0  // used on the writing thread only
+
+    init(_ fd: Int32, step: Int = 32 << 20) {
+        self.fd = fd
+        self.step = step
+    }
+
+    func wrote(upTo position: Int) {
+        guard position - flushed >= step, idle.wait(timeout: .now()) == .success else { return }
+        flushed = position
+        queue.async { [self] in
+            #if os(Linux)
+            fdatasync(fd)
+            #else
+            fsync(fd)  // Darwin has no fdatasync
+            #endif
+            idle.signal()
+        }
+    }
+
+    /// Waits for the flush in flight; call before closing the file.
+    func finish() { queue.sync {} }
 }
 
 /// Element conversions for storing and reading compact types, rounding to nearest even as

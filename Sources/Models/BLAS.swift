@@ -1,7 +1,12 @@
+#if canImport(Accelerate)
+import Accelerate  // Apple platforms: Accelerate's BLAS (written for, not built or tested in CI)
+typealias blasint = Int32
+#else
 import COpenBLAS
+#endif
 import Foundation
 
-// The one file that calls BLAS.
+// The one file that calls BLAS: OpenBLAS on Linux, Accelerate on Apple platforms.
 //
 // Layout conventions: tensors are NCHW float32, row-major. A convolution weight stays in
 // PyTorch's [out, in/groups, kH, kW] order, which read row-major is already the GEMM's A matrix
@@ -102,10 +107,10 @@ enum BLAS {
     /// the work itself and OpenBLAS runs single-threaded: its idle workers would otherwise spin
     /// (sched_yield) beside zoo's own threads after every call. Without them OpenBLAS gets them all.
     static var threads: Int {
-        get { configured.withLock { $0 } ?? Int(openblas_get_num_threads()) }
+        get { configured.withLock { $0 } ?? libraryThreads }
         set {
             configured.withLock { $0 = max(1, newValue) }
-            openblas_set_num_threads(Kernels.avx512 ? 1 : Int32(max(1, newValue)))
+            setLibraryThreads(Kernels.avx512 ? 1 : max(1, newValue))
         }
     }
 
@@ -114,8 +119,23 @@ enum BLAS {
 
     /// Called once before the first CKernels call: from then on OpenBLAS is single-threaded.
     static let singleThreaded: Void = {
-        let current = Int(openblas_get_num_threads())
+        let current = libraryThreads
         configured.withLock { if $0 == nil { $0 = current } }
-        openblas_set_num_threads(1)
+        setLibraryThreads(1)
     }()
+
+    /// OpenBLAS's own thread count; Accelerate manages its threads itself (the cores).
+    private static var libraryThreads: Int {
+        #if canImport(Accelerate)
+        ProcessInfo.processInfo.activeProcessorCount
+        #else
+        Int(openblas_get_num_threads())
+        #endif
+    }
+
+    private static func setLibraryThreads(_ count: Int) {
+        #if !canImport(Accelerate)
+        openblas_set_num_threads(Int32(count))
+        #endif
+    }
 }

@@ -62,7 +62,10 @@ public struct FusedConv: Sendable {
     /// `ZOO_PROFILE=1`: every convolution reports its time on stderr.
     static let profiling = ProcessInfo.processInfo.environment["ZOO_PROFILE"] == "1"
 
+    /// Runs the convolution on `x` with its epilogue.
     /// - Parameters:
+    ///   - x: the input, `[N, in, H, W]`.
+    ///   - relu: apply a ReLU as the output is stored.
     ///   - residual: added before the ReLU (a ResNet block's identity path); same shape as the output.
     public func run(_ x: Tensor, relu: Bool = false, residual: Tensor? = nil) -> Tensor {
         if Kernels.avx512 {

@@ -192,7 +192,11 @@ public final class Model: @unchecked Sendable {
 extension Model {
     /// A network for `checkpoint`, built for `architecture` (a named variant, with the class count
     /// read from the file's classifier) or detected from its keys and shapes, with the weights loaded.
-    /// - Parameter inputShape: when given, checked before any weight is read.
+    /// - Parameters:
+    ///   - checkpoint: the opened file.
+    ///   - name: a named architecture (`resnet50`), or nil to detect it from the keys and shapes.
+    ///   - options: how strictly keys must match.
+    ///   - inputShape: when given, checked before any weight is read.
     public static func load(_ checkpoint: Checkpoint, architecture name: String? = nil,
                             options: LoadOptions = .strict, inputShape: [Int]? = nil) throws -> Model {
         var architecture: Architecture

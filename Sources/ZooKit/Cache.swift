@@ -168,6 +168,20 @@ public struct Cache: Sendable {
 public struct CacheIndex: Codable, Sendable {
     public var version = 1
     public var models: [String: CacheEntry] = [:]
+    /// Full SHA-256 values pinned on first use, by catalog file name, for catalog files whose
+    /// full hash the catalog does not give (`HashPin.firstUse`).
+    public var pins: [String: String] = [:]
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey { case version, models, pins }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        version = try c.decode(Int.self, forKey: .version)
+        models = try c.decode([String: CacheEntry].self, forKey: .models)
+        pins = try c.decodeIfPresent([String: String].self, forKey: .pins) ?? [:]  // absent before pins existed
+    }
 }
 
 public struct CacheEntry: Codable, Sendable {

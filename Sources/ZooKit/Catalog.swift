@@ -34,8 +34,10 @@ public struct CatalogEntry: Codable, Sendable, Equatable {
     public var url: String?
     /// The first hex digits of the file's SHA-256, as torch.hub checks them.
     public var sha256Prefix: String?
-    /// The full SHA-256, when known.
+    /// The full SHA-256, when an independent public source pins it.
     public var sha256: String?
+    /// The file's size in bytes, when published: a download may not differ from it.
+    public var size: Int?
     /// A file shipped with zoo, relative to the catalog's folder.
     public var bundled: String?
     public var parameters: Int?
@@ -49,7 +51,7 @@ public struct CatalogEntry: Codable, Sendable, Equatable {
     public var note: String?
 
     enum CodingKeys: String, CodingKey {
-        case name, aliases, architecture, resnet, weights, file, url, sha256, bundled, parameters, gflops, acc1, acc5
+        case name, aliases, architecture, resnet, weights, file, url, sha256, size, bundled, parameters, gflops, acc1, acc5
         case preprocessing, note
         case sha256Prefix = "sha256_prefix"
         case fileMB = "file_mb"
@@ -131,6 +133,15 @@ public struct Catalog: Sendable {
             }
             if let prefix = entry.sha256Prefix, prefix.count < 8 || !prefix.allSatisfy(\.isHexDigit) {
                 throw ZooError(.usage, "catalog \(path): \(entry.name) has sha256_prefix '\(prefix)'; expected at least 8 hex digits")
+            }
+            if let full = entry.sha256 {
+                guard full.count == 64, full.allSatisfy(\.isHexDigit) else {
+                    throw ZooError(.usage, "catalog \(path): \(entry.name) has sha256 '\(full)'; expected 64 hex digits")
+                }
+                for prefix in [entry.sha256Prefix, entry.file.flatMap { HashPrefix.of(fileName: $0) }].compactMap({ $0 })
+                where !full.lowercased().hasPrefix(prefix.lowercased()) {
+                    throw ZooError(.usage, "catalog \(path): \(entry.name)'s sha256 \(full) does not start with its prefix \(prefix)")
+                }
             }
         }
         return Catalog(entries: file.models, folder: folder)

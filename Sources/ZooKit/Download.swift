@@ -76,6 +76,9 @@ public struct Downloader: Sendable {
 
     /// Fetches `url` to `destination` through `partial`.
     /// - Parameters:
+    ///   - url: an http or https URL.
+    ///   - destination: where the complete, checked file goes.
+    ///   - partial: where the bytes go while they arrive (kept for a resume when the download stops).
     ///   - expectedHash: a full SHA-256 or a prefix; a mismatch deletes the download.
     ///   - expectedSize: the file's size when known (the catalog's): a larger body is refused.
     public func fetch(_ url: URL, to destination: String, partial: String, expectedHash: String?,

@@ -40,23 +40,14 @@ extension Zoo {
 
     /// Verifies a cached model by name, or any checkpoint file by path.
     /// - Parameters:
-    ///   - input, expect: a probe batch (`.npy`) and the output it must give.
+    ///   - target: a cached model's name, or a checkpoint file.
+    ///   - input: a probe batch (`.npy`), with `expect`.
+    ///   - expect: the output `input` must give (`.npy`).
     ///   - againstTorch: also run the probe through PyTorch (needs a Python with torch and torchvision).
     public func verify(_ target: String, input: String? = nil, expect: String? = nil, againstTorch: Bool = false) throws -> VerifyReport {
-        let canonical = try cacheName(target)
-        if try cache.entry(canonical) != nil, !FileManager.default.fileExists(atPath: target) {
-            // The entry is read again under the model's lock: an import may have replaced it meanwhile.
-            let report = try cache.withLock(Cache.modelLock(canonical)) { () -> VerifyReport? in
-                guard let cached = try cache.entry(canonical) else { return nil }
-                let report = try verifyCached(cached, input: input, expect: expect, againstTorch: againstTorch)
-                try cache.updateIndex { index in
-                    if index.models[canonical]?.nativeSHA256 == cached.nativeSHA256, index.models[canonical]?.sha256 == cached.sha256 {
-                        index.models[canonical]?.verification = report.verification
-                    }
-                }
-                return report
-            }
-            if let report { return report }
+        if !FileManager.default.fileExists(atPath: target),
+           let report = try verifyCached(named: target, input: input, expect: expect, againstTorch: againstTorch) {
+            return report
         }
         guard FileManager.default.fileExists(atPath: target) else {
             if (try? catalog.entry(target)) != nil {
@@ -67,16 +58,59 @@ extension Zoo {
         return try verifyFile(target, input: input, expect: expect, againstTorch: againstTorch)
     }
 
-    func verifyCached(_ entry: CacheEntry, input: String? = nil, expect: String? = nil, againstTorch: Bool) throws -> VerifyReport {
+    /// Verifies the cached model `target` names (see `cacheName`) and records the result; nil
+    /// when none is cached. The index is read once, under the model's lock (an import may be
+    /// replacing the entry), so the lock is taken on the name `target` most likely resolves to,
+    /// the catalog's, and taken again only when the index resolves it to another.
+    func verifyCached(named target: String, input: String?, expect: String?, againstTorch: Bool) throws -> VerifyReport? {
+        let catalogName = (try? catalog.entry(target).name) ?? target
+        var lockName = catalogName
+        for _ in 0 ..< 3 {
+            let outcome = try cache.withLock(Cache.modelLock(lockName)) { () -> (report: VerifyReport?, relock: String?) in
+                let index = try cache.index()
+                let canonical = cacheName(target, in: index)
+                guard canonical == lockName else { return (nil, canonical) }
+                guard let cached = index.models[canonical] else { return (nil, nil) }
+                let report = try verifyCached(cached, input: input, expect: expect, againstTorch: againstTorch, index: index)
+                try cache.updateIndex { index in
+                    if index.models[canonical]?.nativeSHA256 == cached.nativeSHA256, index.models[canonical]?.sha256 == cached.sha256 {
+                        index.models[canonical]?.verification = report.verification
+                    }
+                }
+                return (report, nil)
+            }
+            guard let relock = outcome.relock else { return outcome.report }
+            lockName = relock
+        }
+        throw ZooError(.io, "the cache index kept changing while \(target) was looked up", fix: "try again")
+    }
+
+    /// What an import has just read and computed, which its verification reuses instead of
+    /// reading the files again: the original's checkpoint and the model loaded from it (the
+    /// native file was compared with the original byte for byte as it was written), and the hashes.
+    struct Imported {
+        var checkpoint: Checkpoint
+        var model: Model
+        var sha256: String
+        var nativeSHA256: String
+    }
+
+    /// - Parameter index: the index `entry` was read from, when the caller has it.
+    func verifyCached(_ entry: CacheEntry, input: String? = nil, expect: String? = nil, againstTorch: Bool,
+                      imported: Imported? = nil, index: CacheIndex? = nil) throws -> VerifyReport {
         var checks: [Verification.Check] = []
+        if let official = officialEntry(named: entry.name), let (expected, pin) = expectedHash(official, index: try index ?? cache.index()) {
+            checks.append(catalogCheck(official, sha256: entry.sha256, expected: expected, pin: pin))
+        }
         let original = cache.path(entry.original)
-        checks.append(hashCheck("integrity: original", original, expected: entry.sha256))
+        checks.append(hashCheck("integrity: original", original, expected: entry.sha256, computed: imported?.sha256))
         if let native = entry.native, let sha = entry.nativeSHA256 {
-            checks.append(hashCheck("integrity: native", cache.path(native), expected: sha))
+            checks.append(hashCheck("integrity: native", cache.path(native), expected: sha, computed: imported?.nativeSHA256))
         }
         let file = entry.native.map(cache.path) ?? original
         let architecture = try self.architecture(of: entry)
-        let (structure, model) = structureCheck(file, architecture: architecture)
+        let (structure, model) = imported.map { structureCheck($0.checkpoint, architecture: architecture, loaded: $0.model) }
+            ?? structureCheck(file, architecture: architecture)
         checks.append(structure)
         if let model {
             if let input, let expect {
@@ -101,7 +135,7 @@ extension Zoo {
         }
         let checkpoint = try Checkpoint(path: path)
         let architecture = try Architecture.detect(checkpoint)
-        let (structure, model) = structureCheck(path, architecture: architecture)
+        let (structure, model) = structureCheck(checkpoint, architecture: architecture)
         checks.append(structure)
         if let model {
             if let input, let expect {
@@ -123,8 +157,21 @@ extension Zoo {
 
     // MARK: The checks
 
-    func hashCheck(_ name: String, _ path: String, expected: String) -> Verification.Check {
-        guard let sha = try? SHA256.file(path) else {
+    /// Whether a model under a catalog name holds the catalog's file.
+    func catalogCheck(_ official: CatalogEntry, sha256: String, expected: String, pin: HashPin) -> Verification.Check {
+        let ok = sha256.lowercased().hasPrefix(expected)
+        let by = switch pin {
+        case .catalog: "pinned by the catalog"
+        case .firstUse: "pinned at its first download or import"
+        case .prefix: "only the catalog's prefix is known"
+        }
+        return .init(name: "catalog", ok: ok, detail: ok ? "the original is \(official.name)'s file (SHA-256 \(by))"
+                     : "the original's SHA-256 \(sha256) is not \(official.name)'s \(expected) (\(by)); zoo rm it and zoo pull \(official.name)")
+    }
+
+    /// - Parameter computed: the file's SHA-256 when the caller has just computed it.
+    func hashCheck(_ name: String, _ path: String, expected: String, computed: String? = nil) -> Verification.Check {
+        guard let sha = computed ?? (try? SHA256.file(path)) else {
             return .init(name: name, ok: false, detail: "\(path) cannot be read")
         }
         let ok = sha.hasPrefix(expected.lowercased())
@@ -133,9 +180,17 @@ extension Zoo {
 
     /// Strict load, dtypes, finite values, positive BatchNorm variances.
     func structureCheck(_ path: String, architecture: Architecture) -> (Verification.Check, Model?) {
+        do {
+            return structureCheck(try Checkpoint(path: path), architecture: architecture)
+        } catch {
+            return (.init(name: "structure", ok: false, detail: "\(error)"), nil)
+        }
+    }
+
+    /// The same for an open checkpoint; `loaded` is a model already loaded from it.
+    func structureCheck(_ checkpoint: Checkpoint, architecture: Architecture, loaded: Model? = nil) -> (Verification.Check, Model?) {
         let name = "structure"
         do {
-            let checkpoint = try Checkpoint(path: path)
             var problems: [String] = []
             for (key, tensor) in checkpoint.stateDict.entries {
                 let counter = key.hasSuffix("num_batches_tracked")
@@ -143,8 +198,13 @@ extension Zoo {
                     problems.append("\(key) is \(tensor.dtype.rawValue), expected \(counter ? "int64" : "a floating type")")
                 }
             }
-            let model = architecture.build()
-            try model.load(checkpoint)
+            let model: Model
+            if let loaded {
+                model = loaded
+            } else {
+                model = architecture.build()
+                try model.load(checkpoint)
+            }
             for (key, parameter) in model.namedParameters where parameter.kind != .counter {
                 if let bad = parameter.values.firstIndex(where: { !$0.isFinite }) {
                     problems.append("\(key)[\(bad)] is \(parameter.values[bad])")

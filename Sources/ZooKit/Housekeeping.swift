@@ -1,0 +1,118 @@
+import Checkpoint
+import Foundation
+import Models
+
+/// `zoo list`, `zoo rm`, `zoo prune`: what is cached, and removing it.
+extension Zoo {
+    public struct ListRow: Sendable, Codable {
+        public var name: String
+        public var aliases: [String]
+        public var architecture: String
+        public var weights: String?
+        public var acc1: Double?
+        public var fileMB: Double?
+        public var cached: Bool
+        public var verified: Bool?
+        public var cachedBytes: Int?
+
+        enum CodingKeys: String, CodingKey {
+            case name, aliases, architecture, weights, acc1, cached, verified
+            case fileMB = "file_mb"
+            case cachedBytes = "cached_bytes"
+        }
+    }
+
+    /// Catalog entries and cached models whose name contains `pattern`.
+    public func list(_ pattern: String? = nil) throws -> [ListRow] {
+        let index = try cache.index()
+        var rows = catalog.entries.map { e in
+            let cached = index.models[e.name]
+            return ListRow(name: e.name, aliases: e.aliases ?? [], architecture: e.architecture ?? e.resnet.map { Architecture.resnet($0).name } ?? "?",
+                           weights: e.weights, acc1: e.acc1, fileMB: e.fileMB, cached: cached != nil,
+                           verified: cached?.verification?.ok, cachedBytes: cached.map(bytes))
+        }
+        for (name, cached) in index.models.sorted(by: { $0.key < $1.key }) where !rows.contains(where: { $0.name == name }) {
+            rows.append(ListRow(name: name, aliases: [], architecture: cached.architecture, weights: nil, acc1: nil, fileMB: nil,
+                                cached: true, verified: cached.verification?.ok, cachedBytes: bytes(cached)))
+        }
+        guard let pattern, !pattern.isEmpty else { return rows }
+        return rows.filter { row in ([row.name, row.architecture] + row.aliases).contains { $0.localizedCaseInsensitiveContains(pattern) } }
+    }
+
+    func bytes(_ entry: CacheEntry) -> Int {
+        [entry.original, entry.native, entry.reference].compactMap { $0 }.reduce(0) {
+            $0 + (((try? FileManager.default.attributesOfItem(atPath: cache.path($1)))?[.size] as? Int) ?? 0)
+        }
+    }
+
+    /// Removes a cached model's index entry, then its files; returns the paths removed. (A crash
+    /// in between leaves files no entry refers to, which zoo prune removes.)
+    public func remove(_ name: String) throws -> [String] {
+        let canonical = try cacheName(name)
+        return try cache.withLock(Cache.modelLock(canonical)) {
+            let entry = try cache.updateIndex { index -> CacheEntry in
+                guard let entry = index.models.removeValue(forKey: canonical) else {
+                    throw ZooError(.usage, "\(name) is not cached", fix: "zoo list shows what is cached")
+                }
+                return entry
+            }
+            var paths = [entry.native, entry.reference].compactMap { $0 }
+            for path in paths { try? FileManager.default.removeItem(atPath: cache.path(path)) }
+            // The original may be another entry's, or about to be: an import under another name
+            // may have moved the same file into place and not indexed it yet. So it goes only while
+            // no pull or import runs and no entry uses it; otherwise zoo prune removes it later.
+            let removedOriginal = try cache.withLockIfFree(Cache.workLock) { () -> Bool in
+                guard try !cache.index().models.values.contains(where: { $0.original == entry.original }) else { return false }
+                try? FileManager.default.removeItem(atPath: cache.path(entry.original))
+                let folder = cache.path((entry.original as NSString).deletingLastPathComponent)
+                if ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).isEmpty {
+                    try? FileManager.default.removeItem(atPath: folder)
+                }
+                return true
+            } ?? false
+            if removedOriginal { paths.append(entry.original) }
+            return paths.map(cache.path)
+        }
+    }
+
+    /// Removes partial downloads, temporary files and files no index entry refers to, except what a
+    /// live zoo process is working on: temporary files whose writer is alive, downloads whose lock is
+    /// held, and (while any pull or import runs) complete files not indexed yet.
+    public func prune() throws -> [String] {
+        if let removed = try cache.withLockIfFree(Cache.workLock, { try prune(orphans: true) }) { return removed }
+        return try prune(orphans: false)
+    }
+
+    private func prune(orphans: Bool) throws -> [String] {
+        try cache.withLock(Cache.indexLock) {
+            let index = try cache.index()
+            let referenced = Set(index.models.values.flatMap { [$0.original, $0.native, $0.reference].compactMap { $0 } }.map(cache.path))
+            var removed: [String] = []
+            func remove(_ path: String) {
+                if (try? FileManager.default.removeItem(atPath: path)) != nil { removed.append(path) }
+            }
+            let hashFolders = ((try? FileManager.default.contentsOfDirectory(atPath: cache.originals)) ?? []).map { cache.originals + "/" + $0 }
+            for folder in [cache.root] + hashFolders + [cache.native, cache.references, cache.downloads] {
+                for item in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] {
+                    let path = folder + "/" + item
+                    if referenced.contains(path) { continue }
+                    if let pid = AtomicFile.temporaryOwner(item) {
+                        if AtomicFile.isDead(pid) { remove(path) }
+                    } else if folder == cache.downloads {
+                        let file = item.hasSuffix(".partial") ? String(item.dropLast(".partial".count)) : item
+                        _ = try cache.withLockIfFree(Cache.downloadLock(file)) { remove(path) }
+                    } else if orphans && folder != cache.root {
+                        remove(path)
+                    }
+                }
+            }
+            // Empty hash folders, unless an import may be about to fill one.
+            if orphans {
+                for folder in hashFolders where ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).isEmpty {
+                    try? FileManager.default.removeItem(atPath: folder)
+                }
+            }
+            return removed
+        }
+    }
+}

@@ -1,0 +1,166 @@
+import Checkpoint
+import Foundation
+import Models
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `zoo import`: a checkpoint copied into the cache, converted to the native format, verified.
+extension Zoo {
+    /// Copies a checkpoint into the cache, converts it to the native format and verifies it.
+    /// - Parameters:
+    ///   - path: the checkpoint, in any format zoo reads.
+    ///   - name: the cache name (default: the catalog name of a catalog file, else the file's stem).
+    ///   - architecture: a named architecture; detected from the keys when nil.
+    ///   - force: import even when the hash prefix in the file name does not match.
+    public func importFile(_ path: String, name: String? = nil, architecture: String? = nil, force: Bool = false) throws -> CacheEntry {
+        let file = URL(fileURLWithPath: path).lastPathComponent
+        let catalogEntry = catalog.entries.first { $0.file == file }
+        let name = name ?? catalogEntry?.name ?? URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
+        try Self.checkName(name)
+        return try cache.withLock(Cache.workLock, shared: true) {
+            try cache.withLock(Cache.modelLock(name)) {
+                try importLocked(path, name: name, catalogEntry: catalogEntry, architecture: architecture, force: force,
+                                 source: URL(fileURLWithPath: path).standardized.path, copy: true)
+            }
+        }
+    }
+
+    /// Imports under the model's lock, each step once: the original is opened once and hashed
+    /// once (unless the caller has just hashed it: `sha256`), one model is built and loaded, the
+    /// native file is hashed as it is written, and verification reuses all of these.
+    func importLocked(_ path: String, name: String, catalogEntry: CatalogEntry?, architecture: String?, force: Bool,
+                      source: String, copy: Bool, sha256 known: String? = nil) throws -> CacheEntry {
+        let checkpoint = try Checkpoint(path: path)
+        // The hash runs on the second core while the first builds the model and loads it.
+        let hashing = known == nil ? BackgroundTask { try SHA256.file(path) } : nil
+        let loaded = Result { () throws -> (Architecture, Model) in
+            let arch: Architecture
+            if let architecture {
+                arch = try Architecture.named(architecture).withClassCount(of: checkpoint)
+            } else if let catalogEntry, catalogEntry.architecture != nil || catalogEntry.resnet != nil {
+                arch = try catalogEntry.resolvedArchitecture().withClassCount(of: checkpoint)
+            } else {
+                arch = try Architecture.detect(checkpoint)
+            }
+            let model = arch.build()
+            try model.load(checkpoint)
+            return (arch, model)
+        }
+        let sha = try known ?? hashing!.wait()  // one of the two is always set
+        let file = URL(fileURLWithPath: path).lastPathComponent
+        // A catalog name holds only the catalog's file, --force or not.
+        if let official = officialEntry(named: name) {
+            try checkOfficial(official, sha256: sha, index: try cache.index(), what: file,
+                              fix: "import it under a name of your own: zoo import \(path) --name my-\(name)")
+        } else if let expected = catalogEntry?.expectedHash ?? HashPrefix.of(fileName: file), !sha.hasPrefix(expected.lowercased()), !force {
+            throw ZooError(.failed, "\(file): SHA-256 is \(sha) but \(catalogEntry != nil ? "the catalog" : "the file name") expects \(expected)...",
+                           fix: "the file is damaged or not the published one; re-download it, or pass --force to import it anyway")
+        }
+        let (arch, model) = try loaded.get()
+
+        // The original under its own name, in a folder named by its hash, so that two different
+        // files of the same name never replace each other; renamed into place when complete. The
+        // copy runs on the second core while the first writes the native file.
+        let original = "originals/\(sha.prefix(16))/" + file
+        try FileManager.default.createDirectory(atPath: cache.path("originals/\(sha.prefix(16))"), withIntermediateDirectories: true)
+        var copying: BackgroundTask<Void>?
+        if URL(fileURLWithPath: path).standardized.path != URL(fileURLWithPath: cache.path(original)).standardized.path {
+            if copy {
+                let destination = cache.path(original)
+                copying = BackgroundTask { try Self.copyFile(path, to: destination) }
+            } else if rename(path, cache.path(original)) != 0 {
+                throw ZooError(.io, "cannot move \(path) into the cache: \(String(cString: strerror(errno)))")
+            }
+        }
+        // The native file and the reference are named by the native file's own hash, so that a
+        // model imported again never overwrites the files its current index entry points at: a
+        // crash before the index update leaves the old version whole (and the new files orphans).
+        // The checkpoint opened above still reads the same bytes (copied, or moved: same inode).
+        let staging = "native/.\(name).incoming.safetensors"
+        let written: NativeWriter.Report
+        do {
+            written = try NativeWriter.write(checkpoint, to: cache.path(staging),
+                                             options: .init(architecture: arch.name, version: zooVersion, sourceSHA256: sha))
+            try copying?.wait()
+        } catch {
+            _ = try? copying?.wait()  // no-op when it already finished or failed
+            unlink(cache.path(staging))
+            throw error
+        }
+        let nativeSHA = written.sha256!  // set whenever sourceSHA256 is given
+        let native = "native/\(name).\(nativeSHA.prefix(12)).safetensors"
+        guard rename(cache.path(staging), cache.path(native)) == 0 else {
+            throw ZooError(.io, "cannot move \(cache.path(staging)) to \(cache.path(native)): \(String(cString: strerror(errno)))")
+        }
+        AtomicFile.syncFolder(cache.native)
+
+        // The probe reference: this model's output on the fixed probe input, from the original file.
+        let probe = Self.probeShape(arch, catalogEntry: catalogEntry)
+        let reference = "references/\(name).\(nativeSHA.prefix(12)).npy"
+        try NPY.write(try model.forward(Synthetic.input(probe)), to: cache.path(reference))
+
+        var entry = CacheEntry(name: name, source: source, original: original, sha256: sha, native: native, nativeSHA256: nativeSHA,
+                               architecture: arch.name, resnet: Self.customResNet(arch), numClasses: arch.numClasses,
+                               importedAt: Self.now(), probeShape: probe, reference: reference, referenceSource: "zoo",
+                               verification: nil)
+        entry.verification = try verifyCached(entry, againstTorch: false,
+                                              imported: Imported(checkpoint: checkpoint, model: model, sha256: sha, nativeSHA256: nativeSHA)).verification
+        let foreign = checkpoint.foreignSymbols.map(\.name)
+        entry.foreignSymbols = foreign.isEmpty ? nil : foreign
+        let recorded = entry
+        let pinned = sha.hasPrefix((catalogEntry?.expectedHash ?? "-").lowercased()) ? catalogEntry : nil
+        let previous = try cache.updateIndex { index -> CacheEntry? in
+            defer {
+                index.models[name] = recorded
+                Self.pinOnFirstUse(pinned, sha256: sha, in: &index)
+            }
+            return index.models[name]
+        }
+        // The replaced version's native file and reference (named after this model, so no other
+        // entry uses them). Its original may be shared; zoo prune removes it when it is not.
+        for old in [previous?.native, previous?.reference].compactMap({ $0 }) where old != native && old != reference {
+            unlink(cache.path(old))
+        }
+        return entry
+    }
+
+    /// A ResNet configuration that has no name, so the index can rebuild it.
+    static func customResNet(_ architecture: Architecture) -> ResNetConfig? {
+        guard case .resnet(let config) = architecture, architecture.name.hasPrefix("resnet(") else { return nil }
+        return config
+    }
+
+    /// The fixed probe input's shape: small but exercising every layer.
+    static func probeShape(_ architecture: Architecture, catalogEntry: CatalogEntry?) -> [Int] {
+        if let shape = catalogEntry?.inputShape { return [1] + shape }
+        switch architecture {
+        case .tutorialVGG: return [1, 3, 224, 224]
+        case .vgg: return [1, 3, 32, 32]
+        case .resnet: return [1, 3, 64, 64]
+        }
+    }
+
+    /// Copies `source` into place through `AtomicFile` with sendfile(2): the kernel copies page
+    /// to page. (FileHandle.read(upToCount:) reads 4 KiB per system call here: 135,000 of them
+    /// for a 553 MB file, most of an import's time.)
+    private static func copyFile(_ source: String, to destination: String) throws {
+        let input = open(source, O_RDONLY | O_CLOEXEC)
+        guard input >= 0 else { throw ZooError(.io, "cannot read \(source): \(String(cString: strerror(errno)))") }
+        defer { close(input) }
+        try AtomicFile.write(to: destination) { output in
+            #if os(Linux)
+            while true {
+                let n = sendfile(output.fileDescriptor, input, nil, 1 << 30)
+                if n == 0 { break }
+                if n < 0 && errno != EINTR {
+                    throw ZooError(.io, "cannot copy \(source) into the cache: \(String(cString: strerror(errno)))")
+                }
+            }
+            #else
+            let reader = FileHandle(fileDescriptor: input, closeOnDealloc: false)
+            while let block = try reader.read(upToCount: 8 << 20), !block.isEmpty { try output.write(contentsOf: block) }
+            #endif
+        }
+    }
+}

@@ -18,6 +18,11 @@ public final class Checkpoint {
     public let isBigEndian: Bool
     /// Format facts worth reporting (zip prefix folder, archive version).
     public let facts: [String: String]
+    /// Every symbol the file's pickles name, with its verdict and where it is used; empty for
+    /// safetensors. A loaded checkpoint lists no `hostile` one (those refuse the file).
+    public let symbols: [PickleSymbol]
+    /// The `foreign` symbols: inert here, but importable by `torch.load(weights_only=False)`.
+    public var foreignSymbols: [PickleSymbol] { symbols.filter { $0.verdict == .foreign } }
 
     private let backing: StorageBacking
     /// Owns the unpickled objects the state dict was found in.
@@ -52,6 +57,7 @@ public final class Checkpoint {
                 self.isBigEndian = false
                 self.facts = ["header_bytes": String(header.headerLength)]
                 self.arena = nil
+                self.symbols = []
                 return
             }
             self.format = loaded.format
@@ -61,6 +67,8 @@ public final class Checkpoint {
             self.isBigEndian = loaded.bigEndian
             self.facts = loaded.facts
             self.arena = loaded.arena
+            self.symbols = SymbolVerdicts.report(loaded.arena.symbols, roots: [("", loaded.root)],
+                                                 hidden: loaded.arena.hiddenSymbols)
         } catch let error as CheckpointError {
             throw error.with(path: path)
         }

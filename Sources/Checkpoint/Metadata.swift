@@ -22,6 +22,19 @@ public indirect enum MetadataValue: Sendable, Equatable, Encodable {
     /// Values one summary may hold in all: shared references can make a small pickle a tree
     /// of 64^16 paths, and only this bound keeps summarising it fast.
     static let maxValues = 20_000
+    /// Text bytes one budget unit pays for: a string, symbol, big integer or key costs one unit
+    /// per 256 bytes on top of its own, so a summary renders at most ~5 MB of text however often
+    /// the pickle references one long value.
+    static let textBytesPerUnit = 256
+
+    /// Spends the text cost of `text`; returns it, or a stand-in when the budget is spent.
+    static func text(_ text: String, budget: inout Int) -> String {
+        let cost = text.utf8.count / textBytesPerUnit
+        guard cost > 0 else { return text }
+        guard budget >= cost else { return "<\(text.utf8.count) bytes of text; summary truncated>" }
+        budget -= cost
+        return text
+    }
 
     public subscript(key: String) -> MetadataValue? {
         guard case .object(let pairs) = self else { return nil }
@@ -37,7 +50,7 @@ public indirect enum MetadataValue: Sendable, Equatable, Encodable {
                 out.append(Pair(key: "<more>", value: .int(entries.count - out.count)))
                 break
             }
-            out.append(Pair(key: keyText(entry.key), value: MetadataValue(entry.value, depth: 0, budget: &budget)))
+            out.append(Pair(key: text(keyText(entry.key), budget: &budget), value: MetadataValue(entry.value, depth: 0, budget: &budget)))
         }
         return out
     }
@@ -56,7 +69,7 @@ public indirect enum MetadataValue: Sendable, Equatable, Encodable {
         }
         func pairs(_ dict: PickleDict) -> [Pair] {
             var out = dict.entries.prefix(Self.maxItems).map {
-                Pair(key: Self.keyText($0.key), value: MetadataValue($0.value, depth: depth + 1, budget: &budget))
+                Pair(key: Self.text(Self.keyText($0.key), budget: &budget), value: MetadataValue($0.value, depth: depth + 1, budget: &budget))
             }
             if dict.count > Self.maxItems { out.append(Pair(key: "<more>", value: .int(dict.count - Self.maxItems))) }
             return out
@@ -65,13 +78,16 @@ public indirect enum MetadataValue: Sendable, Equatable, Encodable {
         case .none: self = .null
         case .bool(let b): self = .bool(b)
         case .int(let i): self = .int(i)
-        case .bigInt(let raw): self = .string("0x" + raw.reversed().map { String(format2: $0) }.joined())
+        case .bigInt(let raw):
+            self = raw.count / Self.textBytesPerUnit * 2 > budget
+                ? .string("<\(raw.count)-byte integer; summary truncated>")
+                : .string(Self.text("0x" + raw.reversed().map { String(format2: $0) }.joined(), budget: &budget))
         case .float(let d): self = d.isFinite ? .double(d) : .string(String(d))
-        case .string(let s): self = .string(s)
+        case .string(let s): self = .string(Self.text(s, budget: &budget))
         case .bytes(let b): self = .string("<\(b.count) bytes>")
         case .tuple(let list), .list(let list), .set(let list): self = items(list.items)
         case .dict(let dict): self = .object(pairs(dict))
-        case .global(let module, let name): self = .string("\(module).\(name)")
+        case .global(let module, let name): self = .string(Self.text("\(module).\(name)", budget: &budget))
         case .tensor(let t): self = .tensor(dtype: t.dtype, shape: t.shape)
         case .storage(let s): self = .string("<\(s.dtype.rawValue) storage of \(s.byteCount) bytes>")
         case .object(let object):
@@ -79,7 +95,7 @@ public indirect enum MetadataValue: Sendable, Equatable, Encodable {
                 self = scalar
                 return
             }
-            var fields = [Pair(key: "__class__", value: .string(object.qualifiedName))]
+            var fields = [Pair(key: "__class__", value: .string(Self.text(object.qualifiedName, budget: &budget)))]
             if let state = object.stateDict {
                 fields += pairs(state)
             } else if let state = object.state {

@@ -29,10 +29,14 @@ public enum NativeWriter {
         /// When it is given, the header is final from the start, and the written file is hashed
         /// as it is written (`Report.sha256`).
         public var sourceSHA256: String?
+        /// Write more than `maxExpansion` times the source's size (plus `expansionFloor`): views
+        /// that repeat data, a storage read by many tensors. Off, such a file is refused.
+        public var allowExpansion: Bool
 
         public init(dtype: DType? = nil, architecture: String? = nil, version: String = "", extra: [String: String] = [:],
-                    sourceSHA256: String? = nil) {
+                    sourceSHA256: String? = nil, allowExpansion: Bool = false) {
             self.sourceSHA256 = sourceSHA256
+            self.allowExpansion = allowExpansion
             self.dtype = dtype
             self.architecture = architecture
             self.version = version
@@ -63,6 +67,12 @@ public enum NativeWriter {
         }
     }
 
+    /// Tensor data a conversion may write without `allowExpansion`: this many times the
+    /// source file, plus `expansionFloor`. Each storage is written once per distinct view of it,
+    /// so only repeated or stride-0 views (and deflated archives) can get near it.
+    public static let maxExpansion = 4
+    public static let expansionFloor = 64 << 20
+
     /// Bytes converted, written and read back at a time: small enough to stay in the CPU's cache
     /// between these steps (4 MiB costs twice the system time here).
     static let chunkBytes = 1 << 20
@@ -85,6 +95,19 @@ public enum NativeWriter {
             throw CheckpointError(.io, path: output, "refusing to overwrite the checkpoint being converted; choose another output")
         }
         let (jobs, aliases) = plan(checkpoint.stateDict, dtype: options.dtype)
+        if !options.allowExpansion {
+            let sourceBytes = (try? FileManager.default.attributesOfItem(atPath: checkpoint.path)[.size] as? Int) ?? 0
+            let written = jobs.reduce(0) { total, job in
+                let (sum, overflow) = total.addingReportingOverflow(job.bytes)
+                return overflow ? Int.max : sum
+            }
+            let limit = expansionFloor + maxExpansion * sourceBytes
+            guard written <= limit else {
+                throw CheckpointError(.unsupported, path: checkpoint.path,
+                    "converting would write \(written) bytes of tensors from a file of \(sourceBytes) bytes, more than \(maxExpansion)x it plus \(expansionFloor >> 20) MiB "
+                    + "(views that repeat data, or a storage read by many tensors); pass --allow-expansion if you expect that")
+            }
+        }
 
         // The source hash runs on the second core while the first converts.
         let source = checkpoint.path

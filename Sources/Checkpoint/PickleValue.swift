@@ -160,6 +160,10 @@ final class PickleArena {
     private var lists: [PickleList] = []
     private var dicts: [PickleDict] = []
     private var objects: [PickleObject] = []
+    /// Every GLOBAL / STACK_GLOBAL the unpicklers met, in order (see `PickleSymbol`).
+    var symbols: [SymbolVerdicts.Occurrence] = []
+    /// Symbols found in a tensor's hooks, metadata or state, which the tensor drops: where.
+    var hiddenSymbols: [String: String] = [:]
 
     func list(_ items: [PickleValue] = []) -> PickleList {
         let list = PickleList(items)

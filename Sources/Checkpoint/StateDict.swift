@@ -34,6 +34,9 @@ enum StateDictExtractor {
     /// Modules visited plus keys produced in one walk: a shared submodule is visited once per
     /// path to it, as `state_dict()` does, and a file could make those paths exponentially many.
     static let maxVisits = 100_000
+    /// A key or module path also costs one visit per this many bytes: a walk builds at most
+    /// ~50 MB of key text, however long the names and however many paths share them.
+    static let keyBytesPerVisit = 512
 
     static func extract(_ root: PickleValue, format: CheckpointFormat, path: String) throws -> StateDict {
         if format == .torchscript {
@@ -103,11 +106,20 @@ enum StateDictExtractor {
     }
 
     private static func visit(_ visits: inout Int, keys: Int, depth: Int, prefix: String, path: String) throws {
-        visits += 1
+        visits += 1 + prefix.utf8.count / keyBytesPerVisit
         guard depth < maxDepth, visits + keys <= maxVisits else {
             throw CheckpointError(.corrupt, path: path, depth < maxDepth
-                ? "more than \(maxVisits) submodules and keys (shared modules reached by too many paths), at \(prefix)"
-                : "modules nested deeper than \(maxDepth) levels at \(prefix)")
+                ? "more than \(maxVisits) submodules and keys, or \(maxVisits * keyBytesPerVisit) bytes of their names (shared modules reached by too many paths), at \(prefix.prefix(200))"
+                : "modules nested deeper than \(maxDepth) levels at \(prefix.prefix(200))")
+        }
+    }
+
+    /// Charges the bytes of the key `prefix + name` before it is built.
+    private static func spend(_ visits: inout Int, key prefix: String, _ name: String, keys: Int, path: String) throws {
+        visits += (prefix.utf8.count + name.utf8.count) / keyBytesPerVisit
+        guard visits + keys < maxVisits else {
+            throw CheckpointError(.corrupt, path: path,
+                "more than \(maxVisits * keyBytesPerVisit) bytes of keys (long names on shared modules), at \(prefix.prefix(200))")
         }
     }
 
@@ -128,6 +140,7 @@ enum StateDictExtractor {
         for field in ["_parameters", "_buffers"] {
             for (key, value) in state[field]?.dict?.entries ?? [] {
                 guard let name = key.string, let tensor = value.tensor, !nonPersistent.contains(name) else { continue }
+                try spend(&visits, key: prefix, name, keys: entries.count, path: path)
                 entries.append((prefix + name, tensor))
             }
         }
@@ -146,6 +159,7 @@ enum StateDictExtractor {
             guard let name = key.string else { continue }
             switch value {
             case .tensor(let tensor):
+                try spend(&visits, key: prefix, name, keys: entries.count, path: path)
                 entries.append((prefix + name, tensor))
             case .object(let child) where child.module.hasPrefix("__torch__"):
                 try walkScriptModule(child, prefix: prefix + name + ".", into: &entries, depth: depth + 1, visits: &visits, path: path)

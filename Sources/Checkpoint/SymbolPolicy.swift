@@ -38,6 +38,11 @@ enum SymbolPolicy {
         "torch.hub", "torch._dynamo", "torch._inductor", "torch.ops", "torch.serialization", "torch.package",
         "torch.multiprocessing", "torch.utils.cpp_extension", "torch.utils.collect_env", "torch.utils.bottleneck",
         "torch.utils._config_module", "torch.utils.data.datapipes.utils.decoder", "torch.jit.unsupported_tensor_ops",
+        // Command runners, downloaders and file writers outside the namespaces above.
+        "_osx_support", "torch.distributed.run", "torch.distributed.launch", "torch.distributed.elastic",
+        "torch.distributed.launcher", "torch.utils.model_zoo", "torchvision.io", "torchvision.datasets.utils",
+        "logging.handlers", "zipfile", "tarfile", "_pyio", "numpy.lib.format", "sympy.parsing",
+        "SimpleHTTPServer", "SocketServer", "BaseHTTPServer", "CGIHTTPServer",
     ]
 
     /// Single symbols of otherwise ordinary modules.
@@ -49,6 +54,16 @@ enum SymbolPolicy {
         "numpy.load", "numpy.memmap", "numpy.fromfile", "io.FileIO",
         "types.FunctionType", "types.LambdaType", "types.CodeType", "types.MethodType", "types.ModuleType",
         "types.BuiltinFunctionType", "types.BuiltinMethodType", "types.new_class",
+        // eval behind a data-looking name.
+        "typing.ForwardRef", "typing._eval_type", "typing.get_type_hints", "typing._type_check",
+        "sympy.sympify", "sympy.S", "sympy.core.sympify", "sympy.core.sympify.sympify", "sympy.core.S",
+        "sympy.simplify", "sympy.parse_expr", "sympy.lambdify", "sympy.utilities.lambdify",
+        // File writers.
+        "logging.FileHandler", "logging.basicConfig", "numpy.save", "numpy.savez", "numpy.savez_compressed",
+        "numpy.savetxt", "numpy.ndarray.tofile", "numpy.ndarray.dump",
+        "pathlib.Path.touch", "pathlib.Path.mkdir", "pathlib.Path.write_text", "pathlib.Path.write_bytes",
+        "pathlib.Path.symlink_to", "pathlib.Path.hardlink_to", "pathlib.Path.replace", "pathlib.PosixPath.touch",
+        "pathlib.PosixPath.mkdir", "pathlib.PosixPath.replace", "pathlib.WindowsPath.touch", "pathlib.WindowsPath.mkdir",
     ]
 
     /// Names that are attacks whichever module they come from (re-exports, aliases, methods).
@@ -64,6 +79,12 @@ enum SymbolPolicy {
         "load", "loads", "_load_from_bytes", "unsafe_load", "full_load", "load_model", "read_pickle",
         "open", "open_code", "write_text", "write_bytes", "rmtree", "remove", "removedirs", "unlink", "rmdir",
         "rename", "chmod", "chown", "symlink", "kill", "killpg",
+        "_get_command_stdout", "_popen", "_find_mac_near_keyword", "_find_mac_under_heading", "_find_mac",
+        "exec_with_source", "_exec_with_source", "_forward_from_src", "_method_from_src",
+        "load_url", "load_state_dict_from_url", "download_url_to_file", "urlretrieve", "urlopen",
+        "sympify", "parse_expr", "lambdify", "_evaluate", "savez", "savez_compressed", "savetxt", "tofile",
+        "open_memmap", "write_array", "touch", "mkdir", "makedirs", "write_file", "write_png", "write_jpeg",
+        "write_video", "FileHandler", "RotatingFileHandler", "TimedRotatingFileHandler", "WatchedFileHandler",
     ]
 
     /// What `builtins` may contribute: constructors of plain data (and the Python 2 names
@@ -83,6 +104,9 @@ enum SymbolPolicy {
         "StringIO": "io", "thread": "_thread",
     ]
 
+    /// The longest entry of `hostileModules` and `hostileSymbols`: no longer prefix can match.
+    static let longestListed = hostileModules.union(hostileSymbols).map(\.utf8.count).max() ?? 0
+
     static func isHostile(module: String, name: String) -> Bool {
         let root = python2Modules[module] ?? module
         let nameParts = name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
@@ -95,10 +119,11 @@ enum SymbolPolicy {
         for part in nameParts where part.count > 4 && part.hasPrefix("__") && part.hasSuffix("__") {
             if !allowedDunders.contains(part) { return true }
         }
-        // 3. Every prefix of the full path.
+        // 3. Every prefix of the full path, up to the longest listed one (linear in the dots).
         var path = ""
-        for part in root.split(separator: ".", omittingEmptySubsequences: false).map(String.init) + nameParts {
-            path = path.isEmpty ? part : path + "." + part
+        for part in (root.split(separator: ".", omittingEmptySubsequences: false) + nameParts.map { Substring($0) }) {
+            path = path.isEmpty ? String(part) : path + "." + part
+            if path.utf8.count > longestListed { break }
             if hostileModules.contains(path) || hostileSymbols.contains(path) { return true }
         }
         // 4. A hostile module reached as an attribute (`pathlib.os`, `argparse._os`).

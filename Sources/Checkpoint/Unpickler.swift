@@ -90,6 +90,11 @@ struct Unpickler {
     /// floor): a small file cannot make zoo copy one big list a million times.
     static let copiesPerByte = 16
     static let copyFloor = 1 << 22
+    /// Values the VM may create (every push), per byte of the file the pickle came from (plus a
+    /// floor): a deflated `data.pkl` that inflates a thousandfold into tiny objects stops here,
+    /// while a stored pickle (one value needs at least one opcode byte) never reaches it.
+    static let valuesPerFileByte = 4
+    static let valueFloor = 1 << 20
 
     /// Turns a persistent id (the tuple or string BINPERSID pops) into a value, usually a storage.
     typealias PersistentLoad = (PickleValue) throws -> PickleValue
@@ -107,15 +112,20 @@ struct Unpickler {
     private var marks: [Int] = []
     private var memo: [Int: PickleValue] = [:]
     private var opcodeOffset = 0
-    /// What `reduce` may still copy; see `copiesPerByte`.
+    /// What `reduce` may still copy, and dict keys may still hash; see `copiesPerByte`.
     private var copyBudget: Int
+    /// Values that may still be pushed; see `valuesPerFileByte`.
+    private var valueBudget: Int
+    private let fileBytes: Int
 
     /// - Parameters:
     ///   - bytes: memory that outlives the unpickler.
     ///   - start: index of the first opcode.
     ///   - record: names the pickle in error messages.
     ///   - baseOffset: file offset of `bytes[0]`, so errors give offsets in the file.
-    init(bytes: UnsafeRawBufferPointer, start: Int = 0, record: String, baseOffset: Int = 0,
+    ///   - fileBytes: bytes of the file the pickle occupies (its compressed size when deflated;
+    ///     `bytes.count` when nil), which sets the value budget.
+    init(bytes: UnsafeRawBufferPointer, start: Int = 0, record: String, baseOffset: Int = 0, fileBytes: Int? = nil,
          arena: PickleArena, persistentLoad: @escaping PersistentLoad) {
         self.bytes = bytes
         self.position = start
@@ -124,6 +134,9 @@ struct Unpickler {
         self.arena = arena
         self.persistentLoad = persistentLoad
         self.copyBudget = Self.copyFloor + Self.copiesPerByte * bytes.count
+        let fileBytes = min(fileBytes ?? bytes.count, bytes.count)
+        self.fileBytes = fileBytes
+        self.valueBudget = Self.valueFloor + Self.valuesPerFileByte * fileBytes
     }
 
     // MARK: Errors
@@ -181,6 +194,10 @@ struct Unpickler {
 
     private mutating func push(_ value: PickleValue) throws {
         guard stack.count < Self.maxStack else { throw corrupt("stack exceeds \(Self.maxStack) items") }
+        valueBudget -= 1
+        guard valueBudget >= 0 else {
+            throw corrupt("the pickle creates more than \(Self.valueFloor + Self.valuesPerFileByte * fileBytes) values from \(fileBytes) bytes of file (a decompression bomb?)")
+        }
         stack.append(value)
     }
 
@@ -346,6 +363,7 @@ struct Unpickler {
                 let value = try pop()
                 let key = try pop()
                 guard case .dict(let dict) = try top() else { throw corrupt("SETITEM on \(try top().kindName), expected a dict") }
+                try charge(Self.hashCost(key))
                 dict.set(key, value)
             case .setItems:
                 let items = try popMark()
@@ -439,12 +457,30 @@ struct Unpickler {
         }
     }
 
-    private func setItems(_ dict: PickleDict, _ items: [PickleValue]) throws {
+    private mutating func setItems(_ dict: PickleDict, _ items: [PickleValue]) throws {
         guard items.count % 2 == 0 else { throw corrupt("SETITEMS with an odd number (\(items.count)) of keys and values") }
-        for i in stride(from: 0, to: items.count, by: 2) { dict.set(items[i], items[i + 1]) }
+        for i in stride(from: 0, to: items.count, by: 2) {
+            try charge(Self.hashCost(items[i]))
+            dict.set(items[i], items[i + 1])
+        }
     }
 
-    private func symbol(_ module: String, _ name: String) throws -> PickleValue {
+    /// What inserting `key` into a dict costs in hashing: its bytes, so that one long key
+    /// re-inserted through the memo is paid for each time (charged against the copy budget).
+    static func hashCost(_ key: PickleValue) -> Int {
+        switch key {
+        case .string(let s): s.utf8.count / 8
+        case .bytes(let b): b.count / 8
+        case .bigInt(let b): b.count / 8
+        default: 0
+        }
+    }
+
+    private mutating func symbol(_ module: String, _ name: String) throws -> PickleValue {
+        // Checking and listing a name costs its length: STACK_GLOBAL can name one long memoised
+        // string a million times.
+        try charge((module.utf8.count + name.utf8.count) / 8)
+        arena.symbols.append(SymbolVerdicts.Occurrence(module: module, name: name, record: record, offset: baseOffset + opcodeOffset))
         if SymbolPolicy.isHostile(module: module, name: name) {
             throw CheckpointError(.security, path: "", at: location,
                 "refused: the pickle references \(module).\(name), which only a malicious file would; nothing was executed")
@@ -463,11 +499,38 @@ struct Unpickler {
         }
     }
 
+    /// Symbols in the parts of a rebuild call that the tensor drops (backward hooks, Python
+    /// metadata, subclass state) are recorded with where they sat, so that `inspect` shows them.
+    private mutating func noteHidden(_ function: String, _ args: [PickleValue]) throws {
+        let parts: [(Int, String)] = switch function {
+        case "_rebuild_tensor_v2": [(5, "backward_hooks"), (6, "metadata")]
+        case "_rebuild_tensor_v3": [(5, "backward_hooks"), (7, "metadata")]
+        case "_rebuild_parameter": [(2, "backward_hooks")]
+        case "_rebuild_parameter_with_state": [(2, "backward_hooks"), (3, "state")]
+        case "_rebuild_from_type_v2": [(3, "state")]
+        default: []
+        }
+        for (index, label) in parts where index < args.count {
+            switch args[index] {
+            case .none: continue
+            case .dict(let d) where d.count == 0 && d.state == nil: continue
+            case .tuple(let l) where l.items.isEmpty: continue
+            default: break
+            }
+            try charge(arena.symbols.count)
+            let names = Set(arena.symbols.map { $0.module + "." + $0.name })
+            for (full, place) in SymbolVerdicts.locate(names, in: [("a tensor's " + label, args[index])])
+            where arena.hiddenSymbols[full] == nil {
+                arena.hiddenSymbols[full] = place
+            }
+        }
+    }
+
     /// Charges `count` copied values or bytes against the copy budget.
     private mutating func charge(_ count: Int) throws {
         copyBudget -= count
         guard copyBudget >= 0 else {
-            throw corrupt("the pickle makes zoo copy more than \(Self.copiesPerByte) values per byte of its \(bytes.count) bytes (repeated constructor calls on the same large list?)")
+            throw corrupt("the pickle makes zoo copy more than \(Self.copiesPerByte) values (or hash more than as many bytes) per byte of its \(bytes.count) bytes (repeated constructor calls on one large list, or one long key set again and again?)")
         }
     }
 
@@ -490,10 +553,14 @@ struct Unpickler {
             if let pairs = args.first?.elements {
                 for pair in pairs {
                     guard let kv = pair.elements, kv.count == 2 else { throw corrupt("\(name) item is not a (key, value) pair") }
+                    try charge(Self.hashCost(kv[0]))
                     dict.set(kv[0], kv[1])
                 }
             } else if case .dict(let source)? = args.first {
-                for (k, v) in source.entries { dict.set(k, v) }
+                for (k, v) in source.entries {
+                    try charge(Self.hashCost(k))
+                    dict.set(k, v)
+                }
             }
             return .dict(dict)
         case ("torch", "Size"), ("builtins", "tuple"), ("__builtin__", "tuple"):
@@ -524,6 +591,7 @@ struct Unpickler {
                 return .object(arena.object(module: m, name: n, arguments: Array(args.dropFirst())))
             }
         case ("torch._utils", _) where name.hasPrefix("_rebuild"), ("torch._tensor", "_rebuild_from_type_v2"):
+            try noteHidden(name, args)
             return try TensorRebuild.rebuild(name, args, corrupt: corrupt, unsupported: unsupported)
         default:
             break

@@ -36,6 +36,7 @@ final class ZipArchive {
             names.append(String(cString: name))
         }
         self.names = names
+        try ZipLayout.check(path: path)  // after full initialisation, so deinit closes the handle
     }
 
     deinit { zip_discard(handle) }
@@ -87,6 +88,15 @@ final class ZipArchive {
                 "compression method \(info.comp_method); torch writes entries stored (0), zoo also reads deflate (8)")
         }
         return Int(info.size)
+    }
+
+    /// Bytes an entry occupies in the file (its compressed size), as the central directory says.
+    func compressedSize(of name: String) throws -> Int {
+        _ = try size(of: name)  // checks the sizes against the file
+        var info = zip_stat_t()
+        zip_stat_init(&info)
+        guard zip_stat_index(handle, try index(name), 0, &info) == 0 else { throw failure(name, "cannot stat") }
+        return Int(info.comp_size)  // at most the file's size (checked by size(of:))
     }
 
     /// The whole entry, decompressed and CRC-checked by libzip. `limit` bounds what a file may

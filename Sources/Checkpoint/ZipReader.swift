@@ -5,6 +5,14 @@ import Foundation
 enum ZipReader {
     /// `data.pkl` of a real checkpoint is kilobytes; refuse to allocate absurd amounts for it.
     static let maxPickleBytes = 1 << 30
+    /// A deflated `data.pkl` may inflate to 16 MiB, or 16 times its compressed size beyond that
+    /// (a real pickle compresses 3-6 fold); a stored one is its size in the file.
+    static let inflatedPickleFloor = 16 << 20
+    static let inflatedPickleRatio = 16
+
+    static func pickleLimit(fileBytes: Int) -> Int {
+        min(maxPickleBytes, max(fileBytes, inflatedPickleFloor + inflatedPickleRatio * fileBytes))
+    }
 
     static func load(path: String) throws -> LoadedPickle {
         let archive = try ZipArchive(path: path)
@@ -28,11 +36,12 @@ enum ZipReader {
             default: throw CheckpointError(.corrupt, path: path, at: prefix + "byteorder", "expected 'little' or 'big', found '\(order.prefix(16))'")
             }
         }
-        let pickle = try archive.read(pickleName, limit: maxPickleBytes)
+        let pickleFileBytes = try archive.compressedSize(of: pickleName)
+        let pickle = try archive.read(pickleName, limit: pickleLimit(fileBytes: pickleFileBytes))
         let arena = PickleArena()
         var storages: [String: StorageRef] = [:]
         let root = try pickle.withUnsafeBytes { bytes in
-            var unpickler = Unpickler(bytes: bytes, record: pickleName, arena: arena) { pid in
+            var unpickler = Unpickler(bytes: bytes, record: pickleName, fileBytes: pickleFileBytes, arena: arena) { pid in
                 try persistentLoad(pid, archive: archive, prefix: prefix, storages: &storages)
             }
             return try unpickler.load()

@@ -205,9 +205,13 @@ public struct CacheEntry: Codable, Sendable {
     /// Who computed the reference output: `torch` or `zoo`.
     public var referenceSource: String?
     public var verification: Verification?
+    /// Symbols of the original outside torch's weights-only allow-list (inert in zoo, imported
+    /// by `torch.load(weights_only=False)`); nil when there are none.
+    public var foreignSymbols: [String]? = nil
 
     enum CodingKeys: String, CodingKey {
         case name, source, original, sha256, native, architecture, resnet, verification, reference
+        case foreignSymbols = "foreign_symbols"
         case nativeSHA256 = "native_sha256"
         case numClasses = "num_classes"
         case importedAt = "imported_at"

@@ -106,6 +106,8 @@ extension Zoo {
                                verification: nil)
         entry.verification = try verifyCached(entry, againstTorch: false,
                                               imported: Imported(checkpoint: checkpoint, model: model, sha256: sha, nativeSHA256: nativeSHA)).verification
+        let foreign = checkpoint.foreignSymbols.map(\.name)
+        entry.foreignSymbols = foreign.isEmpty ? nil : foreign
         let recorded = entry
         let pinned = sha.hasPrefix((catalogEntry?.expectedHash ?? "-").lowercased()) ? catalogEntry : nil
         let previous = try cache.updateIndex { index -> CacheEntry? in

@@ -19,6 +19,9 @@ extension ZooCommand {
         @Option(help: "Store floating-point weights as float16 or bfloat16 (BatchNorm statistics stay float32).")
         var dtype: CompactType?
 
+        @Flag(help: "Write tensors even when they hold more than 4 times the input's size plus 64 MiB (views that repeat data).")
+        var allowExpansion = false
+
         @OptionGroup var options: OutputOptions
 
         enum CompactType: String, ExpressibleByArgument {
@@ -43,11 +46,13 @@ extension ZooCommand {
             let clock = ContinuousClock()
             let start = clock.now
             let checkpoint = try Checkpoint(path: file)
+            warnForeignSymbols(checkpoint)
             let architecture = try? Architecture.detect(checkpoint).name
             let report: NativeWriter.Report
             do {
                 report = try NativeWriter.write(checkpoint, to: destination, options: NativeWriter.Options(
-                    dtype: dtype.map { $0 == .float16 ? .float16 : .bfloat16 }, architecture: architecture, version: zooVersion))
+                    dtype: dtype.map { $0 == .float16 ? .float16 : .bfloat16 }, architecture: architecture, version: zooVersion,
+                    allowExpansion: allowExpansion))
             } catch let error as CheckpointError where error.path != file {
                 // Name the input first: it is what the user asked about (the output was not written).
                 throw CheckpointError(error.kind, path: file, "converting to \(error.description)")

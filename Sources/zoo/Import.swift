@@ -21,6 +21,7 @@ extension ZooCommand {
 
         func run() throws {
             let entry = try zoo.zoo().importFile(file, name: name, architecture: arch, force: force)
+            warnForeignSymbols(entry)
             try options.emit(entry) { e in
                 "imported \(e.name): \(e.architecture), \(e.numClasses) classes, sha256 \(e.sha256.prefix(16))...\n" + (e.verification.map(render) ?? "")
             }

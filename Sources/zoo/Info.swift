@@ -53,6 +53,10 @@ extension ZooCommand {
                         lines.append("  WARNING: the cached file is not the catalog's (SHA-256 \(c.sha256)); zoo rm \(c.name), then zoo pull \(e.name)")
                     }
                     if let native = c.native { lines.append("  native: \(native)") }
+                    if let foreign = c.foreignSymbols {
+                        lines.append("  foreign symbols (inert in zoo, imported by torch.load(weights_only=False) of the original): "
+                            + foreign.prefix(10).map { String($0.prefix(80)) }.joined(separator: ", ") + (foreign.count > 10 ? ", ..." : ""))
+                    }
                     if let v = c.verification { lines.append("  last verification: \(v.ok ? "ok" : "FAILED") at \(v.time)") }
                 } else {
                     lines.append("  not cached (zoo pull \(r.catalog?.name ?? ""))")

@@ -16,6 +16,7 @@ extension ZooCommand {
 
         func run() throws {
             let checkpoint = try Checkpoint(path: file)
+            warnForeignSymbols(checkpoint)
             try output.emit(InspectReport(checkpoint), text: \.text)
         }
     }
@@ -39,9 +40,11 @@ struct InspectReport: Encodable {
     var parameterCount: Int
     var dataBytes: Int
     var metadata: MetadataValue
+    /// Every GLOBAL / STACK_GLOBAL of the file's pickles, with its verdict and where it is used.
+    var symbols: [PickleSymbol]
 
     enum CodingKeys: String, CodingKey {
-        case file, format, source, tensors, metadata
+        case file, format, source, tensors, metadata, symbols
         case stateDictPath = "state_dict_path"
         case strippedPrefix = "stripped_prefix"
         case bigEndian = "big_endian"
@@ -64,6 +67,7 @@ struct InspectReport: Encodable {
         parameterCount = dict.entries.reduce(0) { add($0, $1.tensor.dtype.isFloatingPoint ? $1.tensor.elementCount : 0) }
         dataBytes = dict.entries.reduce(0) { add($0, bytes($1.tensor)) }
         metadata = .object(dict.metadata)
+        symbols = checkpoint.symbols
     }
 
     var text: String {
@@ -87,6 +91,14 @@ struct InspectReport: Encodable {
                 var value = (try? encoder.encode(pair.value)).map { String(decoding: $0, as: UTF8.self) } ?? "?"
                 if value.count > 100 { value = String(value.prefix(97)) + "..." }
                 lines.append("  \(pair.key): \(value)")
+            }
+        }
+        if !symbols.isEmpty {
+            lines.append("")
+            lines.append("symbols (allowed: torch.load(weights_only=True) accepts it; foreign: inert here, imported by weights_only=False):")
+            for s in symbols {
+                let times = s.count > 1 ? ", \(s.count) times" : ""
+                lines.append("  " + s.verdict.rawValue.padding(8) + " \(s.name.prefix(120))  (\(s.record) byte \(s.offset)\(times), at \(s.usedAt.prefix(120)))")
             }
         }
         return lines.joined(separator: "\n") + "\n"

@@ -20,6 +20,7 @@ extension ZooCommand {
 
         func run() throws {
             let report = try zoo.zoo().pull(model, url: url)
+            warnForeignSymbols(report.entry)
             try options.emit(report) { r in
                 let how = r.origin == "download" ? "downloaded \(r.downloadedBytes.grouped) bytes" + (r.resumedFrom > 0 ? " (resumed at \(r.resumedFrom.grouped))" : "")
                     : "from the \(r.origin)"

@@ -27,7 +27,9 @@ extension ZooCommand {
             let clock = ContinuousClock()
             let batch = try NPY.read(path: input)
             let start = clock.now
-            let model = try Model.load(try Checkpoint(path: file), architecture: arch, inputShape: batch.shape)
+            let checkpoint = try Checkpoint(path: file)
+            warnForeignSymbols(checkpoint)
+            let model = try Model.load(checkpoint, architecture: arch, inputShape: batch.shape)
             let loaded = clock.now
             let result = try model.forward(batch)
             let done = clock.now

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Checkpoint
 import Foundation
 import ZooKit
 
@@ -16,6 +17,8 @@ extension ZooCommand {
         var expect: String?
         @Flag(name: .customLong("against-torch"), help: "Also run the probe through PyTorch ($ZOO_PYTHON or python3 with torch and torchvision).")
         var againstTorch = false
+        @Flag(help: "Also fail when the original names symbols outside torch's weights-only allow-list (foreign: inert in zoo, imported by torch.load(weights_only=False)).")
+        var strict = false
         @OptionGroup var zoo: ZooOptions
         @OptionGroup var options: OutputOptions
 
@@ -26,11 +29,18 @@ extension ZooCommand {
         }
 
         func run() throws {
-            let report = try zoo.zoo().verify(target, input: input, expect: expect, againstTorch: againstTorch)
+            let library = try zoo.zoo()
+            let report = try library.verify(target, input: input, expect: expect, againstTorch: againstTorch)
+            // The original's symbols, read again (entries imported before they were recorded have none).
+            let original = try library.cache.entry(target).map { library.cache.path($0.original) } ?? target
+            let checkpoint = try? Checkpoint(path: original)
+            let foreign = checkpoint?.foreignSymbols ?? []
+            if let checkpoint { warnForeignSymbols(checkpoint) }
             try options.emit(report) { r in
                 "\(r.target) (\(r.architecture ?? "?")): \(r.ok ? "verified" : "FAILED")\n" + render(r.verification)
+                    + (strict && !foreign.isEmpty ? "  FAIL strict: \(foreign.count) foreign symbol\(foreign.count == 1 ? "" : "s") in the original\n" : "")
             }
-            if !report.ok { throw ExitCode(1) }
+            if !report.ok || (strict && !foreign.isEmpty) { throw ExitCode(1) }
         }
     }
 }

@@ -20,7 +20,7 @@ public struct StateDict: Sendable {
     public static var strippablePrefixes: [String] { StateDictExtractor.strippablePrefixes }
 
     public subscript(key: String) -> TensorRecord? {
-        entries.first { $0.key == key }?.tensor
+        entries.first { $0.key.utf8.elementsEqual(key.utf8) }?.tensor  // code points, as Python compares
     }
 }
 
@@ -72,7 +72,7 @@ enum StateDictExtractor {
             return finish(entries, path: "", metadata: [], source: nil)
         }
         func metadata(except key: String) -> [MetadataValue.Pair] {
-            MetadataValue.summarise(dict.entries.filter { MetadataValue.keyText($0.key) != key })
+            MetadataValue.summarise(dict.entries.filter { !MetadataValue.keyText($0.key).utf8.elementsEqual(key.utf8) })
         }
         // A wrapper key, then any single entry, holding a dict of tensors or a pickled module.
         let candidates = wrapperKeys.filter { dict[$0] != nil }
@@ -91,7 +91,12 @@ enum StateDictExtractor {
                 continue
             }
         }
-        // A dict mixing tensors with other values: the tensors are the state dict.
+        // A dict mixing tensors with other values: the tensors are the state dict. A tensor under
+        // a bytes or int key would be in torch's dict under a key zoo cannot write: refuse.
+        if let odd = dict.entries.first(where: { $0.value.tensor != nil && $0.key.string == nil }) {
+            throw CheckpointError(.unsupported, path: path,
+                "a tensor is stored under the \(odd.key.kindName) key \(MetadataValue.keyText(odd.key)), not a string: torch's state dict would hold it under that key, which no state dict, safetensors file or model can name")
+        }
         let tensors = dict.entries.compactMap { entry in entry.value.tensor.flatMap { t in entry.key.string.map { ($0, t) } } }
         if !tensors.isEmpty {
             let rest = MetadataValue.summarise(dict.entries.filter { $0.value.tensor == nil })
@@ -124,10 +129,10 @@ enum StateDictExtractor {
                                    depth: Int, visits: inout Int, path: String) throws {
         try visit(&visits, keys: entries.count, depth: depth, prefix: prefix, path: path)
         guard let state = module.stateDict else { return }
-        let nonPersistent = Set(state["_non_persistent_buffers_set"]?.elements?.compactMap(\.string) ?? [])
+        let nonPersistent = Set(state["_non_persistent_buffers_set"]?.elements?.compactMap { $0.string.map { Array($0.utf8) } } ?? [])
         for field in ["_parameters", "_buffers"] {
             for (key, value) in state[field]?.dict?.entries ?? [] {
-                guard let name = key.string, let tensor = value.tensor, !nonPersistent.contains(name) else { continue }
+                guard let name = key.string, let tensor = value.tensor, !nonPersistent.contains(Array(name.utf8)) else { continue }
                 entries.append((prefix + name, tensor))
             }
         }
@@ -161,8 +166,10 @@ enum StateDictExtractor {
         var entries = entries
         var stripped = ""
         while !entries.isEmpty,
-              let prefix = strippablePrefixes.first(where: { p in entries.allSatisfy { $0.0.hasPrefix(p) && $0.0.count > p.count } }) {
-            entries = entries.map { (String($0.0.dropFirst(prefix.count)), $0.1) }
+              let prefix = strippablePrefixes.first(where: { p in entries.allSatisfy { $0.0.utf8.starts(with: p.utf8) && $0.0.utf8.count > p.utf8.count } }) {
+            // By UTF-8 bytes, as Python's startswith: `hasPrefix` compares characters, and a
+            // combining mark after the dot would hide the prefix from it.
+            entries = entries.map { (String(decoding: $0.0.utf8.dropFirst(prefix.utf8.count), as: UTF8.self), $0.1) }
             stripped += prefix
         }
         return StateDict(entries: entries.map { (key: $0.0, tensor: $0.1) }, path: path, strippedPrefix: stripped,

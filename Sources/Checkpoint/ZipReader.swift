@@ -34,7 +34,7 @@ enum ZipReader {
         var storages: [String: StorageRef] = [:]
         let root = try pickle.withUnsafeBytes { bytes in
             var unpickler = Unpickler(bytes: bytes, record: pickleName, arena: arena) { pid in
-                try persistentLoad(pid, archive: archive, prefix: prefix, storages: &storages)
+                try persistentLoad(pid, archive: archive, prefix: prefix, bigEndian: bigEndian, storages: &storages)
             }
             return try unpickler.load()
         }
@@ -97,7 +97,7 @@ enum ZipReader {
         return found
     }
 
-    private static func persistentLoad(_ pid: PickleValue, archive: ZipArchive, prefix: String,
+    private static func persistentLoad(_ pid: PickleValue, archive: ZipArchive, prefix: String, bigEndian: Bool,
                                        storages: inout [String: StorageRef]) throws -> PickleValue {
         let fail = { (message: String) in CheckpointError(.corrupt, path: archive.path, at: "\(prefix)data.pkl", message) }
         guard let fields = pid.elements, fields.count >= 5, fields[0].string == "storage" else {
@@ -109,6 +109,10 @@ enum ZipReader {
             // of the same dtype gets the first storage whatever length it claims; one of another
             // dtype reads the same bytes as its dtype, when its length agrees with the record.
             if seen.dtype == storage.dtype { return .storage(seen) }
+            guard !bigEndian || storage.dtype.size == seen.dtype.size else {
+                throw CheckpointError(.unsupported, path: archive.path, at: "zip entry \(prefix)data/\(storage.key)",
+                    "a big-endian record read as \(seen.dtype.rawValue) and as \(storage.dtype.rawValue): torch swaps its bytes once, for the first; refused as ambiguous")
+            }
             guard storage.byteCount == seen.byteCount else {
                 throw CheckpointError(.corrupt, path: archive.path, at: "zip entry \(prefix)data/\(storage.key)",
                     "holds \(seen.byteCount) bytes but a \(storage.dtype.rawValue) reference to it says \(storage.byteCount)")

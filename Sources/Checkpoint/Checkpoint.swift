@@ -55,7 +55,8 @@ public final class Checkpoint {
                 return
             }
             self.format = loaded.format
-            self.stateDict = try StateDictExtractor.extract(loaded.root, format: loaded.format, path: path)
+            self.stateDict = try StateDictExtractor.extract(loaded.root, format: loaded.format, path: path,
+                                                            scriptClasses: loaded.scriptClasses)
             try Self.checkExpansion(stateDict)
             self.backing = loaded.backing
             self.isBigEndian = loaded.bigEndian

@@ -35,14 +35,16 @@ enum StateDictExtractor {
     /// path to it, as `state_dict()` does, and a file could make those paths exponentially many.
     static let maxVisits = 100_000
 
-    static func extract(_ root: PickleValue, format: CheckpointFormat, path: String) throws -> StateDict {
+    static func extract(_ root: PickleValue, format: CheckpointFormat, path: String,
+                        scriptClasses: ScriptClasses? = nil) throws -> StateDict {
         if format == .torchscript {
             guard case .object(let module) = root else {
                 throw CheckpointError(.unsupported, path: path, "a TorchScript archive whose data.pkl is a \(root.kindName), not a module")
             }
             var entries: [(String, TensorRecord)] = []
             var visits = 0
-            try walkScriptModule(module, prefix: "", into: &entries, depth: 0, visits: &visits, path: path)
+            try walkScriptModule(module, classes: scriptClasses ?? ScriptClasses(), prefix: "", into: &entries,
+                                 depth: 0, visits: &visits, path: path)
             return finish(entries, path: "", metadata: [], source: "TorchScript module \(module.qualifiedName)")
         }
         switch root {
@@ -142,21 +144,30 @@ enum StateDictExtractor {
         }
     }
 
-    /// A TorchScript module's state is a dict of attributes: tensors are its parameters and
-    /// buffers, `__torch__.*` objects its submodules.
-    private static func walkScriptModule(_ module: PickleObject, prefix: String, into entries: inout [(String, TensorRecord)],
-                                   depth: Int, visits: inout Int, path: String) throws {
+    /// A TorchScript module's state is a dict of attributes, in slot order. As
+    /// `torch.jit.load(f).state_dict()`: the attributes its class declares as parameters, then
+    /// those it declares as buffers (None ones skipped), then its submodules (attributes whose
+    /// class is a `Module`); plain tensor attributes are in no state dict.
+    private static func walkScriptModule(_ module: PickleObject, classes: ScriptClasses, prefix: String,
+                                         into entries: inout [(String, TensorRecord)],
+                                         depth: Int, visits: inout Int, path: String) throws {
         try visit(&visits, keys: entries.count, depth: depth, prefix: prefix, path: path)
-        for (key, value) in module.stateDict?.entries ?? [] {
-            guard let name = key.string else { continue }
-            switch value {
-            case .tensor(let tensor):
+        guard let declaration = classes[module.qualifiedName] else {
+            throw CheckpointError(.unsupported, path: path, at: prefix.isEmpty ? "the root module" : String(prefix.dropLast()),
+                "TorchScript class \(module.qualifiedName) has no definition in the archive's code/, so its parameters and buffers are unknown")
+        }
+        let attributes = module.stateDict?.entries ?? []
+        for declared in [declaration.parameters, declaration.buffers] {
+            let names = Set(declared.map { Array($0.utf8) })
+            for (key, value) in attributes {
+                guard let name = key.string, names.contains(Array(name.utf8)), let tensor = value.tensor else { continue }
                 entries.append((prefix + name, tensor))
-            case .object(let child) where child.module.hasPrefix("__torch__"):
-                try walkScriptModule(child, prefix: prefix + name + ".", into: &entries, depth: depth + 1, visits: &visits, path: path)
-            default:
-                continue
             }
+        }
+        for (key, value) in attributes {
+            guard let name = key.string, case .object(let child) = value, classes[child.qualifiedName]?.isModule == true else { continue }
+            try walkScriptModule(child, classes: classes, prefix: prefix + name + ".", into: &entries,
+                                 depth: depth + 1, visits: &visits, path: path)
         }
     }
 

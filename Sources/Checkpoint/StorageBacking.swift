@@ -15,6 +15,8 @@ struct LoadedPickle {
     var bigEndian = false
     /// Format-specific facts worth reporting (zip prefix, torch version record, ...).
     var facts: [String: String] = [:]
+    /// For TorchScript archives: what the classes in `code/` declare.
+    var scriptClasses: ScriptClasses?
 }
 
 /// The storage tuple of a persistent id: `('storage', torch.FloatStorage, key, location, numel)`.

@@ -45,7 +45,8 @@ enum ZipReader {
         }
         return LoadedPickle(format: isScript ? .torchscript : .zip, root: root,
                             backing: .zip(archive, prefix: prefix), arena: arena,
-                            bigEndian: bigEndian, facts: facts)
+                            bigEndian: bigEndian, facts: facts,
+                            scriptClasses: isScript ? try ScriptClasses.read(archive, prefix: prefix) : nil)
     }
 
     /// Refuses an archive two readers could read differently: an entry name twice (which copy

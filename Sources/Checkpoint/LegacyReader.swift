@@ -93,6 +93,7 @@ enum LegacyReader {
             // (view key, offset, size) in elements of this record's dtype, over the root's bytes.
             let size = named.dtype.size
             guard view.count == 3, let viewKey = view[0].string ?? view[0].int.map(String.init),
+                  viewKey.utf8.allSatisfy({ $0 < 0x80 }),  // see storageReference
                   let offset = view[1].int, let count = view[2].int, offset >= 0, count >= 0,
                   offset <= root.byteCount / size - count else {
                 throw fail("storage view of \(root.key) is not (key, offset, size) within the root")

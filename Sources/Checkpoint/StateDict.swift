@@ -165,7 +165,9 @@ enum StateDictExtractor {
             }
         }
         for (key, value) in attributes {
-            guard let name = key.string, case .object(let child) = value, classes[child.qualifiedName]?.isModule == true else { continue }
+            // A TorchScript object whose class has no definition is refused by the recursion.
+            guard let name = key.string, case .object(let child) = value, child.module.hasPrefix("__torch__"),
+                  classes[child.qualifiedName]?.isModule != false else { continue }
             try walkScriptModule(child, classes: classes, prefix: prefix + name + ".", into: &entries,
                                  depth: depth + 1, visits: &visits, path: path)
         }

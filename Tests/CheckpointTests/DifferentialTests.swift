@@ -60,16 +60,6 @@ import Testing
     /// ('storage', torch.FloatStorage, 'k', 'cpu', 4) as a persistent id.
     let storage = bytes("(X\u{07}\0\0\0storagectorch\nFloatStorage\nX\u{01}\0\0\0kX\u{03}\0\0\0cpuK\u{04}tQ")
 
-    @Test func nfcAndNfdKeysAreTwoKeys() throws {
-        // {'café': 1, 'cafe\u0301': 2}: Python keeps both; Swift's String == would merge them.
-        let pickle: [UInt8] = [0x7D, 0x28] + bytes("X\u{05}\0\0\0caf") + [0xC3, 0xA9, 0x4B, 1]
-            + bytes("X\u{06}\0\0\0cafe") + [0xCC, 0x81, 0x4B, 2, 0x75, 0x2E]
-        let dict = try #require(try load(pickle).dict)
-        #expect(dict.count == 2)
-        #expect(dict["caf\u{E9}"]?.int == 1)
-        #expect(dict["cafe\u{301}"]?.int == 2)
-    }
-
     @Test func bareTensorWithBuildIsATensor() throws {
         // torch.FloatTensor() then BUILD (storage, 1, (2,), (1,)), as torch < 0.4 pickled tensors.
         let pickle = bytes("ctorch\nFloatTensor\n)R(") + storage + [0x4B, 1, 0x4B, 2, 0x85, 0x4B, 1, 0x85, 0x74, 0x62, 0x2E]

@@ -52,8 +52,9 @@ public final class Checkpoint {
                 let header = try SafetensorsHeader.parse(file.bytes, path: path)
                 self.format = .safetensors
                 self.stateDict = try SafetensorsHeader.stateDict(header, path: path)
-                self.backing = .mapped(file, offsets: Dictionary(header.entries.map { ($0.key, header.dataStart + $0.begin) },
-                                                                 uniquingKeysWith: { a, _ in a }))
+                // Storages are named by their index in the header (see `SafetensorsHeader.stateDict`).
+                self.backing = .mapped(file, offsets: Dictionary(uniqueKeysWithValues: header.entries.enumerated().map {
+                    (String($0.offset), header.dataStart + $0.element.begin) }))
                 self.isBigEndian = false
                 self.facts = ["header_bytes": String(header.headerLength)]
                 self.arena = nil
@@ -61,7 +62,8 @@ public final class Checkpoint {
                 return
             }
             self.format = loaded.format
-            self.stateDict = try StateDictExtractor.extract(loaded.root, format: loaded.format, path: path)
+            self.stateDict = try StateDictExtractor.extract(loaded.root, format: loaded.format, path: path,
+                                                            scriptClasses: loaded.scriptClasses)
             try Self.checkExpansion(stateDict)
             self.backing = loaded.backing
             self.isBigEndian = loaded.bigEndian

@@ -80,7 +80,7 @@ enum JSON: Equatable {
         mutating func object(depth: Int) throws -> JSON {
             position += 1
             var members: [(key: String, value: JSON)] = []
-            var seen = Set<String>()
+            var seen = Set<[UInt8]>()  // by UTF-8 bytes: NFC and NFD spellings are two keys, as in Python
             skipWhitespace()
             if current == UInt8(ascii: "}") {
                 position += 1
@@ -91,7 +91,7 @@ enum JSON: Equatable {
                 guard current == UInt8(ascii: "\"") else { throw fail("expected a string key") }
                 let keyOffset = position
                 let key = try string()
-                guard seen.insert(key).inserted else { throw ParseError(offset: keyOffset, message: "duplicate key \"\(key)\"") }
+                guard seen.insert(Array(key.utf8)).inserted else { throw ParseError(offset: keyOffset, message: "duplicate key \"\(key)\"") }
                 skipWhitespace()
                 guard current == UInt8(ascii: ":") else { throw fail("expected ':'") }
                 position += 1

@@ -44,6 +44,10 @@ enum LegacyReader {
             guard let name = key.string ?? key.int.map(String.init), let storage = storages[name] else {
                 throw CheckpointError(.corrupt, path: path, at: "byte \(position)", "storage key \(key.kindName) was not referenced by the pickle")
             }
+            guard storage.key == name, storage.byteOffset == 0 else {
+                throw CheckpointError(.unsupported, path: path, at: "byte \(position)",
+                    "the data of storage \(name) would be read into a view of storage \(storage.key); refused as ambiguous")
+            }
             let count = try file.int64(at: position, "element count of storage \(name)")
             let elements = storage.byteCount / storage.dtype.size
             guard count == elements else {
@@ -73,15 +77,31 @@ enum LegacyReader {
         case "storage":
             // ('storage', type, root key, location, root numel, view metadata)
             guard fields.count >= 5 else { throw fail("storage persistent id has \(fields.count) fields, expected 5 or 6") }
-            var root = try storageReference(fields[1], key: fields[2], location: fields[3], numel: fields[4], fail: fail)
-            if let seen = storages[root.key] { root = seen } else { storages[root.key] = root }
+            // As torch's legacy_load: the first record of a key wins (its dtype and size), and
+            // views share one table with roots, the first view of a view key winning too.
+            let named = try storageReference(fields[1], key: fields[2], location: fields[3], numel: fields[4], fail: fail)
+            var root = named
+            if let seen = storages[root.key] {
+                // Another dtype reads the same bytes when the sizes agree; otherwise torch makes
+                // it a new, empty storage of that dtype.
+                root = seen.dtype == named.dtype ? seen
+                    : seen.view(byteOffset: 0, byteCount: seen.byteCount == named.byteCount ? seen.byteCount : 0, dtype: named.dtype)
+            } else {
+                storages[root.key] = root
+            }
             guard fields.count >= 6, let view = fields[5].elements else { return .storage(root) }
-            // (view key, offset, size) in elements of the root storage.
-            guard view.count == 3, let offset = view[1].int, let size = view[2].int, offset >= 0, size >= 0,
-                  offset <= root.byteCount / root.dtype.size - size else {
+            // (view key, offset, size) in elements of this record's dtype, over the root's bytes.
+            let size = named.dtype.size
+            guard view.count == 3, let viewKey = view[0].string ?? view[0].int.map(String.init),
+                  viewKey.utf8.allSatisfy({ $0 < 0x80 }),  // see storageReference
+                  let offset = view[1].int, let count = view[2].int, offset >= 0, count >= 0,
+                  offset <= root.byteCount / size - count else {
                 throw fail("storage view of \(root.key) is not (key, offset, size) within the root")
             }
-            return .storage(root.view(offset: offset, count: size))
+            if let seen = storages[viewKey] { return .storage(seen) }
+            let sliced = root.view(byteOffset: offset * size, byteCount: count * size, dtype: named.dtype)
+            storages[viewKey] = sliced
+            return .storage(sliced)
         default:
             throw fail("unknown persistent id kind '\(kind)'")
         }

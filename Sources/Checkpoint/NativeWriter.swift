@@ -121,8 +121,8 @@ public enum NativeWriter {
         if let arch = options.architecture { metadata["architecture"] = arch }
         if !options.version.isEmpty { metadata["zoo_version"] = options.version }
         if !aliases.isEmpty {
-            metadata[SafetensorsHeader.aliasesKey] = "{" + aliases.sorted { $0.key < $1.key }
-                .map { "\"\(JSON.escape($0.key))\":\"\(JSON.escape($0.value))\"" }.joined(separator: ",") + "}"
+            metadata[SafetensorsHeader.aliasesKey] = "{" + aliases.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+                .map { "\"\(JSON.escape($0.key))\":\"\(JSON.escape($0.original))\"" }.joined(separator: ",") + "}"
         }
         let header = Array(headerText(jobs, metadata: metadata).utf8)
         let prefix = withUnsafeBytes(of: UInt64(header.count).littleEndian, Array.init) + header
@@ -173,25 +173,28 @@ public enum NativeWriter {
             try verify(temporary, prefix: final, jobs: jobs, aliases: aliases)
         })
         return Report(source: checkpoint.path, output: output, sourceSHA256: metadata["source_sha256"]!, tensors: jobs.count + aliases.count,
-                      aliases: aliases, dataBytes: dataBytes, fileBytes: final.count + dataBytes,
-                      converted: jobs.filter { $0.dtype != $0.tensor.dtype }.count, metadata: metadata, sha256: outputHash)
+                      aliases: Dictionary(aliases.map { ($0.key, $0.original) }, uniquingKeysWith: { a, _ in a }), dataBytes: dataBytes,
+                      fileBytes: final.count + dataBytes, converted: jobs.filter { $0.dtype != $0.tensor.dtype }.count,
+                      metadata: metadata, sha256: outputHash)
     }
 
     /// Which tensors to store and where: identical views of one storage are stored once and
     /// recorded as aliases; the data of one storage is kept together, in first-use order.
-    static func plan(_ dict: StateDict, dtype target: DType?) -> (jobs: [Job], aliases: [String: String]) {
+    /// Aliases are a list, not a dictionary: keys that differ only in Unicode normal form are
+    /// two keys (as in Python), and a Swift `String`-keyed dictionary would merge them.
+    static func plan(_ dict: StateDict, dtype target: DType?) -> (jobs: [Job], aliases: [(key: String, original: String)]) {
         struct View: Hashable {
             var storage: String, byteOffset: Int, dtype: DType, shape: [Int], strides: [Int], offset: Int
         }
         var firstKey: [View: String] = [:]
-        var aliases: [String: String] = [:]
+        var aliases: [(key: String, original: String)] = []
         var groups: [String: [Job]] = [:]
         var order: [String] = []
         for (key, tensor) in dict.entries {
             let view = View(storage: tensor.storage.key, byteOffset: tensor.storage.byteOffset, dtype: tensor.dtype,
                             shape: tensor.shape, strides: tensor.strides, offset: tensor.storageOffset)
             if let original = firstKey[view] {
-                aliases[key] = original
+                aliases.append((key, original))
                 continue
             }
             firstKey[view] = key
@@ -250,7 +253,7 @@ public enum NativeWriter {
     /// Opens the flushed file through the strict reader: it must list exactly the planned
     /// tensors, each with its dtype, shape and offset, and its header must read back as written.
     /// (The data was compared with the source chunk by chunk as it was written.)
-    static func verify(_ path: String, prefix: [UInt8], jobs: [Job], aliases: [String: String]) throws {
+    static func verify(_ path: String, prefix: [UInt8], jobs: [Job], aliases: [(key: String, original: String)]) throws {
         let written = try Checkpoint(path: path)
         func fail(_ message: String) -> CheckpointError { CheckpointError(.corrupt, path: path, "verification failed: \(message)") }
         guard written.stateDict.entries.count == jobs.count + aliases.count else {

@@ -46,8 +46,11 @@ public indirect enum PickleValue: @unchecked Sendable {
     }
 
     public var tensor: TensorRecord? {
-        if case .tensor(let t) = self { return t }
-        return nil
+        switch self {
+        case .tensor(let t): return t
+        case .object(let o): return o.tensor
+        default: return nil
+        }
     }
 
     public var dict: PickleDict? {
@@ -89,14 +92,16 @@ public final class PickleDict {
     /// What BUILD set on the dict itself (an `OrderedDict`'s `_metadata`), kept as data.
     public internal(set) var state: PickleValue?
 
+    /// Strings are indexed by their UTF-8 bytes: Python compares keys by code points, Swift's
+    /// `String ==` by canonical equivalence, which would merge the NFC and NFD spellings of a key.
     private enum IndexKey: Hashable {
-        case string(String)
+        case string([UInt8])
         case int(Int)
     }
 
     private static func indexKey(_ key: PickleValue) -> IndexKey? {
         switch key {
-        case .string(let s): .string(s)
+        case .string(let s): .string(Array(s.utf8))
         case .int(let i): .int(i)
         default: nil
         }
@@ -124,7 +129,7 @@ public final class PickleDict {
     }
 
     public subscript(key: String) -> PickleValue? {
-        index[.string(key)].map { entries[$0].value }
+        index[.string(Array(key.utf8))].map { entries[$0].value }
     }
 }
 
@@ -134,6 +139,9 @@ public final class PickleObject {
     public let name: String
     public internal(set) var arguments: [PickleValue]
     public internal(set) var state: PickleValue?
+    /// Set when the object is a `torch.Tensor()` (or `torch.FloatTensor()`...) that BUILD
+    /// pointed at a storage, as torch < 0.4 pickled tensors.
+    public internal(set) var tensor: TensorRecord?
 
     init(module: String, name: String, arguments: [PickleValue]) {
         self.module = module

@@ -118,11 +118,13 @@ extension SafetensorsHeader {
     /// tensors that were the same view of one storage and are stored once.
     static let aliasesKey = "aliases"
 
-    /// Each tensor is its own storage, named by its key; aliases come back as the tensor they name.
+    /// Each tensor is its own storage, named by its index in the header (keys that differ only
+    /// in Unicode normal form are different tensors, and Swift's `String ==` would merge them);
+    /// aliases come back as the tensor they name.
     static func stateDict(_ header: SafetensorsHeader, path: String) throws -> StateDict {
         var entries: [(key: String, tensor: TensorRecord)] = []
-        for entry in header.entries {
-            let storage = StorageRef(key: entry.key, dtype: entry.dtype, byteCount: entry.end - entry.begin, location: "cpu")
+        for (index, entry) in header.entries.enumerated() {
+            let storage = StorageRef(key: String(index), dtype: entry.dtype, byteCount: entry.end - entry.begin, location: "cpu")
             var strides = [Int](repeating: 1, count: entry.shape.count)
             // Wrapping: only an empty tensor's strides can overflow, and an empty tensor reads nothing.
             for i in entry.shape.indices.dropLast().reversed() { strides[i] = strides[i + 1] &* max(entry.shape[i + 1], 1) }
@@ -134,9 +136,9 @@ extension SafetensorsHeader {
             guard case .object(let pairs)? = json else {
                 throw CheckpointError(.corrupt, path: path, at: "safetensors __metadata__", "\(aliasesKey) is not a JSON object")
             }
-            let stored = Dictionary(entries.map { ($0.key, $0.tensor) }, uniquingKeysWith: { a, _ in a })
+            let stored = Dictionary(entries.map { (Array($0.key.utf8), $0.tensor) }, uniquingKeysWith: { a, _ in a })
             for (alias, target) in pairs {
-                guard case .string(let name) = target, let tensor = stored[name] else {
+                guard case .string(let name) = target, let tensor = stored[Array(name.utf8)] else {
                     throw CheckpointError(.corrupt, path: path, at: "safetensors __metadata__", "alias \(alias) names no stored tensor")
                 }
                 entries.append((alias, tensor))

@@ -20,7 +20,7 @@ public struct StateDict: Sendable {
     public static var strippablePrefixes: [String] { StateDictExtractor.strippablePrefixes }
 
     public subscript(key: String) -> TensorRecord? {
-        entries.first { $0.key == key }?.tensor
+        entries.first { $0.key.utf8.elementsEqual(key.utf8) }?.tensor  // code points, as Python compares
     }
 }
 
@@ -38,14 +38,16 @@ enum StateDictExtractor {
     /// ~50 MB of key text, however long the names and however many paths share them.
     static let keyBytesPerVisit = 512
 
-    static func extract(_ root: PickleValue, format: CheckpointFormat, path: String) throws -> StateDict {
+    static func extract(_ root: PickleValue, format: CheckpointFormat, path: String,
+                        scriptClasses: ScriptClasses? = nil) throws -> StateDict {
         if format == .torchscript {
             guard case .object(let module) = root else {
                 throw CheckpointError(.unsupported, path: path, "a TorchScript archive whose data.pkl is a \(root.kindName), not a module")
             }
             var entries: [(String, TensorRecord)] = []
             var visits = 0
-            try walkScriptModule(module, prefix: "", into: &entries, depth: 0, visits: &visits, path: path)
+            try walkScriptModule(module, classes: scriptClasses ?? ScriptClasses(), prefix: "", into: &entries,
+                                 depth: 0, visits: &visits, path: path)
             return finish(entries, path: "", metadata: [], source: "TorchScript module \(module.qualifiedName)")
         }
         switch root {
@@ -75,7 +77,7 @@ enum StateDictExtractor {
             return finish(entries, path: "", metadata: [], source: nil)
         }
         func metadata(except key: String) -> [MetadataValue.Pair] {
-            MetadataValue.summarise(dict.entries.filter { MetadataValue.keyText($0.key) != key })
+            MetadataValue.summarise(dict.entries.filter { !MetadataValue.keyText($0.key).utf8.elementsEqual(key.utf8) })
         }
         // A wrapper key, then any single entry, holding a dict of tensors or a pickled module.
         let candidates = wrapperKeys.filter { dict[$0] != nil }
@@ -94,7 +96,12 @@ enum StateDictExtractor {
                 continue
             }
         }
-        // A dict mixing tensors with other values: the tensors are the state dict.
+        // A dict mixing tensors with other values: the tensors are the state dict. A tensor under
+        // a bytes or int key would be in torch's dict under a key zoo cannot write: refuse.
+        if let odd = dict.entries.first(where: { $0.value.tensor != nil && $0.key.string == nil }) {
+            throw CheckpointError(.unsupported, path: path,
+                "a tensor is stored under the \(odd.key.kindName) key \(MetadataValue.keyText(odd.key)), not a string: torch's state dict would hold it under that key, which no state dict, safetensors file or model can name")
+        }
         let tensors = dict.entries.compactMap { entry in entry.value.tensor.flatMap { t in entry.key.string.map { ($0, t) } } }
         if !tensors.isEmpty {
             let rest = MetadataValue.summarise(dict.entries.filter { $0.value.tensor == nil })
@@ -136,10 +143,10 @@ enum StateDictExtractor {
                                    depth: Int, visits: inout Int, path: String) throws {
         try visit(&visits, keys: entries.count, depth: depth, prefix: prefix, path: path)
         guard let state = module.stateDict else { return }
-        let nonPersistent = Set(state["_non_persistent_buffers_set"]?.elements?.compactMap(\.string) ?? [])
+        let nonPersistent = Set(state["_non_persistent_buffers_set"]?.elements?.compactMap { $0.string.map { Array($0.utf8) } } ?? [])
         for field in ["_parameters", "_buffers"] {
             for (key, value) in state[field]?.dict?.entries ?? [] {
-                guard let name = key.string, let tensor = value.tensor, !nonPersistent.contains(name) else { continue }
+                guard let name = key.string, let tensor = value.tensor, !nonPersistent.contains(Array(name.utf8)) else { continue }
                 try spend(&visits, key: prefix, name, keys: entries.count, path: path)
                 entries.append((prefix + name, tensor))
             }
@@ -150,22 +157,33 @@ enum StateDictExtractor {
         }
     }
 
-    /// A TorchScript module's state is a dict of attributes: tensors are its parameters and
-    /// buffers, `__torch__.*` objects its submodules.
-    private static func walkScriptModule(_ module: PickleObject, prefix: String, into entries: inout [(String, TensorRecord)],
-                                   depth: Int, visits: inout Int, path: String) throws {
+    /// A TorchScript module's state is a dict of attributes, in slot order. As
+    /// `torch.jit.load(f).state_dict()`: the attributes its class declares as parameters, then
+    /// those it declares as buffers (None ones skipped), then its submodules (attributes whose
+    /// class is a `Module`); plain tensor attributes are in no state dict.
+    private static func walkScriptModule(_ module: PickleObject, classes: ScriptClasses, prefix: String,
+                                         into entries: inout [(String, TensorRecord)],
+                                         depth: Int, visits: inout Int, path: String) throws {
         try visit(&visits, keys: entries.count, depth: depth, prefix: prefix, path: path)
-        for (key, value) in module.stateDict?.entries ?? [] {
-            guard let name = key.string else { continue }
-            switch value {
-            case .tensor(let tensor):
+        guard let declaration = classes[module.qualifiedName] else {
+            throw CheckpointError(.unsupported, path: path, at: prefix.isEmpty ? "the root module" : String(prefix.dropLast()),
+                "TorchScript class \(module.qualifiedName) has no definition in the archive's code/, so its parameters and buffers are unknown")
+        }
+        let attributes = module.stateDict?.entries ?? []
+        for declared in [declaration.parameters, declaration.buffers] {
+            let names = Set(declared.map { Array($0.utf8) })
+            for (key, value) in attributes {
+                guard let name = key.string, names.contains(Array(name.utf8)), let tensor = value.tensor else { continue }
                 try spend(&visits, key: prefix, name, keys: entries.count, path: path)
                 entries.append((prefix + name, tensor))
-            case .object(let child) where child.module.hasPrefix("__torch__"):
-                try walkScriptModule(child, prefix: prefix + name + ".", into: &entries, depth: depth + 1, visits: &visits, path: path)
-            default:
-                continue
             }
+        }
+        for (key, value) in attributes {
+            // A TorchScript object whose class has no definition is refused by the recursion.
+            guard let name = key.string, case .object(let child) = value, child.module.hasPrefix("__torch__"),
+                  classes[child.qualifiedName]?.isModule != false else { continue }
+            try walkScriptModule(child, classes: classes, prefix: prefix + name + ".", into: &entries,
+                                 depth: depth + 1, visits: &visits, path: path)
         }
     }
 
@@ -175,8 +193,10 @@ enum StateDictExtractor {
         var entries = entries
         var stripped = ""
         while !entries.isEmpty,
-              let prefix = strippablePrefixes.first(where: { p in entries.allSatisfy { $0.0.hasPrefix(p) && $0.0.count > p.count } }) {
-            entries = entries.map { (String($0.0.dropFirst(prefix.count)), $0.1) }
+              let prefix = strippablePrefixes.first(where: { p in entries.allSatisfy { $0.0.utf8.starts(with: p.utf8) && $0.0.utf8.count > p.utf8.count } }) {
+            // By UTF-8 bytes, as Python's startswith: `hasPrefix` compares characters, and a
+            // combining mark after the dot would hide the prefix from it.
+            entries = entries.map { (String(decoding: $0.0.utf8.dropFirst(prefix.utf8.count), as: UTF8.self), $0.1) }
             stripped += prefix
         }
         return StateDict(entries: entries.map { (key: $0.0, tensor: $0.1) }, path: path, strippedPrefix: stripped,

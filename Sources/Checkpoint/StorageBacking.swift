@@ -15,6 +15,8 @@ struct LoadedPickle {
     var bigEndian = false
     /// Format-specific facts worth reporting (zip prefix, torch version record, ...).
     var facts: [String: String] = [:]
+    /// For TorchScript archives: what the classes in `code/` declare.
+    var scriptClasses: ScriptClasses?
 }
 
 /// The storage tuple of a persistent id: `('storage', torch.FloatStorage, key, location, numel)`.
@@ -39,6 +41,11 @@ func storageReference(_ typeSymbol: PickleValue, key: PickleValue, location: Pic
     case .string(let s): keyText = s
     case .int(let i): keyText = String(i)
     default: throw fail("storage key is a \(key.kindName)")
+    }
+    // torch writes decimal keys. Other keys are refused rather than compared: Python tells
+    // the NFC and NFD spellings of a key apart, Swift's String == does not.
+    guard keyText.utf8.allSatisfy({ $0 < 0x80 }) else {
+        throw CheckpointError(.unsupported, path: "", "storage key '\(keyText)' is not ASCII (torch writes numbers); refused as ambiguous")
     }
     guard let count = numel.int, count >= 0 else { throw fail("storage \(keyText) has element count \(numel.kindName)") }
     let (bytes, overflow) = count.multipliedReportingOverflow(by: dtype.size)

@@ -23,10 +23,10 @@ enum TensorRebuild {
             return .tensor(try tensor(args, dtype: dtype, name: name, corrupt: corrupt))
         case "_rebuild_parameter", "_rebuild_parameter_with_state":
             // (data, requires_grad, backward_hooks[, state]): a Parameter is its data.
-            guard let data = args.first, case .tensor = data else {
+            guard let data = args.first?.tensor else {
                 throw corrupt("\(name) expects a tensor first, found \(args.first?.kindName ?? "nothing")")
             }
-            return data
+            return .tensor(data)
         case "_rebuild_from_type_v2":
             // (func, new_type, args, state): a tensor subclass; `func(*args)` must itself be allow-listed.
             guard args.count >= 3, case .global(let module, let inner) = args[0], let innerArgs = args[2].elements else {

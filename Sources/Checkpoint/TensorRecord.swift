@@ -21,6 +21,17 @@ public struct StorageRef: Hashable, Sendable {
         view.byteCount = count * dtype.size
         return view
     }
+
+    /// `byteCount` bytes from `byteOffset` of this storage, as elements of `dtype`: torch's
+    /// legacy loader slices the untyped storage in the dtype of the record naming the view.
+    /// The caller has checked that the view lies inside this storage.
+    func view(byteOffset offset: Int, byteCount count: Int, dtype: DType) -> StorageRef {
+        var view = self
+        view.byteOffset += offset
+        view.byteCount = count
+        view.dtype = dtype
+        return view
+    }
 }
 
 /// One tensor as the checkpoint describes it: a strided view into a storage.

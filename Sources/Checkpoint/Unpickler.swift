@@ -490,10 +490,17 @@ struct Unpickler {
 
     private func build(_ target: PickleValue, _ state: PickleValue) throws {
         switch target {
+        case .object(let object) where object.module == "torch" && object.arguments.isEmpty && object.tensor == nil
+            && (object.name == "Tensor" || DType(storageClass: object.name.replacingOccurrences(of: "Tensor", with: "Storage")) != nil):
+            object.tensor = try bareTensor(object.name, state)
         case .object(let object): object.state = state
         case .dict(let dict): dict.state = state
         case .tensor:
-            break  // `_rebuild_from_type_v2` state of a plain tensor: Python attributes, not data.
+            // torch's weights-only BUILD calls `tensor.set_(*state)` (a Parameter's __setstate__
+            // does the same with 4 or 5 items): the tensor would become a view of another storage.
+            if let items = state.elements, items.count != 3 {
+                throw unsupported("BUILD re-points a tensor at \(items.first?.kindName ?? "nothing") (torch's tensor.set_): the file says two different things about one tensor; refused")
+            }  // else `_rebuild_from_type_v2` state or (requires_grad, _, hooks): attributes, not data.
         default:
             throw corrupt("BUILD on \(target.kindName), which has no state to set")
         }
@@ -524,6 +531,21 @@ struct Unpickler {
                 arena.hiddenSymbols[full] = place
             }
         }
+    }
+
+    /// `torch.FloatTensor()` then BUILD `(storage, offset, size, stride)`: how torch < 0.4 pickled
+    /// a tensor, and what torch's weights-only loader still accepts (`tensor.set_(*state)`). The
+    /// storage must have the class's dtype (`torch.Tensor` is float32), as `set_` requires.
+    private func bareTensor(_ className: String, _ state: PickleValue) throws -> TensorRecord {
+        let dtype = className == "Tensor" ? DType.float32 : DType(storageClass: className.replacingOccurrences(of: "Tensor", with: "Storage"))!
+        guard let items = state.elements, items.count == 4, case .storage(let storage) = items[0] else {
+            throw unsupported("BUILD of torch.\(className) with a \(state.kindName) state, expected (storage, offset, size, stride)")
+        }
+        guard storage.dtype == dtype else {
+            throw unsupported("torch.\(className) set to a \(storage.dtype.rawValue) storage (torch refuses this too)")
+        }
+        let value = try TensorRebuild.rebuild("_rebuild_tensor", items, corrupt: corrupt, unsupported: unsupported)
+        return value.tensor!  // `_rebuild_tensor` makes a tensor or throws
     }
 
     /// Charges `count` copied values or bytes against the copy budget.

@@ -9,15 +9,40 @@ extension ZooCommand {
             abstract: "List the tensors of a checkpoint without loading their data.",
             discussion: "Reads zip (torch >= 1.6), legacy magic-number, tar, TorchScript and safetensors files, deciding by the bytes. Nothing in the file is executed.")
 
-        @Argument(help: "A checkpoint file (.pth, .pt, .bin, .safetensors, ...).")
-        var file: String
+        @Argument(help: "Checkpoint files (.pth, .pt, .bin, .safetensors, ...). With several and --json, one JSON object per line, and a file zoo refuses gives {\"file\", \"error\"}.")
+        var files: [String]
+
+        @Flag(name: .long, help: "Add each tensor's SHA-256 (its elements row-major, little-endian) to the report; reads all the data.")
+        var digests = false
 
         @OptionGroup var output: OutputOptions
 
+        func validate() throws {
+            guard !files.isEmpty else { throw ValidationError("Missing a checkpoint file.") }
+            guard files.count == 1 || output.json else { throw ValidationError("Several files need --json (one JSON object per line).") }
+        }
+
         func run() throws {
-            let checkpoint = try Checkpoint(path: file)
-            warnForeignSymbols(checkpoint)
-            try output.emit(InspectReport(checkpoint), text: \.text)
+            guard files.count > 1 else {
+                let checkpoint = try Checkpoint(path: files[0])
+                warnForeignSymbols(checkpoint)
+                return try output.emit(try InspectReport(checkpoint, digests: digests), text: \.text)
+            }
+            // The differential fuzzer's batch mode: one line per file, refusals included.
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            var failed = false
+            for file in files {
+                let line: Data
+                do {
+                    line = try encoder.encode(try InspectReport(try Checkpoint(path: file), digests: digests))
+                } catch {
+                    failed = true
+                    line = try encoder.encode(["file": file, "error": "\(error)"])
+                }
+                print(String(decoding: line, as: UTF8.self))
+            }
+            if failed { throw ExitCode(1) }
         }
     }
 }
@@ -28,6 +53,8 @@ struct InspectReport: Encodable {
         var key: String
         var dtype: String
         var shape: [Int]
+        /// With `--digests`: SHA-256 of the elements, row-major and little-endian.
+        var sha256: String?
     }
 
     var file: String
@@ -52,7 +79,7 @@ struct InspectReport: Encodable {
         case dataBytes = "data_bytes"
     }
 
-    init(_ checkpoint: Checkpoint) {
+    init(_ checkpoint: Checkpoint, digests: Bool = false) throws {
         let dict = checkpoint.stateDict
         file = checkpoint.path
         format = checkpoint.format.rawValue
@@ -60,7 +87,15 @@ struct InspectReport: Encodable {
         strippedPrefix = dict.strippedPrefix
         source = dict.source
         bigEndian = checkpoint.isBigEndian
-        tensors = dict.entries.map { Tensor(key: $0.key, dtype: $0.tensor.dtype.rawValue, shape: $0.tensor.shape) }
+        tensors = try dict.entries.map { entry in
+            var digest: String?
+            if digests {
+                let hasher = SHA256()
+                hasher.update(try checkpoint.data(of: entry.tensor))
+                digest = hasher.finalize()
+            }
+            return Tensor(key: entry.key, dtype: entry.tensor.dtype.rawValue, shape: entry.tensor.shape, sha256: digest)
+        }
         // Sums of file-controlled sizes saturate at Int.max rather than trap.
         func add(_ a: Int, _ b: Int) -> Int { let (sum, overflow) = a.addingReportingOverflow(b); return overflow ? .max : sum }
         func bytes(_ t: TensorRecord) -> Int { let (n, overflow) = t.elementCount.multipliedReportingOverflow(by: t.dtype.size); return overflow ? .max : n }

@@ -22,7 +22,8 @@ extension Zoo {
         }
     }
 
-    /// Catalog entries and cached models whose name contains `pattern`.
+    /// Catalog entries and cached models whose name, alias or architecture matches `pattern`: a
+    /// shell glob (`resnet*`), or a word they contain (see `Names.matches`).
     public func list(_ pattern: String? = nil) throws -> [ListRow] {
         let index = try cache.index()
         var rows = catalog.entries.map { e in
@@ -36,7 +37,7 @@ extension Zoo {
                                 cached: true, verified: cached.verification?.ok, cachedBytes: bytes(cached)))
         }
         guard let pattern, !pattern.isEmpty else { return rows }
-        return rows.filter { row in ([row.name, row.architecture] + row.aliases).contains { $0.localizedCaseInsensitiveContains(pattern) } }
+        return rows.filter { row in ([row.name, row.architecture] + row.aliases).contains { Names.matches($0, pattern) } }
     }
 
     func bytes(_ entry: CacheEntry) -> Int {
@@ -78,18 +79,37 @@ extension Zoo {
     /// Removes partial downloads, temporary files and files no index entry refers to, except what a
     /// live zoo process is working on: temporary files whose writer is alive, downloads whose lock is
     /// held, and (while any pull or import runs) complete files not indexed yet.
-    public func prune() throws -> [String] {
-        if let removed = try cache.withLockIfFree(Cache.workLock, { try prune(orphans: true) }) { return removed }
-        return try prune(orphans: false)
+    /// - Parameter dryRun: remove nothing; return what would go.
+    public func prune(dryRun: Bool = false) throws -> [String] {
+        if let removed = try cache.withLockIfFree(Cache.workLock, { try prune(orphans: true, dryRun: dryRun) }) { return removed }
+        return try prune(orphans: false, dryRun: dryRun)
     }
 
-    private func prune(orphans: Bool) throws -> [String] {
+    /// The files `remove(name)` would remove, removing nothing: the native file, the reference,
+    /// and the original unless another cached model uses it.
+    public func removal(_ name: String) throws -> [String] {
+        let canonical = try cacheName(name)
+        let index = try cache.index()
+        guard let entry = index.models[canonical] else {
+            throw ZooError(.usage, "\(name) is not cached", fix: "zoo list shows what is cached")
+        }
+        let shared = index.models.contains { $0.key != canonical && $0.value.original == entry.original }
+        return ([entry.native, entry.reference] + (shared ? [] : [entry.original])).compactMap { $0 }.map(cache.path)
+            .filter { FileManager.default.fileExists(atPath: $0) }
+    }
+
+    /// The bytes of the files at `paths` (those that exist).
+    public static func bytes(of paths: [String]) -> Int {
+        paths.reduce(0) { $0 + (((try? FileManager.default.attributesOfItem(atPath: $1))?[.size] as? Int) ?? 0) }
+    }
+
+    private func prune(orphans: Bool, dryRun: Bool) throws -> [String] {
         try cache.withLock(Cache.indexLock) {
             let index = try cache.index()
             let referenced = Set(index.models.values.flatMap { [$0.original, $0.native, $0.reference].compactMap { $0 } }.map(cache.path))
             var removed: [String] = []
             func remove(_ path: String) {
-                if (try? FileManager.default.removeItem(atPath: path)) != nil { removed.append(path) }
+                if dryRun { removed.append(path) } else if (try? FileManager.default.removeItem(atPath: path)) != nil { removed.append(path) }
             }
             let hashFolders = ((try? FileManager.default.contentsOfDirectory(atPath: cache.originals)) ?? []).map { cache.originals + "/" + $0 }
             for folder in [cache.root] + hashFolders + [cache.native, cache.references, cache.downloads] {
@@ -107,7 +127,7 @@ extension Zoo {
                 }
             }
             // Empty hash folders, unless an import may be about to fill one.
-            if orphans {
+            if orphans && !dryRun {
                 for folder in hashFolders where ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).isEmpty {
                     try? FileManager.default.removeItem(atPath: folder)
                 }

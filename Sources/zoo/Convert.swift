@@ -10,14 +10,17 @@ extension ZooCommand {
             abstract: "Convert a checkpoint to zoo's native format (safetensors with zoo metadata).",
             discussion: "The output is written under a temporary name, flushed, read back and compared tensor by tensor with the source (bit-exact, or exact rounding with --dtype), then renamed into place. Python's safetensors, candle, burn and MLX read it.")
 
-        @Argument(help: "A checkpoint in any format zoo reads.")
+        @Argument(help: "A checkpoint in any format zoo reads, or a cached model's name.")
         var file: String
 
-        @Option(name: [.short, .customLong("output")], help: "Output path (default: beside the input, extension .safetensors).")
+        @Option(name: [.short, .customLong("output")], help: "Output path (default: beside the input, extension .safetensors; for a cached model, NAME.safetensors here).")
         var output: String?
 
         @Option(help: "Store floating-point weights as float16 or bfloat16 (BatchNorm statistics stay float32).")
         var dtype: CompactType?
+
+        @Flag(help: "Replace the output file when it exists.")
+        var force = false
 
         @OptionGroup var options: OutputOptions
 
@@ -28,7 +31,8 @@ extension ZooCommand {
         /// `resnet18-f37072fd.pth` -> `resnet18-f37072fd.safetensors` (`.float16.safetensors` when compacting).
         var destination: String {
             if let output { return output }
-            let url = URL(fileURLWithPath: file)
+            // A cached model's name: NAME.safetensors in the current folder, never inside the cache.
+            let url = FileManager.default.fileExists(atPath: file) ? URL(fileURLWithPath: file) : URL(fileURLWithPath: file + ".pth")
             let stem = url.deletingPathExtension().path
             return stem + (dtype.map { ".\($0.rawValue)" } ?? "") + ".safetensors"
         }
@@ -37,11 +41,15 @@ extension ZooCommand {
             guard !AtomicFile.sameFile(destination, file) else {
                 throw ValidationError("the output would overwrite the input; pass -o OUT")
             }
+            guard force || !FileManager.default.fileExists(atPath: destination) else {
+                throw ValidationError("\(destination) exists; pass --force to replace it, or -o OUT")
+            }
         }
 
         func run() throws {
             let clock = ContinuousClock()
             let start = clock.now
+            let file = try checkpointPath(self.file)
             let checkpoint = try Checkpoint(path: file)
             let architecture = try? Architecture.detect(checkpoint).name
             let report: NativeWriter.Report

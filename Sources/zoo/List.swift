@@ -6,7 +6,7 @@ extension ZooCommand {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the catalog's models and what is cached.")
 
-        @Argument(help: "Only names or architectures containing this.")
+        @Argument(help: "Only names, aliases or architectures matching this shell pattern ('resnet*', '*_bn'), or containing this word.")
         var pattern: String?
         @OptionGroup var zoo: ZooOptions
         @OptionGroup var options: OutputOptions

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Checkpoint
 import Models
+import ZooKit
 
 extension ZooCommand {
     struct Run: ParsableCommand {
@@ -9,7 +10,7 @@ extension ZooCommand {
             abstract: "Run a checkpoint's network on a NumPy batch.",
             discussion: "Reads a float32 NCHW .npy batch and writes the output as float32 .npy: logits, or class probabilities for the tutorial VGG (its forward ends in a softmax).")
 
-        @Argument(help: "A checkpoint (.pth, .pt, .safetensors, ...).")
+        @Argument(help: "A checkpoint (.pth, .pt, .safetensors, ...) or a cached model's name.")
         var file: String
 
         @Option(help: "Architecture name (detected from the keys and shapes when omitted).")
@@ -25,9 +26,10 @@ extension ZooCommand {
 
         func run() throws {
             let clock = ContinuousClock()
+            let path = try checkpointPath(file)
             let batch = try NPY.read(path: input)
             let start = clock.now
-            let model = try Model.load(try Checkpoint(path: file), architecture: arch, inputShape: batch.shape)
+            let model = try Model.load(try Checkpoint(path: path), architecture: arch, inputShape: batch.shape)
             let loaded = clock.now
             let result = try model.forward(batch)
             let done = clock.now

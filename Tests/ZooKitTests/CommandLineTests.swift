@@ -1,0 +1,178 @@
+import Foundation
+import Testing
+@testable import ZooKit
+
+/// Names and patterns as people type them (issue 15).
+@Suite struct NameTests {
+    @Test func globsAndWords() {
+        #expect(Names.matches("resnet50.imagenet1k_v2", "resnet*"))
+        #expect(!Names.matches("wide_resnet50_2", "resnet*"))
+        #expect(Names.matches("vgg16_bn", "*_bn"))
+        #expect(Names.matches("wide_resnet50_2", "wide_*"))
+        #expect(Names.matches("wide_resnet50_2", "resnet"))     // a plain word: substring
+        #expect(Names.matches("resnet50", "ResNet"))            // case-insensitive
+        #expect(Names.matches("vgg16", "vgg1?"))
+    }
+
+    @Test func didYouMeanByEditDistance() throws {
+        let catalog = try Catalog.load(path: Repo.root + "/catalog.json")
+        let error = #expect(throws: ZooError.self) { try catalog.entry("resnt50") }
+        #expect(error?.fix?.hasPrefix("did you mean resnet50") == true, "\(String(describing: error?.fix))")
+        #expect(Names.closest(to: "resnt50", among: ["resnet50", "resnet18", "resnet152", "vgg16"]) == ["resnet50"])
+        let far = #expect(throws: ZooError.self) { try catalog.entry("mobilenet_v3") }
+        #expect(far?.fix == "zoo list shows every model")
+    }
+
+    @Test func namesAreCaseInsensitive() throws {
+        let catalog = try Catalog.load(path: Repo.root + "/catalog.json")
+        #expect(try catalog.entry("resnet50.IMAGENET1K_V2").name == "resnet50.imagenet1k_v2")
+        #expect(try catalog.entry("ResNet50").name == "resnet50.imagenet1k_v2")
+    }
+
+    @Test func listTakesGlobs() throws {
+        let scratch = try Scratch()
+        let zoo = try makeZoo(scratch)
+        let resnets = try zoo.list("resnet*")
+        #expect(!resnets.isEmpty)
+        #expect(resnets.allSatisfy { $0.name.hasPrefix("resnet") || $0.architecture.hasPrefix("resnet") || $0.aliases.contains { $0.hasPrefix("resnet") } })
+        #expect(try zoo.list("*_bn").allSatisfy { $0.name.contains("_bn") })
+        #expect(try zoo.list("*_bn").count > 0)
+        #expect(try zoo.list("resnet").count >= resnets.count)  // substring: also wide_resnet
+    }
+}
+
+/// Arguments that name a missing file or a directory are usage errors (exit 2), and say so.
+@Suite struct ArgumentTests {
+    @Test func missingFilesAndDirectories() throws {
+        let scratch = try Scratch()
+        let zoo = try makeZoo(scratch)
+        let missing = #expect(throws: ZooError.self) { try zoo.importFile("/no/such/file.pth") }
+        #expect(missing?.kind == .usage)
+        #expect(missing?.message.contains("no such file") == true)
+        let directory = #expect(throws: ZooError.self) { try zoo.importFile(scratch.path) }
+        #expect(directory?.kind == .usage)
+        #expect(directory?.message.contains("is a directory") == true)
+        let notCached = #expect(throws: ZooError.self) { try zoo.checkpointPath("resnet18") }
+        #expect(notCached?.fix == "zoo pull resnet18.imagenet1k_v1")
+    }
+
+    @Test func cachedNamesNameTheirFiles() throws {
+        let scratch = try Scratch()
+        let zoo = try makeZoo(scratch)
+        _ = try zoo.importFile(Repo.demoCheckpoint, name: "digits")
+        let path = try zoo.checkpointPath("Digits")  // case-insensitive in the cache too
+        #expect(path.hasPrefix(zoo.cache.root) && path.hasSuffix(".safetensors"))
+        #expect(try zoo.checkpointPath(Repo.demoCheckpoint) == Repo.demoCheckpoint)
+    }
+}
+
+/// The built `zoo` binary (swift test builds it beside the tests), run with a scratch cache.
+struct ZooBinary {
+    static var path: String? {
+        let folder = Bundle.allBundles.map(\.bundlePath).first { $0.hasSuffix(".xctest") }.map { ($0 as NSString).deletingLastPathComponent }
+        return [folder, Repo.root + "/.build/debug"].compactMap { $0 }.map { $0 + "/zoo" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    struct Result { var status: Int32; var stdout: String; var stderr: String }
+
+    static func run(_ arguments: [String], home: String) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path!)
+        process.arguments = arguments
+        process.environment = ["ZOO_HOME": home + "/cache", "HOME": home, "ZOO_OFFLINE": "1", "PATH": "/usr/bin:/bin"]
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+    }
+}
+
+@Suite(.enabled(if: ZooBinary.path != nil, "the zoo binary is not built"))
+struct CommandLineTests {
+    @Test func missingFilesExitTwoEverywhere() throws {
+        let scratch = try Scratch()
+        for command in [["import"], ["verify"], ["convert"], ["run", "--input", "x.npy", "--output", "y.npy"], ["inspect"]] {
+            let result = try ZooBinary.run(command + ["/no/such/file.pth"], home: scratch.path)
+            #expect(result.status == 2, "\(command): \(result.stderr)")
+        }
+        let directory = try ZooBinary.run(["import", scratch.path], home: scratch.path)
+        #expect(directory.status == 2)
+        #expect(directory.stderr.contains("is a directory"), "\(directory.stderr)")
+    }
+
+    @Test func jsonErrorsGoToStdout() throws {
+        let scratch = try Scratch()
+        let result = try ZooBinary.run(["import", "/no/such/file.pth", "--json"], home: scratch.path)
+        #expect(result.status == 2)
+        let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+        let error = object?["error"] as? [String: Any]
+        #expect(error?["kind"] as? String == "usage")
+        #expect(error?["file"] as? String == "/no/such/file.pth")
+        #expect(error?.keys.sorted() == ["file", "fix", "kind", "message"])
+        let usage = try ZooBinary.run(["list", "--json", "--no-such-flag"], home: scratch.path)
+        #expect(usage.status == 2)
+        #expect(((try JSONSerialization.jsonObject(with: Data(usage.stdout.utf8)) as? [String: Any])?["error"]) != nil)
+    }
+
+    @Test func pullDoesNotSuggestAMissingFlag() throws {
+        let scratch = try Scratch()
+        let result = try ZooBinary.run(["pull", "../x", "--url", "https://example.invalid/x.pth"], home: scratch.path)
+        #expect(result.status == 2)
+        #expect(!result.stderr.contains("--name"), "\(result.stderr)")
+    }
+
+    @Test func commandsTakeCachedNames() throws {
+        let scratch = try Scratch()
+        let imported = try ZooBinary.run(["import", Repo.demoCheckpoint, "--name", "digits"], home: scratch.path)
+        #expect(imported.status == 0, "\(imported.stderr)")
+        let summary = try ZooBinary.run(["summary", "digits", "--input-size", "3,32,32"], home: scratch.path)
+        #expect(summary.status == 0, "\(summary.stderr)")
+        let output = scratch.path + "/digits.safetensors"
+        let convert = try ZooBinary.run(["convert", "digits", "-o", output], home: scratch.path)
+        #expect(convert.status == 0, "\(convert.stderr)")
+        #expect(FileManager.default.fileExists(atPath: output))
+        let bench = try ZooBinary.run(["bench", "digits", "--load", "--iterations", "1"], home: scratch.path)
+        #expect(bench.status == 0, "\(bench.stderr)")
+        let help = try ZooBinary.run(["info", "--help"], home: scratch.path)
+        #expect(help.stdout.contains("A catalog name or alias"))
+    }
+}
+
+/// Files are never lost by surprise.
+@Suite(.enabled(if: ZooBinary.path != nil, "the zoo binary is not built"))
+struct CarefulFileTests {
+    @Test func convertRefusesToReplaceAFileUnlessForced() throws {
+        let scratch = try Scratch()
+        let existing = try scratch.write("mine.safetensors", Array("precious".utf8))
+        let refused = try ZooBinary.run(["convert", Repo.demoCheckpoint, "-o", existing], home: scratch.path)
+        #expect(refused.status == 2)
+        #expect(refused.stderr.contains("--force"), "\(refused.stderr)")
+        #expect(try String(contentsOfFile: existing, encoding: .utf8) == "precious")
+        let forced = try ZooBinary.run(["convert", Repo.demoCheckpoint, "-o", existing, "--force"], home: scratch.path)
+        #expect(forced.status == 0, "\(forced.stderr)")
+    }
+
+    @Test func removeSeveralAndDryRun() throws {
+        let scratch = try Scratch()
+        for name in ["a", "b"] {
+            #expect(try ZooBinary.run(["import", Repo.demoCheckpoint, "--name", name], home: scratch.path).status == 0)
+        }
+        let dry = try ZooBinary.run(["rm", "a", "b", "--dry-run", "--json"], home: scratch.path)
+        #expect(dry.status == 0, "\(dry.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(dry.stdout.utf8)) as? [String: Any]
+        #expect((report?["bytes"] as? Int ?? 0) > 0)
+        #expect(report?["dry_run"] as? Bool == true)
+        #expect(try ZooBinary.run(["list", "a", "--json"], home: scratch.path).stdout.contains("\"cached\" : true"))
+        let typo = try ZooBinary.run(["rm", "a", "nosuch"], home: scratch.path)
+        #expect(typo.status == 2)
+        #expect(try ZooBinary.run(["list", "a", "--json"], home: scratch.path).stdout.contains("\"cached\" : true"))  // nothing went
+        let removed = try ZooBinary.run(["rm", "a", "b"], home: scratch.path)
+        #expect(removed.status == 0, "\(removed.stderr)")
+        #expect(try ZooBinary.run(["list", "--json"], home: scratch.path).stdout.contains("\"cached\" : true") == false)
+        let prune = try ZooBinary.run(["prune", "--dry-run"], home: scratch.path)
+        #expect(prune.status == 0 && prune.stdout.contains("would be removed"), "\(prune.stdout) \(prune.stderr)")
+    }
+}

@@ -29,10 +29,15 @@ public enum NativeWriter {
         /// When it is given, the header is final from the start, and the written file is hashed
         /// as it is written (`Report.sha256`).
         public var sourceSHA256: String?
+        /// Store identical views of one storage once, recording the other keys as `aliases` in the
+        /// metadata (zoo's reader restores them; other readers see only the stored keys). By
+        /// default every key is stored, so that every safetensors reader returns the whole state dict.
+        public var dedup: Bool
 
         public init(dtype: DType? = nil, architecture: String? = nil, version: String = "", extra: [String: String] = [:],
-                    sourceSHA256: String? = nil) {
+                    sourceSHA256: String? = nil, dedup: Bool = false) {
             self.sourceSHA256 = sourceSHA256
+            self.dedup = dedup
             self.dtype = dtype
             self.architecture = architecture
             self.version = version
@@ -84,7 +89,7 @@ public enum NativeWriter {
         if AtomicFile.sameFile(output, checkpoint.path) {
             throw CheckpointError(.io, path: output, "refusing to overwrite the checkpoint being converted; choose another output")
         }
-        let (jobs, aliases) = plan(checkpoint.stateDict, dtype: options.dtype)
+        let (jobs, aliases) = plan(checkpoint.stateDict, dtype: options.dtype, dedup: options.dedup)
 
         // The source hash runs on the second core while the first converts.
         let source = checkpoint.path
@@ -154,9 +159,9 @@ public enum NativeWriter {
                       converted: jobs.filter { $0.dtype != $0.tensor.dtype }.count, metadata: metadata, sha256: outputHash)
     }
 
-    /// Which tensors to store and where: identical views of one storage are stored once and
-    /// recorded as aliases; the data of one storage is kept together, in first-use order.
-    static func plan(_ dict: StateDict, dtype target: DType?) -> (jobs: [Job], aliases: [String: String]) {
+    /// Which tensors to store and where: with `dedup`, identical views of one storage are stored
+    /// once and recorded as aliases; the data of one storage is kept together, in first-use order.
+    static func plan(_ dict: StateDict, dtype target: DType?, dedup: Bool = false) -> (jobs: [Job], aliases: [String: String]) {
         struct View: Hashable {
             var storage: String, byteOffset: Int, dtype: DType, shape: [Int], strides: [Int], offset: Int
         }
@@ -167,7 +172,7 @@ public enum NativeWriter {
         for (key, tensor) in dict.entries {
             let view = View(storage: tensor.storage.key, byteOffset: tensor.storage.byteOffset, dtype: tensor.dtype,
                             shape: tensor.shape, strides: tensor.strides, offset: tensor.storageOffset)
-            if let original = firstKey[view] {
+            if dedup, let original = firstKey[view] {
                 aliases[key] = original
                 continue
             }

@@ -19,6 +19,9 @@ extension ZooCommand {
         @Option(help: "Store floating-point weights as float16 or bfloat16 (BatchNorm statistics stay float32).")
         var dtype: CompactType?
 
+        @Flag(help: "Store identical views of one tensor once, with an aliases metadata entry (zoo restores them; other readers see fewer keys). By default every key is stored.")
+        var dedup = false
+
         @Flag(help: "Replace the output file when it exists.")
         var force = false
 
@@ -55,7 +58,7 @@ extension ZooCommand {
             let report: NativeWriter.Report
             do {
                 report = try NativeWriter.write(checkpoint, to: destination, options: NativeWriter.Options(
-                    dtype: dtype.map { $0 == .float16 ? .float16 : .bfloat16 }, architecture: architecture, version: zooVersion))
+                    dtype: dtype.map { $0 == .float16 ? .float16 : .bfloat16 }, architecture: architecture, version: zooVersion, dedup: dedup))
             } catch let error as CheckpointError where error.path != file {
                 // Name the input first: it is what the user asked about (the output was not written).
                 throw CheckpointError(error.kind, path: file, "converting to \(error.description)")

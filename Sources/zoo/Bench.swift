@@ -96,7 +96,8 @@ struct ForwardBench: Encodable {
     var medianMilliseconds: Double
     var gflops: Double
     enum CodingKeys: String, CodingKey {
-        case arch, batch, size, threads, gflops
+        case batch, size, threads, gflops
+        case arch = "architecture"
         case iterations = "iterations_ms"
         case medianMilliseconds = "median_ms"
     }

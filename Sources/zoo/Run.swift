@@ -57,7 +57,8 @@ struct RunReport: Encodable {
     var output: String
 
     enum CodingKeys: String, CodingKey {
-        case file, arch, output
+        case file, output
+        case arch = "architecture"
         case numClasses = "num_classes"
         case inputShape = "input_shape"
         case outputShape = "output_shape"

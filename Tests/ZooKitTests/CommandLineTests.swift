@@ -176,3 +176,69 @@ struct CarefulFileTests {
         #expect(prune.status == 0 && prune.stdout.contains("would be removed"), "\(prune.stdout) \(prune.stderr)")
     }
 }
+
+/// Every `--json` output parses, and every key is snake_case (docs/json.md lists them).
+@Suite(.enabled(if: ZooBinary.path != nil, "the zoo binary is not built"))
+struct JSONOutputTests {
+    /// Keys whose values are maps keyed by data (tensor names, metadata entries), not by zoo.
+    static let dataMaps: Set<String> = ["aliases", "metadata"]
+
+    static func badKeys(_ value: Any, at path: String = "") -> [String] {
+        if let object = value as? [String: Any] {
+            return object.flatMap { key, child -> [String] in
+                let ok = key.allSatisfy { $0.isLowercase || $0.isNumber || $0 == "_" } && !key.isEmpty
+                return (ok ? [] : [path + "." + key]) + (dataMaps.contains(key) ? [] : badKeys(child, at: path + "." + key))
+            }
+        }
+        if let array = value as? [Any] { return array.flatMap { badKeys($0, at: path + "[]") } }
+        return []
+    }
+
+    @Test func everyCommandPrintsSnakeCaseJSON() throws {
+        let scratch = try Scratch()
+        let out = scratch.path
+        let commands: [[String]] = [
+            ["import", Repo.demoCheckpoint, "--name", "digits"],
+            ["pull", "demo"], ["demo"],
+            ["list"], ["list", "resnet*"], ["info", "resnet50"], ["info", "digits"], ["cache"],
+            ["verify", "digits"], ["verify", Repo.demoCheckpoint],
+            ["inspect", Repo.demoCheckpoint],
+            ["convert", Repo.demoCheckpoint, "-o", out + "/d.safetensors"],
+            ["run", "digits", "--input", Repo.root + "/demo/test_inputs.npy", "--output", out + "/y.npy"],
+            ["summary", "resnet18", "--input-size", "3,32,32"],
+            ["bench", "resnet18", "--size", "32", "--iterations", "1"],
+            ["bench", "digits", "--load", "--iterations", "1"],
+            ["rm", "digits", "--dry-run"], ["prune", "--dry-run"], ["prune"], ["rm", "digits"],
+            ["import", "/no/such/file.pth"],  // an error is JSON too
+        ]
+        for command in commands {
+            let result = try ZooBinary.run(command + ["--json"], home: scratch.path)
+            let parsed = try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))
+            #expect(parsed != nil, "\(command): not JSON (exit \(result.status)): \(result.stdout.prefix(300)) \(result.stderr.prefix(300))")
+            if let parsed { #expect(Self.badKeys(parsed).isEmpty, "\(command): \(Self.badKeys(parsed))") }
+        }
+    }
+}
+
+/// The README's command list is `zoo --help`'s: the same subcommands in the same order, and every
+/// option it shows is one the subcommand takes.
+@Suite(.enabled(if: ZooBinary.path != nil, "the zoo binary is not built"))
+struct ReadmeTests {
+    @Test func commandListMatchesHelp() throws {
+        let scratch = try Scratch()
+        let help = try ZooBinary.run(["--help"], home: scratch.path).stdout
+        let subcommands = help.components(separatedBy: "SUBCOMMANDS:").last!.split(separator: "\n")
+            .filter { $0.hasPrefix("  ") && !$0.hasPrefix("   ") }.compactMap { $0.split(separator: " ").first.map(String.init) }
+            .filter { $0 != "See" }
+        let readme = try String(contentsOfFile: Repo.root + "/README.md", encoding: .utf8)
+        let block = readme.components(separatedBy: "## Commands").last!.components(separatedBy: "```")[1]
+        let lines = block.split(separator: "\n").filter { $0.hasPrefix("zoo ") }
+        #expect(lines.map { String($0.split(separator: " ")[1]) } == subcommands)
+        for line in lines {
+            let name = String(line.split(separator: " ")[1])
+            let usage = try ZooBinary.run([name, "--help"], home: scratch.path).stdout
+            let options = line.split(whereSeparator: { " [|]".contains($0) }).filter { $0.hasPrefix("-") }
+            for option in options { #expect(usage.contains(option), "README shows \(option) for zoo \(name); zoo \(name) --help does not") }
+        }
+    }
+}

@@ -17,7 +17,7 @@ let package = Package(
         .executable(name: "zoo", targets: ["zoo"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.6.0"),
     ],
     targets: [
         .systemLibrary(name: "CZip", pkgConfig: "libzip", providers: [.apt(["libzip-dev"])]),
@@ -47,7 +47,7 @@ let package = Package(
 // `swift package generate-documentation` (scripts/test builds the DocC catalogs): a plugin for zoo's
 // own builds only, so packages that depend on zoo do not fetch it.
 if developer {
-    package.dependencies.append(.package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"))
+    package.dependencies.append(.package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.6.0"))
 }
 
 // The libFuzzer targets exist only for `scripts/fuzz`: they have no `main` of their own.

@@ -77,3 +77,26 @@ public enum Names {
         return previous[b.count]
     }
 }
+
+extension Zoo {
+    /// Model names for shell completion: cached models and catalog names and aliases starting
+    /// with `prefix` (case-insensitive), sorted.
+    public func modelNames(prefix: String = "") -> [String] {
+        let cached = (try? cache.index().models.keys).map(Array.init) ?? []
+        let names = cached + catalog.entries.flatMap { [$0.name] + ($0.aliases ?? []) }
+        return Set(names).filter { $0.lowercased().hasPrefix(prefix.lowercased()) }.sorted()
+    }
+
+    /// Files and folders for shell completion: the entries of `prefix`'s folder that start with
+    /// its last component (folders end in `/`), hidden ones only when asked for.
+    public static func fileNames(prefix: String) -> [String] {
+        let folder = prefix.contains("/") ? String(prefix[...prefix.lastIndex(of: "/")!]) : ""
+        let start = String(prefix.dropFirst(folder.count))
+        let listed = (try? FileManager.default.contentsOfDirectory(atPath: folder.isEmpty ? "." : folder)) ?? []
+        return listed.filter { $0.hasPrefix(start) && (start.hasPrefix(".") || !$0.hasPrefix(".")) }.map { name in
+            var isDirectory: ObjCBool = false
+            FileManager.default.fileExists(atPath: folder + name, isDirectory: &isDirectory)
+            return folder + name + (isDirectory.boolValue ? "/" : "")
+        }.sorted()
+    }
+}

@@ -9,7 +9,7 @@ extension ZooCommand {
             abstract: "Time forward passes, or with --load the opening of a checkpoint.",
             discussion: "Forward: median milliseconds per forward after warm-up, for a named architecture (synthetic weights) or a checkpoint. --load: opening the file, taking typed views of every tensor, and materialising all as float32.")
 
-        @Argument(help: "An architecture name, a checkpoint file or a cached model's name.")
+        @Argument(help: "An architecture name, a checkpoint file or a cached model's name.", completion: Completion.filesModelsOrArchitectures)
         var target: String
 
         @Option(help: "Batch size.") var batch = 1

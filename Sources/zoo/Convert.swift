@@ -10,10 +10,10 @@ extension ZooCommand {
             abstract: "Convert a checkpoint to zoo's native format (safetensors with zoo metadata).",
             discussion: "The output is written under a temporary name, flushed, read back and compared tensor by tensor with the source (bit-exact, or exact rounding with --dtype), then renamed into place. Python's safetensors, candle, burn and MLX read it.")
 
-        @Argument(help: "A checkpoint in any format zoo reads, or a cached model's name.")
+        @Argument(help: "A checkpoint in any format zoo reads, or a cached model's name.", completion: Completion.filesOrModels)
         var file: String
 
-        @Option(name: [.short, .customLong("output")], help: "Output path (default: beside the input, extension .safetensors; for a cached model, NAME.safetensors here).")
+        @Option(name: [.short, .customLong("output")], help: "Output path (default: beside the input, extension .safetensors; for a cached model, NAME.safetensors here).", completion: .file(extensions: ["safetensors"]))
         var output: String?
 
         @Option(help: "Store floating-point weights as float16 or bfloat16 (BatchNorm statistics stay float32).")
@@ -27,7 +27,7 @@ extension ZooCommand {
 
         @OptionGroup var options: OutputOptions
 
-        enum CompactType: String, ExpressibleByArgument {
+        enum CompactType: String, ExpressibleByArgument, CaseIterable {
             case float16, bfloat16
         }
 

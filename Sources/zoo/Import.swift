@@ -8,7 +8,7 @@ extension ZooCommand {
             abstract: "Copy a checkpoint into the cache, convert it to the native format and verify it.",
             discussion: "A torchvision-style hash prefix in the file name (name-<sha256 prefix>.pth) is checked; a mismatch is refused unless --force.")
 
-        @Argument(help: "A checkpoint file.")
+        @Argument(help: "A checkpoint file.", completion: .file())
         var file: String
         @Option(help: "Name in the cache (default: the catalog's name for a catalog file, else the file's stem).")
         var name: String?

@@ -9,7 +9,7 @@ extension ZooCommand {
             abstract: "List the tensors of a checkpoint without loading their data.",
             discussion: "Reads zip (torch >= 1.6), legacy magic-number, tar, TorchScript and safetensors files, deciding by the bytes. Nothing in the file is executed.")
 
-        @Argument(help: "A checkpoint file (.pth, .pt, .bin, .safetensors, ...).")
+        @Argument(help: "A checkpoint file (.pth, .pt, .bin, .safetensors, ...).", completion: .file())
         var file: String
 
         @OptionGroup var output: OutputOptions

@@ -9,7 +9,7 @@ extension ZooCommand {
             abstract: "Download a model (resuming an interrupted download), check its hash, convert and verify it.",
             discussion: "Files already in PyTorch's cache ($TORCH_HOME/hub/checkpoints) are reused. ZOO_MIRROR=URL fetches catalog files from a mirror (the catalog's hashes still decide); ZOO_OFFLINE=1 never touches the network.")
 
-        @Argument(help: "A catalog name (zoo list), or with --url any name of your choosing.")
+        @Argument(help: "A catalog name (zoo list), or with --url any name of your choosing.", completion: Completion.models)
         var model: String
 
         @Option(help: "Pull this URL instead of the catalog's; checked against the hash prefix in its file name when it has one.")

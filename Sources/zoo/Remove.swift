@@ -6,7 +6,7 @@ import ZooKit
 extension ZooCommand {
     struct Remove: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove models from the cache.")
-        @Argument(help: "Cached models' names (zoo list shows them), or their catalog aliases.")
+        @Argument(help: "Cached models' names (zoo list shows them), or their catalog aliases.", completion: Completion.models)
         var models: [String]
         @Flag(name: .customLong("dry-run"), help: "Remove nothing; print what would go and how many bytes.")
         var dryRun = false

@@ -10,16 +10,16 @@ extension ZooCommand {
             abstract: "Run a checkpoint's network on a NumPy batch.",
             discussion: "Reads a float32 NCHW .npy batch and writes the output as float32 .npy: logits, or class probabilities for the tutorial VGG (its forward ends in a softmax).")
 
-        @Argument(help: "A checkpoint (.pth, .pt, .safetensors, ...) or a cached model's name.")
+        @Argument(help: "A checkpoint (.pth, .pt, .safetensors, ...) or a cached model's name.", completion: Completion.filesOrModels)
         var file: String
 
         @Option(help: "Architecture name (detected from the keys and shapes when omitted).")
         var arch: String?
 
-        @Option(help: "Input batch: float32 .npy of shape [N, 3, H, W].")
+        @Option(help: "Input batch: float32 .npy of shape [N, 3, H, W].", completion: .file(extensions: ["npy"]))
         var input: String
 
-        @Option(help: "Where to write the output .npy.")
+        @Option(help: "Where to write the output .npy.", completion: .file(extensions: ["npy"]))
         var output: String
 
         @OptionGroup var options: OutputOptions

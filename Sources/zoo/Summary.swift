@@ -9,7 +9,7 @@ extension ZooCommand {
         static let configuration = CommandConfiguration(
             abstract: "Print the torchsummary table of an architecture or a checkpoint's network.")
 
-        @Argument(help: "An architecture name (\(Architecture.names.prefix(3).joined(separator: ", ")), ...) a checkpoint file or a cached model's name.")
+        @Argument(help: "An architecture name (\(Architecture.names.prefix(3).joined(separator: ", ")), ...) a checkpoint file or a cached model's name.", completion: Completion.filesModelsOrArchitectures)
         var arch: String
 
         @Option(name: .customLong("input-size"), help: "C,H,W of one input.")

@@ -8,11 +8,11 @@ extension ZooCommand {
             abstract: "Check a cached model or a checkpoint file: hashes, structure, and the forward pass.",
             discussion: "Exit 0 verified, 1 a check failed, 2 usage or input error.")
 
-        @Argument(help: "A cached model's name or a checkpoint file.")
+        @Argument(help: "A cached model's name or a checkpoint file.", completion: Completion.filesOrModels)
         var target: String
-        @Option(help: "Probe input (.npy, float32 NCHW); with --expect.")
+        @Option(help: "Probe input (.npy, float32 NCHW); with --expect.", completion: .file(extensions: ["npy"]))
         var input: String?
-        @Option(help: "The output the probe must give (.npy).")
+        @Option(help: "The output the probe must give (.npy).", completion: .file(extensions: ["npy"]))
         var expect: String?
         @Flag(name: .customLong("against-torch"), help: "Also run the probe through PyTorch ($ZOO_PYTHON or python3 with torch and torchvision).")
         var againstTorch = false

@@ -85,7 +85,8 @@ func emitJSONError(kind: String, message: String, fix: String?, file: String?) {
 
 /// Flags of the commands that use the catalog and cache.
 struct ZooOptions: ParsableArguments {
-    @Option(help: "A user catalog (JSON, same shape as catalog.json) that extends the shipped one; default $ZOO_CATALOG.")
+    @Option(help: "A user catalog (JSON, same shape as catalog.json) that extends the shipped one; default $ZOO_CATALOG.",
+            completion: .file(extensions: ["json"]))
     var catalog: String?
 
     @Flag(name: .shortAndLong, help: "Draw no progress on stderr: the download bar of pull (the other commands draw none).")
@@ -93,6 +94,21 @@ struct ZooOptions: ParsableArguments {
 
     func zoo() throws -> Zoo {
         try Zoo(catalog: try Catalog.standard(extra: catalog), progress: !quiet)
+    }
+}
+
+/// Shell completion (`zoo --generate-completion-script bash|zsh|fish`): model arguments complete
+/// cached and catalog names, file-or-model arguments both, file arguments file names.
+enum Completion {
+    static let models = CompletionKind.custom { _, _, prefix in
+        (try? Zoo(progress: false))?.modelNames(prefix: prefix) ?? []
+    }
+    static let filesOrModels = CompletionKind.custom { _, _, prefix in
+        Zoo.fileNames(prefix: prefix) + ((try? Zoo(progress: false))?.modelNames(prefix: prefix) ?? [])
+    }
+    static let filesModelsOrArchitectures = CompletionKind.custom { _, _, prefix in
+        Zoo.fileNames(prefix: prefix) + ((try? Zoo(progress: false))?.modelNames(prefix: prefix) ?? [])
+            + Architecture.names.filter { $0.hasPrefix(prefix) }
     }
 }
 

@@ -242,3 +242,39 @@ struct ReadmeTests {
         }
     }
 }
+
+/// Shell completion: file arguments complete files, model arguments model names, --dtype its values.
+@Suite(.enabled(if: ZooBinary.path != nil, "the zoo binary is not built"))
+struct CompletionTests {
+    @Test func scriptsAndCustomCompletions() throws {
+        let scratch = try Scratch()
+        for shell in ["bash", "zsh", "fish"] {
+            let script = try ZooBinary.run(["--generate-completion-script", shell], home: scratch.path)
+            #expect(script.status == 0)
+            #expect(script.stdout.contains("float16") && script.stdout.contains("bfloat16"), "\(shell): --dtype values")
+            #expect(script.stdout.contains("---completion info"), "\(shell): model names for info")
+        }
+        let bash = try ZooBinary.run(["--generate-completion-script", "bash"], home: scratch.path).stdout
+        let importFunction = bash.components(separatedBy: "_zoo_import()").last!.components(separatedBy: "\n}\n").first!
+        #expect(importFunction.contains("__zoo_add_completions -f"))  // zoo import FILE completes file names
+
+        // What the scripts call: `zoo ---completion SUBCOMMAND -- ARGUMENT CWORD CURSOR WORDS...`.
+        let models = try ZooBinary.run(["---completion", "info", "--", "positional@0", "2", "4", "zoo", "info", "resn"], home: scratch.path)
+        #expect(models.stdout.split(separator: "\n").contains("resnet50.imagenet1k_v2"))
+        let prefix = Repo.root + "/demo/digits_res"
+        let files = try ZooBinary.run(["---completion", "verify", "--", "positional@0", "2", "\(prefix.count)", "zoo", "verify", prefix], home: scratch.path)
+        #expect(files.stdout.split(separator: "\n").contains(Substring(Repo.demoCheckpoint)), "\(files.stdout)")
+    }
+}
+
+@Suite struct CompletionNameTests {
+    @Test func modelAndFileNames() throws {
+        let scratch = try Scratch()
+        let zoo = try makeZoo(scratch)
+        #expect(zoo.modelNames(prefix: "VGG16").contains("vgg16_bn"))
+        #expect(!zoo.modelNames(prefix: "vgg").contains { !$0.hasPrefix("vgg") })
+        _ = try scratch.write("net.pth", [0])
+        try FileManager.default.createDirectory(atPath: scratch.path + "/nested", withIntermediateDirectories: true)
+        #expect(Zoo.fileNames(prefix: scratch.path + "/n") == [scratch.path + "/nested/", scratch.path + "/net.pth"])
+    }
+}

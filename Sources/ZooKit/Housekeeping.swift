@@ -13,12 +13,17 @@ extension Zoo {
         public var fileMB: Double?
         public var cached: Bool
         public var verified: Bool?
+        /// All of a cached model's files: original, native file and probe reference.
         public var cachedBytes: Int?
+        public var originalBytes: Int?
+        public var nativeBytes: Int?
 
         enum CodingKeys: String, CodingKey {
             case name, aliases, architecture, weights, acc1, cached, verified
             case fileMB = "file_mb"
             case cachedBytes = "cached_bytes"
+            case originalBytes = "original_bytes"
+            case nativeBytes = "native_bytes"
         }
     }
 
@@ -30,15 +35,20 @@ extension Zoo {
             let cached = index.models[e.name]
             return ListRow(name: e.name, aliases: e.aliases ?? [], architecture: e.architecture ?? e.resnet.map { Architecture.resnet($0).name } ?? "?",
                            weights: e.weights, acc1: e.acc1, fileMB: e.fileMB, cached: cached != nil,
-                           verified: cached?.verification?.ok, cachedBytes: cached.map(bytes))
+                           verified: cached?.verification?.ok, cachedBytes: cached.map(bytes),
+                           originalBytes: cached.map { size($0.original) }, nativeBytes: cached.map { $0.native.map(size) ?? 0 })
         }
         for (name, cached) in index.models.sorted(by: { $0.key < $1.key }) where !rows.contains(where: { $0.name == name }) {
             rows.append(ListRow(name: name, aliases: [], architecture: cached.architecture, weights: nil, acc1: nil, fileMB: nil,
-                                cached: true, verified: cached.verification?.ok, cachedBytes: bytes(cached)))
+                                cached: true, verified: cached.verification?.ok, cachedBytes: bytes(cached),
+                                originalBytes: size(cached.original), nativeBytes: cached.native.map(size) ?? 0))
         }
         guard let pattern, !pattern.isEmpty else { return rows }
         return rows.filter { row in ([row.name, row.architecture] + row.aliases).contains { Names.matches($0, pattern) } }
     }
+
+    /// The size of a cache file (0 when missing).
+    func size(_ relative: String) -> Int { Self.bytes(of: [cache.path(relative)]) }
 
     func bytes(_ entry: CacheEntry) -> Int {
         [entry.original, entry.native, entry.reference].compactMap { $0 }.reduce(0) {

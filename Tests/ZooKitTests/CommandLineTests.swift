@@ -136,6 +136,11 @@ struct CommandLineTests {
         #expect(FileManager.default.fileExists(atPath: output))
         let bench = try ZooBinary.run(["bench", "digits", "--load", "--iterations", "1"], home: scratch.path)
         #expect(bench.status == 0, "\(bench.stderr)")
+        // Text list and cache show each cached model's size: original, native, total.
+        let list = try ZooBinary.run(["list", "digits"], home: scratch.path).stdout
+        #expect(list.contains("original 1.2 MB + native 1.2 MB = 2.4 MB"), "\(list)")
+        let cache = try ZooBinary.run(["cache"], home: scratch.path).stdout
+        #expect(cache.contains("digits") && cache.contains("original 1.2 MB + native"), "\(cache)")
         let help = try ZooBinary.run(["info", "--help"], home: scratch.path)
         #expect(help.stdout.contains("A catalog name or alias"))
     }

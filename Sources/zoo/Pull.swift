@@ -21,7 +21,8 @@ extension ZooCommand {
         func run() throws {
             let report = try zoo.zoo().pull(model, url: url)
             try options.emit(report) { r in
-                let how = r.origin == "download" ? "downloaded \(r.downloadedBytes.grouped) bytes" + (r.resumedFrom > 0 ? " (resumed at \(r.resumedFrom.grouped))" : "")
+                let how = r.origin == "download"
+                    ? "downloaded \((r.downloadedBytes - r.resumedFrom).grouped) of \(r.downloadedBytes.grouped) bytes" + (r.resumedFrom > 0 ? " (resumed from \(r.resumedFrom.grouped))" : "")
                     : "from the \(r.origin)"
                 return "\(r.entry.name): \(how); \(r.entry.architecture), sha256 \(r.entry.sha256.prefix(16))...\n"
                     + (r.verification.map(render) ?? "")

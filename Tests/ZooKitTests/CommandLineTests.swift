@@ -283,3 +283,16 @@ struct CompletionTests {
         #expect(Zoo.fileNames(prefix: scratch.path + "/n") == [scratch.path + "/nested/", scratch.path + "/net.pth"])
     }
 }
+
+/// The download bar, as tqdm users read it.
+@Suite struct ProgressLineTests {
+    @Test func barWithEtaAndRate() {
+        let mb = 1_048_576
+        let half = TransferDelegate.progressLine(name: "r.pth", written: 20 * mb, total: 40 * mb, resumedFrom: 10 * mb, elapsed: 5)
+        // 10 MB in 5 s this run: 2.0 MB/s, 20 MB left: 10 s.
+        #expect(half == "r.pth  50%|###############...............| 20.0/40.0 MB [00:05<00:10, 2.0 MB/s]")
+        let done = TransferDelegate.progressLine(name: "r.pth", written: 40 * mb, total: 40 * mb, resumedFrom: 0, elapsed: 3725)
+        #expect(done.contains("100%|##############################| 40.0/40.0 MB [1:02:05<00:00"))
+        #expect(TransferDelegate.progressLine(name: "x", written: mb, total: nil, resumedFrom: 0, elapsed: 1) == "x  1.0 MB [00:01, 1.0 MB/s]")
+    }
+}

@@ -20,7 +20,10 @@ extension ZooCommand {
         @OptionGroup var options: OutputOptions
 
         func run() throws {
-            let entry = try zoo.zoo().importFile(file, name: name, architecture: arch, force: force)
+            let zoo = try zoo.zoo()
+            let entry = try stage("importing \(file): hashing, converting, verifying", quiet: self.zoo.quiet) {
+                try zoo.importFile(file, name: name, architecture: arch, force: force)
+            }
             try options.emit(entry) { e in
                 "imported \(e.name): \(e.architecture), \(e.numClasses) classes, sha256 \(e.sha256.prefix(16))...\n" + (e.verification.map(render) ?? "")
             }

@@ -26,7 +26,10 @@ extension ZooCommand {
         }
 
         func run() throws {
-            let report = try zoo.zoo().verify(target, input: input, expect: expect, againstTorch: againstTorch)
+            let zoo = try zoo.zoo()
+            let report = try stage("verifying \(target)", quiet: self.zoo.quiet) {
+                try zoo.verify(target, input: input, expect: expect, againstTorch: againstTorch)
+            }
             try options.emit(report) { r in
                 "\(r.target) (\(r.architecture ?? "?")): \(r.ok ? "verified" : "FAILED")\n" + render(r.verification)
             }

@@ -75,9 +75,9 @@ struct ZooBinary {
 
     struct Result { var status: Int32; var stdout: String; var stderr: String }
 
-    static func run(_ arguments: [String], home: String) throws -> Result {
+    static func run(_ arguments: [String], home: String, executable: String? = nil) throws -> Result {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: path!)
+        process.executableURL = URL(fileURLWithPath: executable ?? path!)
         process.arguments = arguments
         process.environment = ["ZOO_HOME": home + "/cache", "HOME": home, "ZOO_OFFLINE": "1", "PATH": "/usr/bin:/bin"]
         let out = Pipe(), err = Pipe()
@@ -294,5 +294,20 @@ struct CompletionTests {
         let done = TransferDelegate.progressLine(name: "r.pth", written: 40 * mb, total: 40 * mb, resumedFrom: 0, elapsed: 3725)
         #expect(done.contains("100%|##############################| 40.0/40.0 MB [1:02:05<00:00"))
         #expect(TransferDelegate.progressLine(name: "x", written: mb, total: nil, resumedFrom: 0, elapsed: 1) == "x  1.0 MB [00:01, 1.0 MB/s]")
+    }
+}
+
+/// Stage lines with elapsed time only on a terminal (script(1) gives the command one), never on a pipe.
+@Suite(.enabled(if: ZooBinary.path != nil && FileManager.default.isExecutableFile(atPath: "/usr/bin/script"), "needs zoo and script(1)"))
+struct StageLineTests {
+    @Test func onlyOnATerminal() throws {
+        let scratch = try Scratch()
+        let piped = try ZooBinary.run(["import", Repo.demoCheckpoint, "--name", "a"], home: scratch.path)
+        #expect(piped.status == 0 && !piped.stderr.contains("\r"), "\(piped.stderr)")
+        let command = "'\(ZooBinary.path!)' verify a"
+        let tty = try ZooBinary.run(["-qc", command, "/dev/null"], home: scratch.path, executable: "/usr/bin/script")
+        #expect(tty.stdout.contains("\rverifying a ") && tty.stdout.contains(" s "), "\(tty.stdout.debugDescription)")
+        let quiet = try ZooBinary.run(["-qc", command + " --quiet", "/dev/null"], home: scratch.path, executable: "/usr/bin/script")
+        #expect(!quiet.stdout.contains("\rverifying"))
     }
 }

@@ -43,9 +43,8 @@ struct ZooCommand: ParsableCommand {
             let status: Int32 = code == .validationFailure ? 2 : code.rawValue == 64 ? 2 : code.rawValue
             if jsonRequested {
                 emitJSONError(kind: status == 2 ? "usage" : "failed", message: message(for: error), fix: nil, file: nil)
-            } else {
-                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
             }
+            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
             Foundation.exit(status)
         }
     }
@@ -54,13 +53,12 @@ struct ZooCommand: ParsableCommand {
 /// Whether the command line asks for JSON: then errors are JSON on stdout too.
 let jsonRequested = CommandLine.arguments.dropFirst().prefix { $0 != "--" }.contains("--json")
 
-/// Prints `error` on stderr (or, with `--json`, as `{"error": {...}}` on stdout) and exits with `code`.
+/// Prints `error` on stderr (and with `--json` also as `{"error": {...}}` on stdout) and exits with `code`.
 func fail(_ error: Error, code: Int32, kind: String = "failed", message: String? = nil, fix: String? = nil, file: String? = nil) -> Never {
     if jsonRequested {
         emitJSONError(kind: kind, message: message ?? "\(error)", fix: fix, file: file.flatMap { $0.isEmpty ? nil : $0 })
-    } else {
-        FileHandle.standardError.write(Data("zoo: \(error)\n".utf8))
     }
+    FileHandle.standardError.write(Data("zoo: \(error)\n".utf8))  // diagnostics stay on stderr, with --json too
     Foundation.exit(code)
 }
 

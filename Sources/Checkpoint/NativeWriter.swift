@@ -32,11 +32,16 @@ public enum NativeWriter {
         /// Write more than `maxExpansion` times the source's size (plus `expansionFloor`): views
         /// that repeat data, a storage read by many tensors. Off, such a file is refused.
         public var allowExpansion: Bool
+        /// Store identical views of one storage once, recording the other keys as `aliases` in the
+        /// metadata (zoo's reader restores them; other readers see only the stored keys). By
+        /// default every key is stored, so that every safetensors reader returns the whole state dict.
+        public var dedup: Bool
 
         public init(dtype: DType? = nil, architecture: String? = nil, version: String = "", extra: [String: String] = [:],
-                    sourceSHA256: String? = nil, allowExpansion: Bool = false) {
+                    sourceSHA256: String? = nil, allowExpansion: Bool = false, dedup: Bool = false) {
             self.sourceSHA256 = sourceSHA256
             self.allowExpansion = allowExpansion
+            self.dedup = dedup
             self.dtype = dtype
             self.architecture = architecture
             self.version = version
@@ -94,7 +99,7 @@ public enum NativeWriter {
         if AtomicFile.sameFile(output, checkpoint.path) {
             throw CheckpointError(.io, path: output, "refusing to overwrite the checkpoint being converted; choose another output")
         }
-        let (jobs, aliases) = plan(checkpoint.stateDict, dtype: options.dtype)
+        let (jobs, aliases) = plan(checkpoint.stateDict, dtype: options.dtype, dedup: options.dedup)
         if !options.allowExpansion {
             let sourceBytes = (try? FileManager.default.attributesOfItem(atPath: checkpoint.path)[.size] as? Int) ?? 0
             let written = jobs.reduce(0) { total, job in
@@ -178,11 +183,11 @@ public enum NativeWriter {
                       metadata: metadata, sha256: outputHash)
     }
 
-    /// Which tensors to store and where: identical views of one storage are stored once and
-    /// recorded as aliases; the data of one storage is kept together, in first-use order.
+    /// Which tensors to store and where: with `dedup`, identical views of one storage are stored
+    /// once and recorded as aliases; the data of one storage is kept together, in first-use order.
     /// Aliases are a list, not a dictionary: keys that differ only in Unicode normal form are
     /// two keys (as in Python), and a Swift `String`-keyed dictionary would merge them.
-    static func plan(_ dict: StateDict, dtype target: DType?) -> (jobs: [Job], aliases: [(key: String, original: String)]) {
+    static func plan(_ dict: StateDict, dtype target: DType?, dedup: Bool = false) -> (jobs: [Job], aliases: [(key: String, original: String)]) {
         struct View: Hashable {
             var storage: String, byteOffset: Int, dtype: DType, shape: [Int], strides: [Int], offset: Int
         }
@@ -193,7 +198,7 @@ public enum NativeWriter {
         for (key, tensor) in dict.entries {
             let view = View(storage: tensor.storage.key, byteOffset: tensor.storage.byteOffset, dtype: tensor.dtype,
                             shape: tensor.shape, strides: tensor.strides, offset: tensor.storageOffset)
-            if let original = firstKey[view] {
+            if dedup, let original = firstKey[view] {
                 aliases.append((key, original))
                 continue
             }

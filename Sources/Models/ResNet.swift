@@ -37,6 +37,31 @@ public struct ResNetConfig: Sendable, Equatable, Codable {
         self.planes = planes
         self.stemWidth = stemWidth
     }
+
+    /// snake_case, like all of zoo's JSON; the camelCase keys of older catalogs and cache indexes are read too.
+    enum CodingKeys: String, CodingKey {
+        case block, layers, groups, planes
+        case widthPerGroup = "width_per_group"
+        case replaceStrideWithDilation = "replace_stride_with_dilation"
+        case numClasses = "num_classes"
+        case stemWidth = "stem_width"
+    }
+
+    enum OldKeys: String, CodingKey { case widthPerGroup, replaceStrideWithDilation, numClasses, stemWidth }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self), old = try decoder.container(keyedBy: OldKeys.self)
+        func value<T: Decodable>(_ key: CodingKeys, _ oldKey: OldKeys, _ fallback: T) throws -> T {
+            try c.decodeIfPresent(T.self, forKey: key) ?? old.decodeIfPresent(T.self, forKey: oldKey) ?? fallback
+        }
+        self.init(block: try c.decode(Block.self, forKey: .block), layers: try c.decode([Int].self, forKey: .layers),
+                  groups: try c.decodeIfPresent(Int.self, forKey: .groups) ?? 1,
+                  widthPerGroup: try value(.widthPerGroup, .widthPerGroup, 64),
+                  replaceStrideWithDilation: try value(.replaceStrideWithDilation, .replaceStrideWithDilation, [false, false, false]),
+                  numClasses: try value(.numClasses, .numClasses, 1000),
+                  planes: try c.decodeIfPresent([Int].self, forKey: .planes) ?? [64, 128, 256, 512],
+                  stemWidth: try value(.stemWidth, .stemWidth, 64))
+    }
 }
 
 /// A residual block, BasicBlock or Bottleneck, with its optional `downsample` (1x1 conv + BN).

@@ -9,6 +9,11 @@ public struct Summary: Sendable, Codable {
     public var inputSize: [Int]
     public var rows: [SummaryRow]
 
+    enum CodingKeys: String, CodingKey {
+        case architecture, rows
+        case inputSize = "input_size"
+    }
+
     public init(model: Model, inputSize: [Int]) throws {
         architecture = model.name
         self.inputSize = inputSize

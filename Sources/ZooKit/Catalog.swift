@@ -160,10 +160,13 @@ public struct Catalog: Sendable {
         }
     }
 
-    /// An entry by name or alias.
+    /// An entry by name or alias, case-insensitive (`resnet50.IMAGENET1K_V2`, as torchvision
+    /// writes the enum, is `resnet50.imagenet1k_v2`); an exact match wins.
     public func entry(_ name: String) throws -> CatalogEntry {
         if let found = entries.first(where: { $0.name == name || ($0.aliases ?? []).contains(name) }) { return found }
-        let close = entries.map(\.name).filter { $0.hasPrefix(name.prefix(4)) }.prefix(6)
+        let lowered = name.lowercased()
+        if let found = entries.first(where: { ([$0.name] + ($0.aliases ?? [])).contains { $0.lowercased() == lowered } }) { return found }
+        let close = Names.closest(to: name, among: entries.flatMap { [$0.name] + ($0.aliases ?? []) })
         throw ZooError(.usage, "no model named \(name) in the catalog",
                        fix: close.isEmpty ? "zoo list shows every model" : "did you mean \(close.joined(separator: ", "))? (zoo list)")
     }

@@ -419,14 +419,16 @@ final class TransferDelegate: NSObject, URLSessionDataDelegate, @unchecked Senda
         if let total, written < total, status != 416 {
             fail(ZooError(.network, "\(url.absoluteString): the connection closed after \(written) of \(total) bytes"), final: false)
         }
+        let complete = error == nil && (total.map { written >= $0 } ?? true)
         lock.unlock()
+        if complete { drawProgress(final: true) }  // the bar ends at 100%, whatever the throttle skipped
         done.signal()
     }
 
-    private func drawProgress() {
+    private func drawProgress(final: Bool = false) {
         lock.lock()
         let (written, total) = (self.written, self.total)
-        guard showProgress || onProgress != nil, Date().timeIntervalSince(lastDraw) > 0.1 else {
+        guard showProgress || onProgress != nil, final || Date().timeIntervalSince(lastDraw) > 0.1 else {
             lock.unlock()
             return
         }
@@ -434,14 +436,29 @@ final class TransferDelegate: NSObject, URLSessionDataDelegate, @unchecked Senda
         lock.unlock()
         onProgress?(DownloadProgress(file: name, bytes: written, total: total, resumedFrom: startBytes))
         guard showProgress else { return }
-        let mb = Double(written) / 1_048_576
-        let rate = Double(written - startBytes) / 1_048_576 / max(Date().timeIntervalSince(started), 0.001)
-        var line = String(format: "\r%@  %.1f MB", name, mb)
-        if let total, total > 0 {
-            let fraction = Double(written) / Double(total)
-            let bar = String(repeating: "#", count: Int(fraction * 30)) + String(repeating: ".", count: 30 - Int(fraction * 30))
-            line = String(format: "\r%@ [%@] %3.0f%% %.1f/%.1f MB", name, bar, fraction * 100, mb, Double(total) / 1_048_576)
+        let line = Self.progressLine(name: name, written: written, total: total, resumedFrom: startBytes,
+                                     elapsed: Date().timeIntervalSince(started))
+        FileHandle.standardError.write(Data(("\r" + line + "  ").utf8))
+    }
+
+    /// One frame of the bar, as tqdm draws it:
+    /// `resnet18-f37072fd.pth  45%|#############.................| 20.1/44.7 MB [00:03<00:04, 6.2 MB/s]`.
+    /// The rate and the time left count only this run's bytes (not those resumed from).
+    static func progressLine(name: String, written: Int, total: Int?, resumedFrom: Int, elapsed: Double) -> String {
+        func mb(_ bytes: Int) -> String { String(format: "%.1f", Double(bytes) / 1_048_576) }
+        func clock(_ seconds: Double) -> String {
+            guard seconds.isFinite, seconds >= 0 else { return "?" }
+            let s = Int(seconds.rounded())
+            return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%02d:%02d", s / 60, s % 60)
         }
-        FileHandle.standardError.write(Data((line + String(format: " %.1f MB/s  ", rate)).utf8))
+        let rate = Double(written - resumedFrom) / max(elapsed, 0.001)
+        let speed = String(format: "%.1f MB/s", rate / 1_048_576)
+        guard let total, total > 0 else { return "\(name)  \(mb(written)) MB [\(clock(elapsed)), \(speed)]" }
+        let fraction = min(Double(written) / Double(total), 1)
+        let filled = Int(fraction * 30)
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: 30 - filled)
+        let left = rate > 0 ? Double(total - written) / rate : .infinity
+        return String(format: "%@ %3.0f%%|%@| %@/%@ MB [%@<%@, %@]", name, fraction * 100, bar, mb(written), mb(total),
+                      clock(elapsed), clock(left), speed)
     }
 }

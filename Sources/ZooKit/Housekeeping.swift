@@ -13,31 +13,42 @@ extension Zoo {
         public var fileMB: Double?
         public var cached: Bool
         public var verified: Bool?
+        /// All of a cached model's files: original, native file and probe reference.
         public var cachedBytes: Int?
+        public var originalBytes: Int?
+        public var nativeBytes: Int?
 
         enum CodingKeys: String, CodingKey {
             case name, aliases, architecture, weights, acc1, cached, verified
             case fileMB = "file_mb"
             case cachedBytes = "cached_bytes"
+            case originalBytes = "original_bytes"
+            case nativeBytes = "native_bytes"
         }
     }
 
-    /// Catalog entries and cached models whose name contains `pattern`.
+    /// Catalog entries and cached models whose name, alias or architecture matches `pattern`: a
+    /// shell glob (`resnet*`), or a word they contain (see `Names.matches`).
     public func list(_ pattern: String? = nil) throws -> [ListRow] {
         let index = try cache.index()
         var rows = catalog.entries.map { e in
             let cached = index.models[e.name]
             return ListRow(name: e.name, aliases: e.aliases ?? [], architecture: e.architecture ?? e.resnet.map { Architecture.resnet($0).name } ?? "?",
                            weights: e.weights, acc1: e.acc1, fileMB: e.fileMB, cached: cached != nil,
-                           verified: cached?.verification?.ok, cachedBytes: cached.map(bytes))
+                           verified: cached?.verification?.ok, cachedBytes: cached.map(bytes),
+                           originalBytes: cached.map { size($0.original) }, nativeBytes: cached.map { $0.native.map(size) ?? 0 })
         }
         for (name, cached) in index.models.sorted(by: { $0.key < $1.key }) where !rows.contains(where: { $0.name == name }) {
             rows.append(ListRow(name: name, aliases: [], architecture: cached.architecture, weights: nil, acc1: nil, fileMB: nil,
-                                cached: true, verified: cached.verification?.ok, cachedBytes: bytes(cached)))
+                                cached: true, verified: cached.verification?.ok, cachedBytes: bytes(cached),
+                                originalBytes: size(cached.original), nativeBytes: cached.native.map(size) ?? 0))
         }
         guard let pattern, !pattern.isEmpty else { return rows }
-        return rows.filter { row in ([row.name, row.architecture] + row.aliases).contains { $0.localizedCaseInsensitiveContains(pattern) } }
+        return rows.filter { row in ([row.name, row.architecture] + row.aliases).contains { Names.matches($0, pattern) } }
     }
+
+    /// The size of a cache file (0 when missing).
+    func size(_ relative: String) -> Int { Self.bytes(of: [cache.path(relative)]) }
 
     func bytes(_ entry: CacheEntry) -> Int {
         [entry.original, entry.native, entry.reference].compactMap { $0 }.reduce(0) {
@@ -78,18 +89,37 @@ extension Zoo {
     /// Removes partial downloads, temporary files and files no index entry refers to, except what a
     /// live zoo process is working on: temporary files whose writer is alive, downloads whose lock is
     /// held, and (while any pull or import runs) complete files not indexed yet.
-    public func prune() throws -> [String] {
-        if let removed = try cache.withLockIfFree(Cache.workLock, { try prune(orphans: true) }) { return removed }
-        return try prune(orphans: false)
+    /// - Parameter dryRun: remove nothing; return what would go.
+    public func prune(dryRun: Bool = false) throws -> [String] {
+        if let removed = try cache.withLockIfFree(Cache.workLock, { try prune(orphans: true, dryRun: dryRun) }) { return removed }
+        return try prune(orphans: false, dryRun: dryRun)
     }
 
-    private func prune(orphans: Bool) throws -> [String] {
+    /// The files `remove(name)` would remove, removing nothing: the native file, the reference,
+    /// and the original unless another cached model uses it.
+    public func removal(_ name: String) throws -> [String] {
+        let canonical = try cacheName(name)
+        let index = try cache.index()
+        guard let entry = index.models[canonical] else {
+            throw ZooError(.usage, "\(name) is not cached", fix: "zoo list shows what is cached")
+        }
+        let shared = index.models.contains { $0.key != canonical && $0.value.original == entry.original }
+        return ([entry.native, entry.reference] + (shared ? [] : [entry.original])).compactMap { $0 }.map(cache.path)
+            .filter { FileManager.default.fileExists(atPath: $0) }
+    }
+
+    /// The bytes of the files at `paths` (those that exist).
+    public static func bytes(of paths: [String]) -> Int {
+        paths.reduce(0) { $0 + (((try? FileManager.default.attributesOfItem(atPath: $1))?[.size] as? Int) ?? 0) }
+    }
+
+    private func prune(orphans: Bool, dryRun: Bool) throws -> [String] {
         try cache.withLock(Cache.indexLock) {
             let index = try cache.index()
             let referenced = Set(index.models.values.flatMap { [$0.original, $0.native, $0.reference].compactMap { $0 } }.map(cache.path))
             var removed: [String] = []
             func remove(_ path: String) {
-                if (try? FileManager.default.removeItem(atPath: path)) != nil { removed.append(path) }
+                if dryRun { removed.append(path) } else if (try? FileManager.default.removeItem(atPath: path)) != nil { removed.append(path) }
             }
             let hashFolders = ((try? FileManager.default.contentsOfDirectory(atPath: cache.originals)) ?? []).map { cache.originals + "/" + $0 }
             for folder in [cache.root] + hashFolders + [cache.native, cache.references, cache.downloads] {
@@ -107,7 +137,7 @@ extension Zoo {
                 }
             }
             // Empty hash folders, unless an import may be about to fill one.
-            if orphans {
+            if orphans && !dryRun {
                 for folder in hashFolders where ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).isEmpty {
                     try? FileManager.default.removeItem(atPath: folder)
                 }

@@ -14,6 +14,7 @@ extension Zoo {
     ///   - architecture: a named architecture; detected from the keys when nil.
     ///   - force: import even when the hash prefix in the file name does not match.
     public func importFile(_ path: String, name: String? = nil, architecture: String? = nil, force: Bool = false) throws -> CacheEntry {
+        try Self.checkFile(path)
         let file = URL(fileURLWithPath: path).lastPathComponent
         let catalogEntry = catalog.entries.first { $0.file == file }
         let name = name ?? catalogEntry?.name ?? URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent

@@ -28,7 +28,7 @@ extension Zoo {
         if let url {
             guard let parsed = URL(string: url), parsed.scheme != nil else { throw ZooError(.usage, "not a URL: \(url)") }
             let file = parsed.lastPathComponent
-            try Self.checkName(name)
+            try Self.checkName(name, fix: "give the model another name (the first argument of zoo pull)")
             guard CatalogEntry.isSafeName(file) else {
                 throw ZooError(.usage, "\(url) ends in '\(file)', which cannot name a file in the cache: \(CatalogEntry.safeNameRule)")
             }

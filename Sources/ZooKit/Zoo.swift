@@ -52,9 +52,9 @@ public struct Zoo: Sendable {
     }
 
     /// Cache names become file names: `--name ../../x` must not write outside the cache.
-    static func checkName(_ name: String) throws {
+    static func checkName(_ name: String, fix: String = "pass --name NAME") throws {
         guard CatalogEntry.isSafeName(name) else {
-            throw ZooError(.usage, "'\(name)' cannot name a cached model: \(CatalogEntry.safeNameRule)", fix: "pass --name NAME")
+            throw ZooError(.usage, "'\(name)' cannot name a cached model: \(CatalogEntry.safeNameRule)", fix: fix)
         }
     }
 
@@ -66,7 +66,9 @@ public struct Zoo: Sendable {
 
     func cacheName(_ name: String, in index: CacheIndex) -> String {
         if index.models[name] != nil { return name }
-        return (try? catalog.entry(name).name) ?? name
+        if let entry = try? catalog.entry(name) { return entry.name }
+        // Case-insensitive, like the catalog: `Digits_ResNet` is `digits_resnet`.
+        return index.models.keys.first { $0.lowercased() == name.lowercased() } ?? name
     }
 
     /// The cache entry for `name`, pulling it first when it is not cached.

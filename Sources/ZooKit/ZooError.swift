@@ -17,11 +17,14 @@ public struct ZooError: Error, CustomStringConvertible, Sendable {
     public var message: String
     /// What to do, when something can be done.
     public var fix: String?
+    /// The file the error is about, when there is one.
+    public var file: String?
 
-    public init(_ kind: Kind, _ message: String, fix: String? = nil) {
+    public init(_ kind: Kind, _ message: String, fix: String? = nil, file: String? = nil) {
         self.kind = kind
         self.message = message
         self.fix = fix
+        self.file = file
     }
 
     public var description: String { fix.map { "\(message)\n  fix: \($0)" } ?? message }

@@ -9,7 +9,7 @@ extension ZooCommand {
             abstract: "Time forward passes, or with --load the opening of a checkpoint.",
             discussion: "Forward: median milliseconds per forward after warm-up, for a named architecture (synthetic weights) or a checkpoint. --load: opening the file, taking typed views of every tensor, and materialising all as float32.")
 
-        @Argument(help: "An architecture name or a checkpoint file.")
+        @Argument(help: "An architecture name, a checkpoint file or a cached model's name.", completion: Completion.filesModelsOrArchitectures)
         var target: String
 
         @Option(help: "Batch size.") var batch = 1
@@ -29,11 +29,13 @@ extension ZooCommand {
             if let threads { Model.threads = threads }
             if load { return try emitLoad() }
             let model: Model
-            if FileManager.default.fileExists(atPath: target) {
-                model = try Model.load(try Checkpoint(path: target))
-            } else {
-                model = try Architecture.named(target).build()
+            if !FileManager.default.fileExists(atPath: target), let architecture = try? Architecture.named(target) {
+                model = architecture.build()
                 try model.load(Synthetic.weights(for: model))
+            } else if !FileManager.default.fileExists(atPath: target), (try? checkpointPath(target)) == nil {
+                model = try Architecture.named(target).build()  // neither: the architecture error lists the names
+            } else {
+                model = try Model.load(try Checkpoint(path: try checkpointPath(target)))
             }
             let input = Synthetic.input([batch, 3, size, size])
             let flops = try model.flops(for: input.shape)
@@ -53,7 +55,8 @@ extension ZooCommand {
             var bytes = 0, zeroCopy = 0, tensors = 0
             for _ in 0 ..< iterations {
                 var checkpoint: Checkpoint?
-                open.append(try time { checkpoint = try Checkpoint(path: target) })
+                let path = try checkpointPath(target)
+                open.append(try time { checkpoint = try Checkpoint(path: path) })
                 guard let checkpoint else { continue }
                 tensors = checkpoint.stateDict.entries.count
                 views.append(try time {
@@ -93,7 +96,8 @@ struct ForwardBench: Encodable {
     var medianMilliseconds: Double
     var gflops: Double
     enum CodingKeys: String, CodingKey {
-        case arch, batch, size, threads, gflops
+        case batch, size, threads, gflops
+        case arch = "architecture"
         case iterations = "iterations_ms"
         case medianMilliseconds = "median_ms"
     }

@@ -13,15 +13,18 @@ extension ZooCommand {
             var bytes: Int
             var models: Int
             var torchCache: String
-            enum CodingKeys: String, CodingKey { case location, bytes, models, torchCache = "torch_cache" }
+            var cached: [Zoo.ListRow]
+            enum CodingKeys: String, CodingKey { case location, bytes, models, cached, torchCache = "torch_cache" }
         }
 
         func run() throws {
             let zoo = try zoo.zoo()
             let report = Report(location: zoo.cache.root, bytes: zoo.cache.totalBytes(), models: try zoo.cache.index().models.count,
-                                torchCache: Cache.torchCheckpoints())
-            try options.emit(report) {
-                "\($0.location): \($0.models) models, \(String(format: "%.1f", Double($0.bytes) / 1_048_576)) MB\nPyTorch's cache (reused): \($0.torchCache)\n"
+                                torchCache: Cache.torchCheckpoints(), cached: try zoo.list().filter(\.cached))
+            try options.emit(report) { r in
+                "\(r.location): \(r.models) models, \(String(format: "%.1f", Double(r.bytes) / 1_048_576)) MB\n"
+                    + r.cached.map { "  \($0.name.padding(40))  \(sizes(original: $0.originalBytes ?? 0, native: $0.nativeBytes ?? 0, total: $0.cachedBytes ?? 0))\n" }.joined()
+                    + "PyTorch's cache (reused): \(r.torchCache)\n"
             }
         }
     }

@@ -15,13 +15,13 @@ extension ZooCommand {
                 .jpg/.jpeg/.png files in sorted order. Exit 1 if any image failed.
                 """)
 
-        @Argument(help: "Image files or folders.")
+        @Argument(help: "Image files or folders.", completion: .file())
         var inputs: [String]
 
-        @Option(help: "A cached or catalog model name, or a checkpoint file.")
+        @Option(help: "A cached or catalog model name, or a checkpoint file.", completion: Completion.filesOrModels)
         var model = "resnet50"
 
-        @Option(help: "Architecture name, for a checkpoint file (detected when omitted).")
+        @Option(help: "Architecture name, for a checkpoint file (detected when omitted).", completion: .list(Architecture.names))
         var arch: String?
 
         @Option(help: "How many classes to show per image.")
@@ -30,7 +30,7 @@ extension ZooCommand {
         @Option(help: "Images per forward pass.")
         var batch = 16
 
-        @Option(help: "Class names, one per line, in output order (default: the catalog's, else ImageNet's for 1,000 classes).")
+        @Option(help: "Class names, one per line, in output order (default: the catalog's, else ImageNet's for 1,000 classes).", completion: .file())
         var labels: String?
 
         @Option(help: "Resize the shorter side to N (default: the model's, else 256).")

@@ -10,10 +10,10 @@ extension ZooCommand {
             abstract: "Convert a checkpoint to zoo's native format (safetensors with zoo metadata).",
             discussion: "The output is written under a temporary name, flushed, read back and compared tensor by tensor with the source (bit-exact, or exact rounding with --dtype), then renamed into place. Python's safetensors, candle, burn and MLX read it.")
 
-        @Argument(help: "A checkpoint in any format zoo reads.")
+        @Argument(help: "A checkpoint in any format zoo reads, or a cached model's name.", completion: Completion.filesOrModels)
         var file: String
 
-        @Option(name: [.short, .customLong("output")], help: "Output path (default: beside the input, extension .safetensors).")
+        @Option(name: [.short, .customLong("output")], help: "Output path (default: beside the input, extension .safetensors; for a cached model, NAME.safetensors here).", completion: .file(extensions: ["safetensors"]))
         var output: String?
 
         @Option(help: "Store floating-point weights as float16 or bfloat16 (BatchNorm statistics stay float32).")
@@ -22,16 +22,23 @@ extension ZooCommand {
         @Flag(help: "Write tensors even when they hold more than 4 times the input's size plus 64 MiB (views that repeat data).")
         var allowExpansion = false
 
+        @Flag(help: "Store identical views of one tensor once, with an aliases metadata entry (zoo restores them; other readers see fewer keys). By default every key is stored.")
+        var dedup = false
+
+        @Flag(help: "Replace the output file when it exists.")
+        var force = false
+
         @OptionGroup var options: OutputOptions
 
-        enum CompactType: String, ExpressibleByArgument {
+        enum CompactType: String, ExpressibleByArgument, CaseIterable {
             case float16, bfloat16
         }
 
         /// `resnet18-f37072fd.pth` -> `resnet18-f37072fd.safetensors` (`.float16.safetensors` when compacting).
         var destination: String {
             if let output { return output }
-            let url = URL(fileURLWithPath: file)
+            // A cached model's name: NAME.safetensors in the current folder, never inside the cache.
+            let url = FileManager.default.fileExists(atPath: file) ? URL(fileURLWithPath: file) : URL(fileURLWithPath: file + ".pth")
             let stem = url.deletingPathExtension().path
             return stem + (dtype.map { ".\($0.rawValue)" } ?? "") + ".safetensors"
         }
@@ -40,11 +47,15 @@ extension ZooCommand {
             guard !AtomicFile.sameFile(destination, file) else {
                 throw ValidationError("the output would overwrite the input; pass -o OUT")
             }
+            guard force || !FileManager.default.fileExists(atPath: destination) else {
+                throw ValidationError("\(destination) exists; pass --force to replace it, or -o OUT")
+            }
         }
 
         func run() throws {
             let clock = ContinuousClock()
             let start = clock.now
+            let file = try checkpointPath(self.file)
             let checkpoint = try Checkpoint(path: file)
             warnForeignSymbols(checkpoint)
             let architecture = try? Architecture.detect(checkpoint).name
@@ -52,7 +63,7 @@ extension ZooCommand {
             do {
                 report = try NativeWriter.write(checkpoint, to: destination, options: NativeWriter.Options(
                     dtype: dtype.map { $0 == .float16 ? .float16 : .bfloat16 }, architecture: architecture, version: zooVersion,
-                    allowExpansion: allowExpansion))
+                    allowExpansion: allowExpansion, dedup: dedup))
             } catch let error as CheckpointError where error.path != file {
                 // Name the input first: it is what the user asked about (the output was not written).
                 throw CheckpointError(error.kind, path: file, "converting to \(error.description)")

@@ -8,7 +8,7 @@ extension ZooCommand {
             abstract: "Copy a checkpoint into the cache, convert it to the native format and verify it.",
             discussion: "A torchvision-style hash prefix in the file name (name-<sha256 prefix>.pth) is checked; a mismatch is refused unless --force.")
 
-        @Argument(help: "A checkpoint file.")
+        @Argument(help: "A checkpoint file.", completion: .file())
         var file: String
         @Option(help: "Name in the cache (default: the catalog's name for a catalog file, else the file's stem).")
         var name: String?
@@ -20,7 +20,10 @@ extension ZooCommand {
         @OptionGroup var options: OutputOptions
 
         func run() throws {
-            let entry = try zoo.zoo().importFile(file, name: name, architecture: arch, force: force)
+            let zoo = try zoo.zoo()
+            let entry = try stage("importing \(file): hashing, converting, verifying", quiet: self.zoo.quiet) {
+                try zoo.importFile(file, name: name, architecture: arch, force: force)
+            }
             warnForeignSymbols(entry)
             try options.emit(entry) { e in
                 "imported \(e.name): \(e.architecture), \(e.numClasses) classes, sha256 \(e.sha256.prefix(16))...\n" + (e.verification.map(render) ?? "")

@@ -7,7 +7,8 @@ extension ZooCommand {
     struct Info: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Everything zoo knows about one model.")
 
-        @Argument var model: String
+        @Argument(help: "A catalog name or alias (zoo list), or a cached model's name.", completion: Completion.models)
+        var model: String
         @OptionGroup var zoo: ZooOptions
         @OptionGroup var options: OutputOptions
 

@@ -9,7 +9,7 @@ extension ZooCommand {
             abstract: "List the tensors of a checkpoint without loading their data.",
             discussion: "Reads zip (torch >= 1.6), legacy magic-number, tar, TorchScript and safetensors files, deciding by the bytes. Nothing in the file is executed.")
 
-        @Argument(help: "Checkpoint files (.pth, .pt, .bin, .safetensors, ...). With several and --json, one JSON object per line, and a file zoo refuses gives {\"file\", \"error\"}.")
+        @Argument(help: "Checkpoint files (.pth, .pt, .bin, .safetensors, ...). With several and --json, one JSON object per line, and a file zoo refuses gives {\"file\", \"error\"}.", completion: .file())
         var files: [String]
 
         @Flag(name: .long, help: "Add each tensor's SHA-256 (its elements row-major, little-endian) to the report; reads all the data.")

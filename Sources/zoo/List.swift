@@ -6,7 +6,7 @@ extension ZooCommand {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the catalog's models and what is cached.")
 
-        @Argument(help: "Only names or architectures containing this.")
+        @Argument(help: "Only names, aliases or architectures matching this shell pattern ('resnet*', '*_bn'), or containing this word.")
         var pattern: String?
         @OptionGroup var zoo: ZooOptions
         @OptionGroup var options: OutputOptions
@@ -18,7 +18,8 @@ extension ZooCommand {
                 for r in rows {
                     let acc = r.acc1.map { String(format: "%6.2f", $0) } ?? "     -"
                     let size = r.fileMB.map { String(format: "%8.1f", $0) } ?? "       -"
-                    let cached = r.cached ? (r.verified == true ? "yes, verified" : r.verified == false ? "yes, FAILED" : "yes") : ""
+                    var cached = r.cached ? (r.verified == true ? "yes, verified" : r.verified == false ? "yes, FAILED" : "yes") : ""
+                    if r.cached { cached += ": " + sizes(original: r.originalBytes ?? 0, native: r.nativeBytes ?? 0, total: r.cachedBytes ?? 0) }
                     let alias = r.aliases.isEmpty ? "" : " (\(r.aliases.joined(separator: ", ")))"
                     lines.append((r.name + alias).padding(48) + "  " + r.architecture.prefix(18).description.padding(18) + "  \(acc)  \(size)  \(cached)")
                 }
@@ -26,4 +27,10 @@ extension ZooCommand {
             }
         }
     }
+}
+
+/// "original 44.7 MB + native 44.7 MB = 89.4 MB" (the total also counts the small probe reference).
+func sizes(original: Int, native: Int, total: Int) -> String {
+    func mb(_ bytes: Int) -> String { String(format: "%.1f MB", Double(bytes) / 1_048_576) }
+    return "original \(mb(original)) + native \(mb(native)) = \(mb(total))"
 }

@@ -9,7 +9,7 @@ extension ZooCommand {
             abstract: "Download a model (resuming an interrupted download), check its hash, convert and verify it.",
             discussion: "Files already in PyTorch's cache ($TORCH_HOME/hub/checkpoints) are reused. ZOO_MIRROR=URL fetches catalog files from a mirror (the catalog's hashes still decide); ZOO_OFFLINE=1 never touches the network.")
 
-        @Argument(help: "A catalog name (zoo list), or with --url any name of your choosing.")
+        @Argument(help: "A catalog name (zoo list), or with --url any name of your choosing.", completion: Completion.models)
         var model: String
 
         @Option(help: "Pull this URL instead of the catalog's; checked against the hash prefix in its file name when it has one.")
@@ -22,7 +22,8 @@ extension ZooCommand {
             let report = try zoo.zoo().pull(model, url: url)
             warnForeignSymbols(report.entry)
             try options.emit(report) { r in
-                let how = r.origin == "download" ? "downloaded \(r.downloadedBytes.grouped) bytes" + (r.resumedFrom > 0 ? " (resumed at \(r.resumedFrom.grouped))" : "")
+                let how = r.origin == "download"
+                    ? "downloaded \((r.downloadedBytes - r.resumedFrom).grouped) of \(r.downloadedBytes.grouped) bytes" + (r.resumedFrom > 0 ? " (resumed from \(r.resumedFrom.grouped))" : "")
                     : "from the \(r.origin)"
                 return "\(r.entry.name): \(how); \(r.entry.architecture), sha256 \(r.entry.sha256.prefix(16))...\n"
                     + (r.verification.map(render) ?? "")

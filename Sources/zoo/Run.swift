@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Checkpoint
 import Models
+import ZooKit
 
 extension ZooCommand {
     struct Run: ParsableCommand {
@@ -9,25 +10,26 @@ extension ZooCommand {
             abstract: "Run a checkpoint's network on a NumPy batch.",
             discussion: "Reads a float32 NCHW .npy batch and writes the output as float32 .npy: logits, or class probabilities for the tutorial VGG (its forward ends in a softmax).")
 
-        @Argument(help: "A checkpoint (.pth, .pt, .safetensors, ...).")
+        @Argument(help: "A checkpoint (.pth, .pt, .safetensors, ...) or a cached model's name.", completion: Completion.filesOrModels)
         var file: String
 
-        @Option(help: "Architecture name (detected from the keys and shapes when omitted).")
+        @Option(help: "Architecture name (detected from the keys and shapes when omitted).", completion: .list(Architecture.names))
         var arch: String?
 
-        @Option(help: "Input batch: float32 .npy of shape [N, 3, H, W].")
+        @Option(help: "Input batch: float32 .npy of shape [N, 3, H, W].", completion: .file(extensions: ["npy"]))
         var input: String
 
-        @Option(help: "Where to write the output .npy.")
+        @Option(help: "Where to write the output .npy.", completion: .file(extensions: ["npy"]))
         var output: String
 
         @OptionGroup var options: OutputOptions
 
         func run() throws {
             let clock = ContinuousClock()
+            let path = try checkpointPath(file)
             let batch = try NPY.read(path: input)
             let start = clock.now
-            let checkpoint = try Checkpoint(path: file)
+            let checkpoint = try Checkpoint(path: path)
             warnForeignSymbols(checkpoint)
             let model = try Model.load(checkpoint, architecture: arch, inputShape: batch.shape)
             let loaded = clock.now
@@ -57,7 +59,8 @@ struct RunReport: Encodable {
     var output: String
 
     enum CodingKeys: String, CodingKey {
-        case file, arch, output
+        case file, output
+        case arch = "architecture"
         case numClasses = "num_classes"
         case inputShape = "input_shape"
         case outputShape = "output_shape"

@@ -9,11 +9,11 @@ extension ZooCommand {
             abstract: "Check a cached model or a checkpoint file: hashes, structure, and the forward pass.",
             discussion: "Exit 0 verified, 1 a check failed, 2 usage or input error.")
 
-        @Argument(help: "A cached model's name or a checkpoint file.")
+        @Argument(help: "A cached model's name or a checkpoint file.", completion: Completion.filesOrModels)
         var target: String
-        @Option(help: "Probe input (.npy, float32 NCHW); with --expect.")
+        @Option(help: "Probe input (.npy, float32 NCHW); with --expect.", completion: .file(extensions: ["npy"]))
         var input: String?
-        @Option(help: "The output the probe must give (.npy).")
+        @Option(help: "The output the probe must give (.npy).", completion: .file(extensions: ["npy"]))
         var expect: String?
         @Flag(name: .customLong("against-torch"), help: "Also run the probe through PyTorch ($ZOO_PYTHON or python3 with torch and torchvision).")
         var againstTorch = false
@@ -30,7 +30,9 @@ extension ZooCommand {
 
         func run() throws {
             let library = try zoo.zoo()
-            let report = try library.verify(target, input: input, expect: expect, againstTorch: againstTorch)
+            let report = try stage("verifying \(target)", quiet: zoo.quiet) {
+                try library.verify(target, input: input, expect: expect, againstTorch: againstTorch)
+            }
             // The original's symbols, read again (entries imported before they were recorded have none).
             let original = try library.cache.entry(target).map { library.cache.path($0.original) } ?? target
             let checkpoint = try? Checkpoint(path: original)

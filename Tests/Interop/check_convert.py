@@ -261,9 +261,9 @@ def _():
     ratio = float(np.abs(y.astype(np.float64) - ref).max() / np.abs(ref).max())
     if not ratio <= TOL:
         raise CheckError(f"max|diff|/max|torch| = {ratio:.2e} > {TOL:.0e}")
-    if doc.get("arch") != "resnet18":
-        raise CheckError(f"JSON arch {doc.get('arch')!r}, expected 'resnet18' (outputs matched: {ratio:.1e})")
-    return f"max|diff|/max|torch| = {ratio:.1e}, arch {doc['arch']}, load {doc.get('load_ms', 0):.0f} ms"
+    if doc.get("architecture") != "resnet18":
+        raise CheckError(f"JSON architecture {doc.get('architecture')!r}, expected 'resnet18' (outputs matched: {ratio:.1e})")
+    return f"max|diff|/max|torch| = {ratio:.1e}, architecture {doc['architecture']}, load {doc.get('load_ms', 0):.0f} ms"
 
 
 @check("inspect_converted_resnet18")

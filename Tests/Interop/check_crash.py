@@ -390,7 +390,7 @@ info(f"template caches and the old conversion made, {time.perf_counter() - t:.1f
 COMMANDS = {
     "pull": ["pull", "crashnet", "--json"],
     "import": ["import", IMP_NEW, "--name", "crashimp", "--json"],
-    "convert": ["convert", IMP_NEW, "-o", OUT, "--json"],
+    "convert": ["convert", IMP_NEW, "-o", OUT, "--json", "--force"],
 }
 VARIANTS = {
     "pull": [("fresh", None), ("victim", TPL_VICTIM)],

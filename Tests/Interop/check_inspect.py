@@ -134,11 +134,11 @@ def _():
         raise CheckError("exit 1 but nothing on stderr")
 
 
-@check("inspect_missing_file_exit_1")
+@check("inspect_missing_file_exit_2")
 def _():
-    r, _ = zoo("inspect", "--json", path("does-not-exist.pt"))
-    if r.returncode != 1:
-        raise CheckError(f"exit {r.returncode}, expected 1; stderr: {tail(r.stderr)}")
+    r, _ = zoo("inspect", "--json", path("does-not-exist.pt"))  # an input error, as everywhere (issue 15)
+    if r.returncode != 2:
+        raise CheckError(f"exit {r.returncode}, expected 2; stderr: {tail(r.stderr)}")
 
 
 # --------------------------------------------------------------------------

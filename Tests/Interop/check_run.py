@@ -13,7 +13,7 @@ interop.py beside this file.
 Contract under test:
     zoo run FILE [--arch NAME] --input X.npy --output Y.npy [--json]
 reads a float32 NCHW batch, writes float32 logits (softmax for the tutorial VGG);
---json prints {"arch", "load_ms", "forward_ms", "output_shape", ...}; exit 1 when
+--json prints {"architecture", "load_ms", "forward_ms", "output_shape", ...}; exit 1 when
 the checkpoint does not fit the architecture, 2 for bad usage or bad input.
 
 Every model gets non-default BatchNorm statistics and affine parameters so that
@@ -71,7 +71,7 @@ def zoo_run(ckpt, x_path, out_name, arch=None):
     if r.returncode != 0:
         raise CheckError(f"exit {r.returncode}; stderr: {tail(r.stderr)}")
     doc = json_object(r.stdout)
-    lacking = [k for k in ("arch", "load_ms", "forward_ms", "output_shape") if k not in doc]
+    lacking = [k for k in ("architecture", "load_ms", "forward_ms", "output_shape") if k not in doc]
     if lacking:
         raise CheckError(f"JSON lacks fields {lacking}: {tail(r.stdout)}")
     for k in ("load_ms", "forward_ms"):
@@ -124,12 +124,12 @@ def fidelity(name, ckpt, x, ref, expected_arch, arch=None):
         doc, y = zoo_run(ckpt, x_path, f"{name}_output.npy", arch=arch)
         remove(x_path)
         ratio = compare(y, ref)
-        if doc["arch"] != expected_arch:
-            raise CheckError(f"JSON arch {doc['arch']!r}, expected {expected_arch!r} "
+        if doc["architecture"] != expected_arch:
+            raise CheckError(f"JSON architecture {doc['architecture']!r}, expected {expected_arch!r} "
                              f"(outputs matched: ratio {ratio:.1e})")
         result[0] = doc
         how = f"--arch {arch}" if arch else "detected"
-        return (f"max|diff|/max|torch| = {ratio:.1e}, {how} arch {doc['arch']}, "
+        return (f"max|diff|/max|torch| = {ratio:.1e}, {how} architecture {doc['architecture']}, "
                 f"output {doc['output_shape']}, load {doc['load_ms']:.0f} ms, forward {doc['forward_ms']:.0f} ms")
 
     return result[0]

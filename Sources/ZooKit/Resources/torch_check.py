@@ -82,13 +82,13 @@ def build(spec):
         return getattr(torchvision.models, spec["name"])(num_classes=n)
     c = spec["resnet"]  # a ResNet configuration without a name: torchvision's ResNet, resized
     block = BasicBlock if c["block"] == "basic" else Bottleneck
-    m = ResNet(block, c["layers"], num_classes=n, groups=c["groups"], width_per_group=c["widthPerGroup"],
-               replace_stride_with_dilation=c["replaceStrideWithDilation"])
-    m.inplanes, m.dilation = c["stemWidth"], 1
-    m.conv1 = nn.Conv2d(3, c["stemWidth"], 7, 2, 3, bias=False)
-    m.bn1 = nn.BatchNorm2d(c["stemWidth"])
+    m = ResNet(block, c["layers"], num_classes=n, groups=c["groups"], width_per_group=c["width_per_group"],
+               replace_stride_with_dilation=c["replace_stride_with_dilation"])
+    m.inplanes, m.dilation = c["stem_width"], 1
+    m.conv1 = nn.Conv2d(3, c["stem_width"], 7, 2, 3, bias=False)
+    m.bn1 = nn.BatchNorm2d(c["stem_width"])
     for i, planes in enumerate(c["planes"]):
-        dilate = i > 0 and c["replaceStrideWithDilation"][i - 1]
+        dilate = i > 0 and c["replace_stride_with_dilation"][i - 1]
         setattr(m, "layer%d" % (i + 1), m._make_layer(block, planes, c["layers"][i], stride=1 if i == 0 else 2, dilate=dilate))
     m.fc = nn.Linear(c["planes"][3] * block.expansion, n)
     return m

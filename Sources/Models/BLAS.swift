@@ -80,7 +80,7 @@ enum BLAS {
         x.data.withUnsafeBufferPointer { xp in
             weight.withUnsafeBufferPointer { wp in
                 y.data.withUnsafeMutableBufferPointer { yp in
-                    let parts = Kernels.avx512 && outFeatures >= 256 ? Kernels.threads : 1
+                    let parts = Kernels.simd && outFeatures >= 256 ? Kernels.threads : 1
                     let (input, weights, output) = (SendablePointer(xp.baseAddress!), SendablePointer(wp.baseAddress!),
                                                     SendablePointer(yp.baseAddress!))
                     Kernels.parallel(parts) { part in
@@ -105,19 +105,23 @@ enum BLAS {
         get { configured.withLock { $0 } ?? Int(openblas_get_num_threads()) }
         set {
             configured.withLock { $0 = max(1, newValue) }
-            openblas_set_num_threads(Kernels.avx512 ? 1 : Int32(max(1, newValue)))
+            openblas_set_num_threads(Kernels.simd ? 1 : Int32(max(1, newValue)))
         }
     }
 
     /// The count set through `threads`; nil until then (OpenBLAS's default, all cores).
     private static let configured = Locked<Int?>(nil)
 
-    /// Called once before the first CKernels call: from then on OpenBLAS is single-threaded.
-    static let singleThreaded: Void = {
+    /// Called when `KernelPath.current` changes: OpenBLAS single-threaded on a CKernels path, all
+    /// `threads` on the `blas` path.
+    static func pathChanged(to path: KernelPath) {
         let current = Int(openblas_get_num_threads())
-        configured.withLock { if $0 == nil { $0 = current } }
-        openblas_set_num_threads(1)
-    }()
+        let count = configured.withLock { value -> Int in
+            if value == nil { value = current }
+            return value!
+        }
+        openblas_set_num_threads(path != .blas ? 1 : Int32(count))
+    }
 }
 
 /// A value behind a lock, for the few process-wide settings.

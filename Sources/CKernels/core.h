@@ -337,12 +337,34 @@ AI void winograd(const int m, const float *transformed, int cout, int cin, const
         out_cols[t] = OW - m * tx < m ? OW - m * tx : m;
     }
 
+    // Vectors of VL tiles that are one run: the same image and tile row, consecutive, all
+    // inside the image (input), or all with whole m x m outputs (output).
+    int run[ZK_NR / VL], whole[ZK_NR / VL];
+    for (int v = 0; v < width; v += VL) {
+        int in = 1, out = 1;
+        for (int l = 0; l < VL; l++) {
+            const int t = v + l;
+            const int next = l == 0 || (img[t] == img[v] && iy[t] == iy[v] && ix[t] == ix[v] + m * l);
+            in &= next && inside[t];
+            out &= next && out_rows[t] == m && out_cols[t] == m;
+        }
+        run[v / VL] = in;
+        whole[v / VL] = out;
+    }
+
     // Input transform: V[xi][c][t] = (B^T d B)[xi].
     const size_t step = (size_t)cin * width;
     for (int c = 0; c < cin; c++) {
         for (int v = 0; v < width; v += VL) {
             float patch[PMAX][PMAX][VL];
-            for (int l = 0; l < VL; l++) {
+            if (run[v / VL]) {
+                // VL consecutive tiles of one row, all inside: patch (r, j) of tile l is input
+                // float r * W + m * l + j from the first patch's corner (strided loads).
+                const float *p = x + ((long)img[v] * cin + c) * plane + (long)iy[v] * W + ix[v];
+                for (int r = 0; r < P; r++)
+                    for (int j = 0; j < P; j++)
+                        for (int l = 0; l < VL; l++) patch[r][j][l] = p[(long)r * W + m * l + j];
+            } else for (int l = 0; l < VL; l++) {
                 const int t = v + l;
                 const float *src = x + ((long)img[t] * cin + c) * plane;
                 if (inside[t]) {
@@ -399,6 +421,22 @@ AI void winograd(const int m, const float *transformed, int cout, int cin, const
                 vf s[4];
                 output_1d(m, t[i], s);
                 for (int j = 0; j < m; j++) store(rows[i][j], s[j] + bv);
+            }
+            if (whole[v / VL]) {
+                // One run of whole tiles: row i of the outputs is m * VL consecutive floats.
+                const long base = out_offset[v] + (long)o * oplane;
+                for (int i = 0; i < m; i++) {
+                    float *dst = y + base + (long)i * OW;
+                    const float *add = res ? res + base + (long)i * OW : NULL;
+                    for (int l = 0; l < VL; l++)
+                        for (int j = 0; j < m; j++) {
+                            float value = rows[i][j][l];
+                            if (add) value += add[m * l + j];
+                            if (relu && value < 0) value = 0;
+                            dst[m * l + j] = value;
+                        }
+                }
+                continue;
             }
             const int lanes = w - v < VL ? w - v : VL;
             for (int l = 0; l < lanes; l++) {

@@ -155,6 +155,13 @@ TGT static void conv_row(const zk_conv_input *in, int kidx, int n, int w, float 
             memset(o, 0, sizeof(float) * lo);
             if (s == 1) {
                 memcpy(o + lo, line + ix0 + lo, sizeof(float) * (hi - lo));
+            } else if (s == 2) {
+                // Even floats of two vectors, while both vectors lie inside the row.
+                const float *src = line + ix0;
+                int t = lo;
+                for (; t + VL <= hi && ix0 + 2 * (t + VL) <= W; t += VL)
+                    store(o + t, __builtin_shufflevector(load(src + 2 * t), load(src + 2 * t + VL), EVEN));
+                for (; t < hi; t++) o[t] = src[2 * t];
             } else {
                 const float *src = line + ix0;
                 for (int t = lo; t < hi; t++) o[t] = src[t * s];

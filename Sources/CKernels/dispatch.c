@@ -149,6 +149,33 @@ static void transform(int m, const float *weight, int cout, int cin, float *u, i
         }
 }
 
+void zk_winograd_pack(int path, int points, const float *weight, int cout, int cin, float *packed, int o0, int o1) {
+    static const double G4[6][3] = {
+        {1.0 / 4, 0, 0},          {-1.0 / 6, -1.0 / 6, -1.0 / 6}, {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+        {1.0 / 24, 1.0 / 12, 1.0 / 6}, {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1},
+    };
+    static const double G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+    const int P = points == 36 ? 6 : 4;
+    const double(*G)[3] = P == 6 ? G4 : G2;
+    const int mr = zk_mr(path), mpad = (cout + mr - 1) / mr * mr;
+    const size_t size = (size_t)mpad * cin;
+    for (int o = o0; o < o1; o++) {
+        const int p = o / mr * mr;
+        for (int i = 0; i < cin; i++) {
+            // Where (o, i) of each matrix lies in zk_pack_a's layout.
+            const int k0 = i / KC * KC, kc = cin - k0 < KC ? cin - k0 : KC;
+            float *at = packed + (size_t)k0 * mpad + (size_t)p * kc + (size_t)(i - k0) * mr + (o - p);
+            const float *g = weight + ((size_t)o * cin + i) * 9;
+            double t[6][3];
+            for (int r = 0; r < P; r++)
+                for (int c = 0; c < 3; c++) t[r][c] = G[r][0] * g[c] + G[r][1] * g[3 + c] + G[r][2] * g[6 + c];
+            for (int r = 0; r < P; r++)
+                for (int c = 0; c < P; c++)
+                    at[(size_t)(r * P + c) * size] = (float)(t[r][0] * G[c][0] + t[r][1] * G[c][1] + t[r][2] * G[c][2]);
+        }
+    }
+}
+
 void zk_winograd_transform(int path, const float *weight, int cout, int cin, float *u, int o0, int o1) {
     if (path == ZK_AVX512) zk512_winograd_transform(weight, cout, cin, u, o0, o1);
     else transform(4, weight, cout, cin, u, o0, o1);

@@ -164,6 +164,23 @@ enum Kernels {
         let points = variant == .f4 ? 36 : 16
         let (cout, cin) = (geometry.outChannels, geometry.inChannels)
         let size = zk_packed_a_count(path.code, Int32(cout), Int32(cin))
+        if path != .avx512 {
+            // Transformed straight into the packed layout, output channels split across threads.
+            var packed = [Float](repeating: 0, count: points * size)
+            weight.withUnsafeBufferPointer { wp in
+                packed.withUnsafeMutableBufferPointer { pp in
+                    let (w, p) = (SendablePointer(wp.baseAddress!), SendablePointer(pp.baseAddress!))
+                    let parts = min(cout, 4 * threads)
+                    parallel(parts) { part in
+                        // Safe: the job writes only rows [o0, o1) of each packed matrix.
+                        let (o0, o1) = range(part, of: parts, cout, unit: 1)
+                        zk_winograd_pack(path.code, Int32(points), w.address, Int32(cout), Int32(cin), p.address,
+                                         Int32(o0), Int32(o1))
+                    }
+                }
+            }
+            return packed
+        }
         var u = [Float](repeating: 0, count: points * cout * cin)
         var packed = [Float](repeating: 0, count: points * size)
         weight.withUnsafeBufferPointer { wp in

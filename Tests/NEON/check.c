@@ -118,10 +118,17 @@ static void check_conv(const conv_shape *c, int algorithm, int m0, int m1) {
         const size_t size = zk_packed_a_count(path, c->cout, c->cin);
         float *u = malloc(sizeof(float) * points * c->cout * c->cin);
         float *packed = malloc(sizeof(float) * points * size);
-        if (algorithm == WINOGRAD4) zk_winograd_transform(path, w, c->cout, c->cin, u, 0, c->cout);
-        else zk_winograd2_transform(path, w, c->cout, c->cin, u, 0, c->cout);
-        for (int xi = 0; xi < points; xi++)
-            zk_pack_a(path, c->cout, c->cin, u + (size_t)xi * c->cout * c->cin, c->cin, packed + xi * size);
+        if (path != ZK_AVX512) {
+            // As Models prepares them: transformed straight into the packed layout, in two jobs.
+            memset(packed, 0, sizeof(float) * points * size);
+            zk_winograd_pack(path, points, w, c->cout, c->cin, packed, 0, c->cout / 3);
+            zk_winograd_pack(path, points, w, c->cout, c->cin, packed, c->cout / 3, c->cout);
+        } else {
+            if (algorithm == WINOGRAD4) zk_winograd_transform(path, w, c->cout, c->cin, u, 0, c->cout);
+            else zk_winograd2_transform(path, w, c->cout, c->cin, u, 0, c->cout);
+            for (int xi = 0; xi < points; xi++)
+                zk_pack_a(path, c->cout, c->cin, u + (size_t)xi * c->cout * c->cin, c->cin, packed + xi * size);
+        }
         const int tiles = c->batch * (algorithm == WINOGRAD4 ? zk_winograd_tiles(path, oh, ow) : zk_winograd2_tiles(path, oh, ow));
         // Blocks of at most ZK_NR tiles, starting at multiples of 16, as Models cuts them.
         const int fewest = (tiles + ZK_NR - 1) / ZK_NR, per = ((tiles + fewest - 1) / fewest + 15) / 16 * 16;

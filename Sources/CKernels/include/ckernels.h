@@ -85,6 +85,12 @@ void zk_gemm(int path, const float *packed_a, int m, int k, int m0, int m1, cons
 /// (zk_pack_a then packs each of the 36 matrices).
 void zk_winograd_transform(int path, const float *weight, int cout, int cin, float *u, int o0, int o1);
 
+/// The transform and zk_pack_a in one pass, for output channels [o0, o1) of the `points` (36 for
+/// F(4x4, 3x3), 16 for F(2x2, 3x3)) packed matrices, each zk_packed_a_count(path, cout, cin)
+/// floats, zeroed beforehand (padding rows stay zero). In double; not for ZK_AVX512, whose
+/// transform above is in float.
+void zk_winograd_pack(int path, int points, const float *weight, int cout, int cin, float *packed, int o0, int o1);
+
 /// Output tiles of 4x4 per image: ceil(oh / 4) * ceil(ow / 4).
 int zk_winograd_tiles(int path, int out_height, int out_width);
 

@@ -145,7 +145,8 @@ enum Kernels {
     static func packGroups(_ weight: [Float], geometry g: ConvGeometry, path: KernelPath) -> [Float] {
         let m = g.outChannels / g.groups, k = g.inChannels / g.groups * g.kernel * g.kernel
         let size = zk_packed_a_count(path.code, Int32(m), Int32(k))
-        var packed = [Float](repeating: 0, count: size * g.groups)
+        // Safe uninitialised: zk_pack_a writes every float of its panels, padding rows included.
+        var packed = [Float](unsafeUninitializedCapacity: size * g.groups) { _, n in n = size * g.groups }
         weight.withUnsafeBufferPointer { wp in
             packed.withUnsafeMutableBufferPointer { pp in
                 for group in 0 ..< g.groups {
@@ -181,8 +182,9 @@ enum Kernels {
             }
             return packed
         }
-        var u = [Float](repeating: 0, count: points * cout * cin)
-        var packed = [Float](repeating: 0, count: points * size)
+        // Safe uninitialised: the transform writes every float of u, zk_pack_a every float of packed.
+        var u = [Float](unsafeUninitializedCapacity: points * cout * cin) { _, n in n = points * cout * cin }
+        var packed = [Float](unsafeUninitializedCapacity: points * size) { _, n in n = points * size }
         weight.withUnsafeBufferPointer { wp in
             u.withUnsafeMutableBufferPointer { up in
                 packed.withUnsafeMutableBufferPointer { pp in

@@ -8,7 +8,8 @@ forward; rounds visit the tools in a rotating order so all see the same noise of
 machine, and the table gives the median over all timed forwards of all rounds, the first
 forward (zoo packs its weights then), and the peak RSS of the process (os.wait4).
 
-  torch     torchvision model (random weights), eval, inference_mode, torch.set_num_threads(T)
+  torch     torchvision model (random weights), eval, inference_mode, torch.set_num_threads(T),
+            OMP_WAIT_POLICY=PASSIVE (spinning OpenMP workers collapse on a shared machine)
   onnxrt    the same model exported by torch.onnx.export, ONNX Runtime CPU provider,
             intra_op_num_threads=T, all graph optimisations
   openvino  the same ONNX file, compiled for CPU with INFERENCE_NUM_THREADS=T,
@@ -136,7 +137,9 @@ def measure_once(tool, isa, arch, batch, threads, iterations, zoo):
     never imports torch, so a child forked from it starts with a small RSS high-water mark
     (Linux carries it across fork and exec)."""
     env = dict(os.environ)
-    env.update({"OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads)})
+    # OMP_WAIT_POLICY=PASSIVE: on this shared, oversubscribed machine torch's spinning OpenMP
+    # workers measured 10x slower (2.6 s against 0.2 s for resnet18) than with passive waits.
+    env.update({"OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": "PASSIVE"})
     if isa == "avx2":
         env.update({"ZOO_KERNELS": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "DNNL_MAX_CPU_ISA": "AVX2",
                     "ATEN_CPU_CAPABILITY": "avx2"})
@@ -218,7 +221,8 @@ def render(results, configs, args):
              "Median ms per forward (all timed forwards of all rounds); first forward in parentheses (zoo "
              "packs its weights then); peak RSS in MB. avx2 rows: `ZOO_KERNELS=avx2`, torch and OpenVINO with "
              "`ONEDNN_MAX_CPU_ISA=AVX2` (+ `ATEN_CPU_CAPABILITY=avx2` for torch); ONNX Runtime has no such "
-             "switch and runs its AVX-512 kernels there too.", "",
+             "switch and runs its AVX-512 kernels there too. `OMP_WAIT_POLICY=PASSIVE` for every process (torch's "
+             "spinning OpenMP workers were 10x slower on this oversubscribed machine).", "",
              "| ISA | model | batch | " + " | ".join(["zoo"] + peers) + " | zoo / torch | zoo / best peer |",
              "|---|---|---|" + "---|" * (len(peers) + 3)]
     for isa, arch, batch in configs:

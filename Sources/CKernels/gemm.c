@@ -23,37 +23,7 @@ enum { MR = ZK_MR, NR = ZK_NR, KC = KCV };
 #define PREFETCH_C 1
 #endif
 
-int zk_available(void) {
-#if ZK_X86
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
-#else
-    return 0;
-#endif
-}
-
-size_t zk_packed_a_count(int m, int k) { return (size_t)((m + MR - 1) / MR) * MR * (size_t)k; }
-
-// Packed A: for each KC-row block of K, for each ZK_MR-row panel, kc steps of ZK_MR floats, so
-// that one call reads its A in one sequential stream.
-void zk_pack_a(int m, int k, const float *a, long lda, float *packed) {
-    const int mpad = (m + MR - 1) / MR * MR;
-    for (int k0 = 0; k0 < k; k0 += KC) {
-        const int kc = k - k0 < KC ? k - k0 : KC;
-        for (int p = 0; p < mpad; p += MR) {
-            float *panel = packed + (size_t)k0 * mpad + (size_t)p * kc;
-            for (int i = 0; i < MR; i++) {
-                const float *row = a + (p + i) * lda + k0;
-                if (p + i < m) {
-                    for (int kk = 0; kk < kc; kk++) panel[kk * MR + i] = row[kk];
-                } else {
-                    for (int kk = 0; kk < kc; kk++) panel[kk * MR + i] = 0.0f;
-                }
-            }
-        }
-    }
-}
+// zk_available, zk_packed_a_count and zk_pack_a (the layout a_panel reads) are in dispatch.c.
 
 /// The panel of rows i ..< i + MR for the K block starting at k0 (of kc rows).
 static inline __attribute__((unused)) const float *a_panel(const float *packed, int m, int k0, int kc, int i) {
@@ -323,22 +293,22 @@ void zk_gemm_panel(const float *packed_a, int m, int k, int m0, int m1, const fl
     }
 }
 
-void zk_conv_gemm(const float *packed_a, int m, int k, int m0, int m1, const zk_conv_input *input, int n0, int n1,
+void zk512_conv_gemm(const float *packed_a, int m, int k, int m0, int m1, const zk_conv_input *input, int n0, int n1,
                   float *c, long ldc, const zk_epilogue *epilogue) {
     drive(packed_a, m, k, m0, m1, input, NULL, 0, n0, n1, c, ldc, epilogue);
 }
 
-void zk_gemm(const float *packed_a, int m, int k, int m0, int m1, const float *b, long ldb, int n0, int n1, float *c,
+void zk512_gemm(const float *packed_a, int m, int k, int m0, int m1, const float *b, long ldb, int n0, int n1, float *c,
              long ldc, const zk_epilogue *epilogue) {
     drive(packed_a, m, k, m0, m1, NULL, b, ldb, n0, n1, c, ldc, epilogue);
 }
 
-#else  // not x86-64: Models checks zk_available() and never calls these.
+#else  // not x86-64: dispatch.c never calls these.
 
 void zk_gemm_panel(const float *packed_a, int m, int k, int m0, int m1, const float *panel, int w, float *c, long ldc) {}
-void zk_conv_gemm(const float *packed_a, int m, int k, int m0, int m1, const zk_conv_input *input, int n0, int n1,
+void zk512_conv_gemm(const float *packed_a, int m, int k, int m0, int m1, const zk_conv_input *input, int n0, int n1,
                   float *c, long ldc, const zk_epilogue *epilogue) {}
-void zk_gemm(const float *packed_a, int m, int k, int m0, int m1, const float *b, long ldb, int n0, int n1, float *c,
+void zk512_gemm(const float *packed_a, int m, int k, int m0, int m1, const float *b, long ldb, int n0, int n1, float *c,
              long ldc, const zk_epilogue *epilogue) {}
 
 #endif

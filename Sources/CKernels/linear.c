@@ -38,7 +38,7 @@ TARGET INLINE void linear_block(const int R, const int B, const float *w, long l
         for (int b = 0; b < B; b++) y[b * ldy + r] += _mm512_reduce_add_ps(acc[r][b]);
 }
 
-TARGET void zk_linear(const float *w, const float *bias, const float *x, float *y, int n, int in, int out, int o0,
+TARGET void zk512_linear(const float *w, const float *bias, const float *x, float *y, int n, int in, int out, int o0,
                       int o1) {
     for (int b = 0; b < n; b++)
         for (int o = o0; o < o1; o++) y[(long)b * out + o] = bias ? bias[o] : 0.0f;
@@ -71,8 +71,8 @@ TARGET void zk_linear(const float *w, const float *bias, const float *x, float *
     }
 }
 
-#else  // not x86-64: Models checks zk_available() and never calls this.
+#else  // not x86-64: dispatch.c never calls this.
 
-void zk_linear(const float *w, const float *bias, const float *x, float *y, int n, int in, int out, int o0, int o1) {}
+void zk512_linear(const float *w, const float *bias, const float *x, float *y, int n, int in, int out, int o0, int o1) {}
 
 #endif

@@ -75,7 +75,7 @@ static void max_pool_scalar(const float *plane, float *out, int H, int W, int ke
     }
 }
 
-void zk_max_pool(const float *x, float *y, long planes, int H, int W, int kernel, int stride, int padding, int oh,
+void zk512_max_pool(const float *x, float *y, long planes, int H, int W, int kernel, int stride, int padding, int oh,
                  int ow) {
     float *row = NULL;
 #if ZK_X86

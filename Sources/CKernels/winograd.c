@@ -58,11 +58,11 @@ static int slot_tile(const tiling *t, int s, int *ty, int *tx) {
     return lane < t->run_len && *tx < t->tw;
 }
 
-int zk_winograd_tiles(int oh, int ow) { return tiling_for(oh, ow).slots; }
+int zk512_winograd_tiles(int oh, int ow) { return tiling_for(oh, ow).slots; }
 
 // G g G^T, 16 input channels at a time (float32: G's entries 1/4, 1/6, 1/12, 1/24 round the
 // weights by about 1e-7, far below the transform's own error).
-TARGET void zk_winograd_transform(const float *weight, int cout, int cin, float *u, int o0, int o1) {
+TARGET void zk512_winograd_transform(const float *weight, int cout, int cin, float *u, int o0, int o1) {
     static const float G[6][3] = {
         {1.0f / 4, 0, 0},
         {-1.0f / 6, -1.0f / 6, -1.0f / 6},
@@ -143,14 +143,14 @@ TARGET static inline __mmask16 in_range(__m512i v, int limit) {
     return _mm512_cmpge_epi32_mask(v, _mm512_setzero_si512()) & _mm512_cmplt_epi32_mask(v, _mm512_set1_epi32(limit));
 }
 
-TARGET void zk_winograd(const float *transformed, int cout, int cin, const float *x, int H, int W, int pad, int tile0,
+TARGET void zk512_winograd(const float *transformed, int cout, int cin, const float *x, int H, int W, int pad, int tile0,
                         int tile1, int m0, int m1, float *y, const zk_epilogue *ep) {
     const int OH = H + 2 * pad - 2, OW = W + 2 * pad - 2;
     const tiling tl = tiling_for(OH, OW);
     const int T = tl.slots;
     const int w = tile1 - tile0, nv = (w + 15) / 16, width = nv * 16, mm = m1 - m0;
     const long plane = (long)H * W, oplane = (long)OH * OW;
-    const size_t packed = zk_packed_a_count(cout, cin);
+    const size_t packed = zk_packed_a_count(ZK_AVX512, cout, cin);
     float *V = workspace_for((size_t)36 * width * (cin + mm));
     if (!V) return;
     float *M = V + (size_t)36 * cin * width;
@@ -343,9 +343,9 @@ TARGET void zk_winograd(const float *transformed, int cout, int cin, const float
 //   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1],
 //   A^T = [1 1 1 0; 0 1 -1 -1].
 
-int zk_winograd2_tiles(int oh, int ow) { return ((oh + 1) / 2) * ((ow + 1) / 2); }
+int zk512_winograd2_tiles(int oh, int ow) { return ((oh + 1) / 2) * ((ow + 1) / 2); }
 
-void zk_winograd2_transform(const float *weight, int cout, int cin, float *u, int o0, int o1) {
+void zk512_winograd2_transform(const float *weight, int cout, int cin, float *u, int o0, int o1) {
     static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
     for (int o = o0; o < o1; o++) {
         for (int i = 0; i < cin; i++) {
@@ -369,13 +369,13 @@ void zk_winograd2_transform(const float *weight, int cout, int cin, float *u, in
         r3 = _mm512_sub_ps(d1, d3);                                                             \
     } while (0)
 
-TARGET void zk_winograd2(const float *transformed, int cout, int cin, const float *x, int H, int W, int pad, int tile0,
+TARGET void zk512_winograd2(const float *transformed, int cout, int cin, const float *x, int H, int W, int pad, int tile0,
                          int tile1, int m0, int m1, float *y, const zk_epilogue *ep) {
     const int OH = H + 2 * pad - 2, OW = W + 2 * pad - 2;
     const int tw = (OW + 1) / 2, T = ((OH + 1) / 2) * tw;
     const int w = tile1 - tile0, nv = (w + 15) / 16, width = nv * 16, mm = m1 - m0;
     const long plane = (long)H * W, oplane = (long)OH * OW;
-    const size_t packed = zk_packed_a_count(cout, cin);
+    const size_t packed = zk_packed_a_count(ZK_AVX512, cout, cin);
     float *V = workspace_for((size_t)16 * width * (cin + mm));
     if (!V) return;
     float *M = V + (size_t)16 * cin * width;
@@ -479,15 +479,15 @@ TARGET void zk_winograd2(const float *transformed, int cout, int cin, const floa
     }
 }
 
-#else  // not x86-64: Models checks zk_available() and never calls these.
+#else  // not x86-64: dispatch.c never calls these.
 
-int zk_winograd_tiles(int oh, int ow) { return ((oh + 3) / 4) * ((ow + 3) / 4); }
-void zk_winograd_transform(const float *weight, int cout, int cin, float *u, int o0, int o1) {}
-void zk_winograd(const float *transformed, int cout, int cin, const float *x, int height, int width, int padding,
+int zk512_winograd_tiles(int oh, int ow) { return ((oh + 3) / 4) * ((ow + 3) / 4); }
+void zk512_winograd_transform(const float *weight, int cout, int cin, float *u, int o0, int o1) {}
+void zk512_winograd(const float *transformed, int cout, int cin, const float *x, int height, int width, int padding,
                  int tile0, int tile1, int m0, int m1, float *y, const zk_epilogue *epilogue) {}
-int zk_winograd2_tiles(int oh, int ow) { return ((oh + 1) / 2) * ((ow + 1) / 2); }
-void zk_winograd2_transform(const float *weight, int cout, int cin, float *u, int o0, int o1) {}
-void zk_winograd2(const float *transformed, int cout, int cin, const float *x, int height, int width, int padding,
+int zk512_winograd2_tiles(int oh, int ow) { return ((oh + 1) / 2) * ((ow + 1) / 2); }
+void zk512_winograd2_transform(const float *weight, int cout, int cin, float *u, int o0, int o1) {}
+void zk512_winograd2(const float *transformed, int cout, int cin, const float *x, int height, int width, int padding,
                   int tile0, int tile1, int m0, int m1, float *y, const zk_epilogue *epilogue) {}
 
 #endif

@@ -85,7 +85,7 @@ enum BLAS {
         x.data.withUnsafeBufferPointer { xp in
             weight.withUnsafeBufferPointer { wp in
                 y.data.withUnsafeMutableBufferPointer { yp in
-                    let parts = Kernels.avx512 && outFeatures >= 256 ? Kernels.threads : 1
+                    let parts = Kernels.simd && outFeatures >= 256 ? Kernels.threads : 1
                     let (input, weights, output) = (SendablePointer(xp.baseAddress!), SendablePointer(wp.baseAddress!),
                                                     SendablePointer(yp.baseAddress!))
                     Kernels.parallel(parts) { part in
@@ -110,19 +110,23 @@ enum BLAS {
         get { configured.withLock { $0 } ?? libraryThreads }
         set {
             configured.withLock { $0 = max(1, newValue) }
-            setLibraryThreads(Kernels.avx512 ? 1 : max(1, newValue))
+            setLibraryThreads(Kernels.simd ? 1 : max(1, newValue))
         }
     }
 
     /// The count set through `threads`; nil until then (OpenBLAS's default, all cores).
     private static let configured = Locked<Int?>(nil)
 
-    /// Called once before the first CKernels call: from then on OpenBLAS is single-threaded.
-    static let singleThreaded: Void = {
+    /// Called when `KernelPath.current` changes: OpenBLAS single-threaded on a CKernels path, all
+    /// `threads` on the `blas` path.
+    static func pathChanged(to path: KernelPath) {
         let current = libraryThreads
-        configured.withLock { if $0 == nil { $0 = current } }
-        setLibraryThreads(1)
-    }()
+        let count = configured.withLock { value -> Int in
+            if value == nil { value = current }
+            return value!
+        }
+        setLibraryThreads(path != .blas ? 1 : count)
+    }
 
     /// OpenBLAS's own thread count; Accelerate manages its threads itself (the cores).
     private static var libraryThreads: Int {

@@ -1,8 +1,8 @@
 import CKernels
 import Foundation
 
-// The one file that calls CKernels (`zk_*`, Sources/CKernels/include/ckernels.h): the AVX-512
-// convolution GEMM and Winograd paths, small-batch Linear, max pooling, and the thread pool
+// The one file that calls CKernels (`zk_*`, Sources/CKernels/include/ckernels.h): the AVX-512,
+// AVX2 and NEON convolution GEMM and Winograd paths, small-batch Linear, max pooling, and the thread pool
 // that runs them. Layouts as stated at the top of BLAS.swift.
 //
 // Pointers reach the pool's threads one by one in `SendablePointer`s. Every job of a
@@ -17,16 +17,64 @@ struct SendablePointer<Pointer>: @unchecked Sendable {
     init(_ address: Pointer) { self.address = address }
 }
 
+/// Which kernels run the convolutions, Linear layers and max pooling: the AVX-512, AVX2 + FMA or
+/// NEON kernels of CKernels, or OpenBLAS (im2col + sgemm) where none of them runs.
+public enum KernelPath: String, Sendable, CaseIterable {
+    case avx512, avx2, neon, blas
+
+    /// The paths this CPU runs, fastest first (`blas` always last).
+    public static var available: [KernelPath] { [.avx512, .avx2, .neon, .blas].filter { zk_supports($0.code) != 0 } }
+
+    /// The path models loaded from now on use: `ZOO_KERNELS=avx512|avx2|neon|blas` if this CPU runs
+    /// it, otherwise the first of `available`. A model keeps the path it was loaded with.
+    public static var current: KernelPath {
+        get {
+            _ = applied
+            return selected.withLock { $0 }
+        }
+        set {
+            _ = applied
+            guard available.contains(newValue) else { return }
+            selected.withLock { $0 = newValue }
+            BLAS.pathChanged(to: newValue)
+        }
+    }
+
+    /// OpenBLAS's threads set for the first path, once.
+    private static let applied: Void = BLAS.pathChanged(to: selected.withLock { $0 })
+
+    private static let selected = Locked<KernelPath>({
+        let best = available[0]
+        guard let name = ProcessInfo.processInfo.environment["ZOO_KERNELS"], !name.isEmpty else { return best }
+        guard let forced = KernelPath(rawValue: name), available.contains(forced) else {
+            FileHandle.standardError.write("zoo: ZOO_KERNELS=\(name) does not run on this CPU; using \(best.rawValue)\n".data(using: .utf8)!)
+            return best
+        }
+        return forced
+    }())
+
+    /// CKernels' number for the path.
+    var code: Int32 {
+        switch self {
+        case .avx512: Int32(ZK_AVX512)
+        case .avx2: Int32(ZK_AVX2)
+        case .neon: Int32(ZK_NEON)
+        case .blas: Int32(ZK_BLAS)
+        }
+    }
+}
+
 /// The arithmetic below the layers. This file holds the CKernels paths and the thread pool they
 /// share; Loops.swift the portable loops, BufferPool.swift the output buffers.
 enum Kernels {
-    /// Whether the CKernels AVX-512 paths run on this machine.
-    /// `ZOO_KERNELS=blas` in the environment forces the OpenBLAS paths, for comparisons.
-    static let avx512: Bool = {
-        let on = zk_available() != 0 && ProcessInfo.processInfo.environment["ZOO_KERNELS"] != "blas"
-        if on { BLAS.singleThreaded }
-        return on
-    }()
+    /// The path of layers made now (`KernelPath.current`).
+    static var path: KernelPath { KernelPath.current }
+
+    /// Whether a CKernels path (not OpenBLAS) runs layers made now.
+    static var simd: Bool { path != .blas }
+
+    /// Rows per packed panel of A on `path`.
+    static func mr(_ path: KernelPath) -> Int { Int(zk_mr(path.code)) }
 
     /// Worker threads for the CKernels paths: the BLAS thread count (`Model.threads`).
     static var threads: Int { max(1, BLAS.threads) }
@@ -73,10 +121,10 @@ enum Kernels {
     /// for a few jobs per thread (so that a thread slowed by other work on the machine takes
     /// fewer of them), each product is cut into `parts` ranges of 48-column panels, or of
     /// 8-row panels when it has few columns, keeping every job at a few MFLOP at least.
-    static func split(pairs: Int, m: Int, n: Int, k: Int) -> (parts: Int, byColumns: Bool) {
+    static func split(pairs: Int, m: Int, n: Int, k: Int, mr: Int) -> (parts: Int, byColumns: Bool) {
         let t = threads, jobs = t * jobsPerThread
         guard t > 1, pairs < jobs else { return (1, true) }
-        let columnPanels = (n + Int(ZK_NR) - 1) / Int(ZK_NR), rowPanels = (m + Int(ZK_MR) - 1) / Int(ZK_MR)
+        let columnPanels = (n + Int(ZK_NR) - 1) / Int(ZK_NR), rowPanels = (m + mr - 1) / mr
         let work = 2 * m * n * k
         var parts = min((jobs + pairs - 1) / pairs, max(1, work / 4_000_000))
         if columnPanels >= 2 * parts { return (parts, true) }
@@ -92,17 +140,18 @@ enum Kernels {
 
     // MARK: Weight layouts
 
-    /// Each group's `[out/groups, in/groups * k * k]` weight matrix in CKernels' panel layout,
+    /// Each group's `[out/groups, in/groups * k * k]` weight matrix in `path`'s panel layout,
     /// groups one after another.
-    static func packGroups(_ weight: [Float], geometry g: ConvGeometry) -> [Float] {
+    static func packGroups(_ weight: [Float], geometry g: ConvGeometry, path: KernelPath) -> [Float] {
         let m = g.outChannels / g.groups, k = g.inChannels / g.groups * g.kernel * g.kernel
-        let size = zk_packed_a_count(Int32(m), Int32(k))
-        var packed = [Float](repeating: 0, count: size * g.groups)
+        let size = zk_packed_a_count(path.code, Int32(m), Int32(k))
+        // Safe uninitialised: zk_pack_a writes every float of its panels, padding rows included.
+        var packed = [Float](unsafeUninitializedCapacity: size * g.groups) { _, n in n = size * g.groups }
         weight.withUnsafeBufferPointer { wp in
             packed.withUnsafeMutableBufferPointer { pp in
                 for group in 0 ..< g.groups {
                     // Safe: group g's m x k matrix and its packed panels lie inside the two arrays.
-                    zk_pack_a(Int32(m), Int32(k), wp.baseAddress! + group * m * k, k, pp.baseAddress! + group * size)
+                    zk_pack_a(path.code, Int32(m), Int32(k), wp.baseAddress! + group * m * k, k, pp.baseAddress! + group * size)
                 }
             }
         }
@@ -112,12 +161,30 @@ enum Kernels {
     /// The Winograd-transformed weight matrices of a 3x3 convolution (36 for F(4x4, 3x3), 16 for
     /// F(2x2, 3x3)), each packed: transformed, then packed, on all threads (this is most of a
     /// cold first forward).
-    static func winogradWeights(_ weight: [Float], _ variant: Winograd, geometry: ConvGeometry) -> [Float] {
+    static func winogradWeights(_ weight: [Float], _ variant: Winograd, geometry: ConvGeometry, path: KernelPath) -> [Float] {
         let points = variant == .f4 ? 36 : 16
         let (cout, cin) = (geometry.outChannels, geometry.inChannels)
-        let size = zk_packed_a_count(Int32(cout), Int32(cin))
-        var u = [Float](repeating: 0, count: points * cout * cin)
-        var packed = [Float](repeating: 0, count: points * size)
+        let size = zk_packed_a_count(path.code, Int32(cout), Int32(cin))
+        if path != .avx512 {
+            // Transformed straight into the packed layout, output channels split across threads.
+            var packed = [Float](repeating: 0, count: points * size)
+            weight.withUnsafeBufferPointer { wp in
+                packed.withUnsafeMutableBufferPointer { pp in
+                    let (w, p) = (SendablePointer(wp.baseAddress!), SendablePointer(pp.baseAddress!))
+                    let parts = min(cout, 4 * threads)
+                    parallel(parts) { part in
+                        // Safe: the job writes only rows [o0, o1) of each packed matrix.
+                        let (o0, o1) = range(part, of: parts, cout, unit: 1)
+                        zk_winograd_pack(path.code, Int32(points), w.address, Int32(cout), Int32(cin), p.address,
+                                         Int32(o0), Int32(o1))
+                    }
+                }
+            }
+            return packed
+        }
+        // Safe uninitialised: the transform writes every float of u, zk_pack_a every float of packed.
+        var u = [Float](unsafeUninitializedCapacity: points * cout * cin) { _, n in n = points * cout * cin }
+        var packed = [Float](unsafeUninitializedCapacity: points * size) { _, n in n = points * size }
         weight.withUnsafeBufferPointer { wp in
             u.withUnsafeMutableBufferPointer { up in
                 packed.withUnsafeMutableBufferPointer { pp in
@@ -127,14 +194,14 @@ enum Kernels {
                         // Each job transforms the output channels [o0, o1) of all `points` matrices.
                         let (o0, o1) = range(part, of: parts, cout, unit: 1)
                         if variant == .f4 {
-                            zk_winograd_transform(w.address, Int32(cout), Int32(cin), u.address, Int32(o0), Int32(o1))
+                            zk_winograd_transform(path.code, w.address, Int32(cout), Int32(cin), u.address, Int32(o0), Int32(o1))
                         } else {
-                            zk_winograd2_transform(w.address, Int32(cout), Int32(cin), u.address, Int32(o0), Int32(o1))
+                            zk_winograd2_transform(path.code, w.address, Int32(cout), Int32(cin), u.address, Int32(o0), Int32(o1))
                         }
                     }
                     parallel(points) { xi in
                         // Safe: matrix xi is cout x cin floats of u, its packed copy `size` floats of packed.
-                        zk_pack_a(Int32(cout), Int32(cin), u.address + xi * cout * cin, cin, p.address + xi * size)
+                        zk_pack_a(path.code, Int32(cout), Int32(cin), u.address + xi * cout * cin, cin, p.address + xi * size)
                     }
                 }
             }
@@ -152,11 +219,12 @@ enum Kernels {
         let (oh, ow) = (g.outputSize(h), g.outputSize(w))
         let cinG = g.inChannels / g.groups, coutG = g.outChannels / g.groups
         let k = cinG * g.kernel * g.kernel, plane = oh * ow
-        let packedSize = zk_packed_a_count(Int32(coutG), Int32(k))
+        let path = conv.path, code = path.code
+        let packedSize = zk_packed_a_count(code, Int32(coutG), Int32(k))
         let packed = conv.packed
         var y = uninitialized([n, g.outChannels, oh, ow])
         let pairs = n * g.groups
-        let (splits, byColumns) = split(pairs: pairs, m: coutG, n: plane, k: k)
+        let (splits, byColumns) = split(pairs: pairs, m: coutG, n: plane, k: k, mr: mr(path))
         let direct = g.kernel == 1 && g.stride == 1 && g.padding == 0
         x.data.withUnsafeBufferPointer { xp in
             y.data.withUnsafeMutableBufferPointer { yp in
@@ -173,7 +241,7 @@ enum Kernels {
                                 if byColumns {
                                     (n0, n1) = range(part, of: splits, plane, unit: Int(ZK_NR))
                                 } else {
-                                    (m0, m1) = range(part, of: splits, coutG, unit: Int(ZK_MR))
+                                    (m0, m1) = range(part, of: splits, coutG, unit: mr(path))
                                 }
                                 guard m1 > m0, n1 > n0 else { return }
                                 // Safe: the offsets below stay inside one image and one group of x, y,
@@ -187,14 +255,14 @@ enum Kernels {
                                 let a = weights.address + group * packedSize
                                 let (rows, r0, r1) = (Int32(coutG), Int32(m0), Int32(m1))
                                 if direct {
-                                    zk_gemm(a, rows, Int32(k), r0, r1, source, plane, Int32(n0), Int32(n1),
+                                    zk_gemm(code, a, rows, Int32(k), r0, r1, source, plane, Int32(n0), Int32(n1),
                                             output.address + outBase, plane, &epilogue)
                                 } else {
                                     var image = zk_conv_input(data: source, channels: Int32(cinG), height: Int32(h), width: Int32(w),
                                                               kernel: Int32(g.kernel), stride: Int32(g.stride),
                                                               padding: Int32(g.padding), dilation: Int32(g.dilation),
                                                               out_height: Int32(oh), out_width: Int32(ow))
-                                    zk_conv_gemm(a, rows, Int32(k), r0, r1, &image, Int32(n0), Int32(n1),
+                                    zk_conv_gemm(code, a, rows, Int32(k), r0, r1, &image, Int32(n0), Int32(n1),
                                                  output.address + outBase, plane, &epilogue)
                                 }
                             }
@@ -213,13 +281,13 @@ enum Kernels {
     /// ungrouped, with at least 16 output tiles in the batch to fill a GEMM panel (F(4x4, 3x3)
     /// when it has them; a 7x7 map alone has 4 of 4x4 but 16 of 2x2), and offsets that fit the
     /// 32-bit gather indices. `ZOO_WINOGRAD=0` turns both off, `=4` leaves only F(4x4, 3x3).
-    static func winogradVariant(_ g: ConvGeometry, _ shape: [Int]) -> Winograd? {
+    static func winogradVariant(_ g: ConvGeometry, _ shape: [Int], path: KernelPath) -> Winograd? {
         guard winogradSetting != "0", g.kernel == 3, g.stride == 1, g.dilation == 1, g.groups == 1, g.inChannels >= 8,
               shape.count == 4 else { return nil }
         let (oh, ow) = (g.outputSize(shape[2]), g.outputSize(shape[3]))
         guard shape[0] * max(g.inChannels * shape[2] * shape[3], g.outChannels * oh * ow) < Int(Int32.max) else { return nil }
-        if shape[0] * Int(zk_winograd_tiles(Int32(oh), Int32(ow))) >= 16 { return .f4 }
-        if winogradSetting != "4", shape[0] * Int(zk_winograd2_tiles(Int32(oh), Int32(ow))) >= 16 { return .f2 }
+        if shape[0] * Int(zk_winograd_tiles(path.code, Int32(oh), Int32(ow))) >= 16 { return .f4 }
+        if winogradSetting != "4", shape[0] * Int(zk_winograd2_tiles(path.code, Int32(oh), Int32(ow))) >= 16 { return .f2 }
         return nil
     }
 
@@ -232,13 +300,14 @@ enum Kernels {
         let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3])
         let (oh, ow) = (g.outputSize(h), g.outputSize(w))
         let (cout, cin) = (g.outChannels, g.inChannels)
-        let total = n * Int(variant == .f4 ? zk_winograd_tiles(Int32(oh), Int32(ow)) : zk_winograd2_tiles(Int32(oh), Int32(ow)))
+        let path = conv.path, code = path.code, mr = mr(path)
+        let total = n * Int(variant == .f4 ? zk_winograd_tiles(code, Int32(oh), Int32(ow)) : zk_winograd2_tiles(code, Int32(oh), Int32(ow)))
         // Blocks start at multiples of 16 slots, so that each vector of 16 is one run of tiles.
         let fewest = (total + Int(ZK_NR) - 1) / Int(ZK_NR)
         let perBlock = ((total + fewest - 1) / fewest + 15) / 16 * 16
         let blocks = (total + perBlock - 1) / perBlock
         let t = threads
-        let panels = (cout + Int(ZK_MR) - 1) / Int(ZK_MR)
+        let panels = (cout + mr - 1) / mr
         // Few blocks: output channel ranges too (each repeats its block's input transform).
         let jobs = t * jobsPerThread
         let splits = t > 1 && blocks < jobs ? min((jobs + blocks - 1) / blocks, panels, max(1, cout / 32)) : 1
@@ -256,14 +325,14 @@ enum Kernels {
                                 // Each job writes the tiles [t0, t1) of output channels [m0, m1).
                                 let block = job / splits, part = job % splits
                                 let t0 = block * perBlock, t1 = min(total, t0 + perBlock)
-                                let (m0, m1) = range(part, of: splits, cout, unit: Int(ZK_MR))
+                                let (m0, m1) = range(part, of: splits, cout, unit: mr)
                                 guard t1 > t0, m1 > m0 else { return }
                                 var epilogue = zk_epilogue(bias: bias.address, residual: residual.address, ldr: 0, relu: relu ? 1 : 0)
                                 if variant == .f4 {
-                                    zk_winograd(weights.address, Int32(cout), Int32(cin), input.address, Int32(h), Int32(w),
+                                    zk_winograd(code, weights.address, Int32(cout), Int32(cin), input.address, Int32(h), Int32(w),
                                                 Int32(g.padding), Int32(t0), Int32(t1), Int32(m0), Int32(m1), output.address, &epilogue)
                                 } else {
-                                    zk_winograd2(weights.address, Int32(cout), Int32(cin), input.address, Int32(h), Int32(w),
+                                    zk_winograd2(code, weights.address, Int32(cout), Int32(cin), input.address, Int32(h), Int32(w),
                                                  Int32(g.padding), Int32(t0), Int32(t1), Int32(m0), Int32(m1), output.address, &epilogue)
                                 }
                             }
@@ -278,7 +347,7 @@ enum Kernels {
     // MARK: Other layers
 
     /// A Linear layer on a small batch through `zk_linear`, output features split across threads.
-    static func linear(_ x: Tensor, weight: [Float], bias: [Float]?, outFeatures: Int) -> Tensor {
+    static func linear(_ x: Tensor, weight: [Float], bias: [Float]?, outFeatures: Int, path: KernelPath) -> Tensor {
         let (n, inFeatures) = (x.shape[0], x.shape[1])
         var y = Tensor(zeros: [n, outFeatures])
         let parts = outFeatures >= 512 ? threads : 1
@@ -292,7 +361,7 @@ enum Kernels {
                             // Each job writes the output features [o0, o1) of every row.
                             let (o0, o1) = range(part, of: parts, outFeatures, unit: 16)
                             guard o1 > o0 else { return }
-                            zk_linear(weights.address, bias.address, input.address, output.address, Int32(n), Int32(inFeatures),
+                            zk_linear(path.code, weights.address, bias.address, input.address, output.address, Int32(n), Int32(inFeatures),
                                       Int32(outFeatures), Int32(o0), Int32(o1))
                         }
                     }
@@ -307,7 +376,7 @@ enum Kernels {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let oh = (h + 2 * padding - kernel) / stride + 1, ow = (w + 2 * padding - kernel) / stride + 1
         var y = uninitialized([n, c, oh, ow])
-        let planes = n * c
+        let planes = n * c, code = path.code
         let parts = planes * h * w >= 1 << 16 ? min(threads, planes) : 1
         x.data.withUnsafeBufferPointer { xp in
             y.data.withUnsafeMutableBufferPointer { yp in
@@ -315,7 +384,7 @@ enum Kernels {
                 parallel(parts) { part in
                     // Safe: planes [p0, p1) of x (h x w each) and of y (oh x ow each); no other job writes them.
                     let (p0, p1) = range(part, of: parts, planes, unit: 1)
-                    zk_max_pool(input.address + p0 * h * w, output.address + p0 * oh * ow, p1 - p0, Int32(h), Int32(w),
+                    zk_max_pool(code, input.address + p0 * h * w, output.address + p0 * oh * ow, p1 - p0, Int32(h), Int32(w),
                                 Int32(kernel), Int32(stride), Int32(padding), Int32(oh), Int32(ow))
                 }
             }

@@ -26,37 +26,41 @@ public struct ConvGeometry: Sendable, Equatable {
 /// A convolution ready to run: weights with any BatchNorm folded in, bias, and an epilogue that
 /// adds the bias, an optional residual and an optional ReLU before the output is stored.
 ///
-/// On AVX-512 machines the CKernels paths run it: a GEMM that reads the input image as its B
+/// On the CKernels paths (AVX-512, AVX2, NEON: `KernelPath`) it runs as a GEMM that reads the input image as its B
 /// matrix without materialising im2col, or for 3x3 stride-1 convolutions Winograd F(4x4, 3x3)
 /// (F(2x2, 3x3) on small maps), all applying the epilogue in registers, with weights packed (or
-/// transformed) once, at the first run that needs them (CKernels.swift). Elsewhere the
-/// convolution is im2col + OpenBLAS sgemm + an epilogue pass (BLAS.swift).
+/// transformed) once, at the first run that needs them (CKernels.swift). On the `blas` path the
+/// convolution is im2col + OpenBLAS sgemm + an epilogue pass (BLAS.swift). A convolution keeps the
+/// path that was current when it was made (`KernelPath.current`), its weights' layouts with it.
 public struct FusedConv: Sendable {
     public let geometry: ConvGeometry
     let bias: [Float]
+    /// The kernels that run it.
+    let path: KernelPath
     /// The weights, and their CKernels layouts made on first use.
     let prepared: PreparedWeights
 
     init(geometry: ConvGeometry, weight: [Float], bias: [Float]) {
         self.geometry = geometry
         self.bias = bias
+        path = Kernels.path
         // Only a 3x3 stride-1 convolution may need its weights in a second layout (Winograd or
         // not depends on the input size); the others keep just the packed copy.
         let g = geometry
         let winograd = g.kernel == 3 && g.stride == 1 && g.dilation == 1 && g.groups == 1
-        prepared = PreparedWeights(weight, keepSource: !Kernels.avx512 || winograd)
+        prepared = PreparedWeights(weight, keepSource: path == .blas || winograd)
     }
 
     /// `[out, in/groups, k, k]`, row-major: the GEMM's A matrix per group.
     var weight: [Float] { prepared.source }
 
     /// `weight` per group in CKernels' panel layout.
-    var packed: [Float] { prepared.packed { Kernels.packGroups($0, geometry: geometry) } }
+    var packed: [Float] { prepared.packed { Kernels.packGroups($0, geometry: geometry, path: path) } }
 
     /// The Winograd-transformed weight matrices (36 for F(4x4, 3x3), 16 for F(2x2, 3x3)), packed.
     func winogradWeights(_ variant: Kernels.Winograd) -> [Float] {
-        variant == .f2 ? prepared.winograd2 { Kernels.winogradWeights($0, .f2, geometry: geometry) }
-            : prepared.winograd { Kernels.winogradWeights($0, .f4, geometry: geometry) }
+        variant == .f2 ? prepared.winograd2 { Kernels.winogradWeights($0, .f2, geometry: geometry, path: path) }
+            : prepared.winograd { Kernels.winogradWeights($0, .f4, geometry: geometry, path: path) }
     }
 
     /// `ZOO_PROFILE=1`: every convolution reports its time on stderr.
@@ -68,9 +72,9 @@ public struct FusedConv: Sendable {
     ///   - relu: apply a ReLU as the output is stored.
     ///   - residual: added before the ReLU (a ResNet block's identity path); same shape as the output.
     public func run(_ x: Tensor, relu: Bool = false, residual: Tensor? = nil) -> Tensor {
-        if Kernels.avx512 {
+        if path != .blas {
             let start = Self.profiling ? DispatchTime.now().uptimeNanoseconds : 0
-            let variant = Kernels.winogradVariant(geometry, x.shape)
+            let variant = Kernels.winogradVariant(geometry, x.shape, path: path)
             let y = variant.map { Kernels.winograd(self, $0, x, relu: relu, residual: residual) }
                 ?? Kernels.convolve(self, x, relu: relu, residual: residual)
             if Self.profiling {

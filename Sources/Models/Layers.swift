@@ -133,8 +133,9 @@ public final class Linear: Layer {
 
     /// The layer with an optional ReLU after it (a compiled plan's Linear + ReLU step).
     public func forward(_ x: Tensor, relu: Bool) -> Tensor {
-        var y = Kernels.avx512 && x.shape[0] <= 16
-            ? Kernels.linear(x, weight: weight.values, bias: bias?.values, outFeatures: outFeatures)
+        let path = Kernels.path
+        var y = path != .blas && x.shape[0] <= 16
+            ? Kernels.linear(x, weight: weight.values, bias: bias?.values, outFeatures: outFeatures, path: path)
             : BLAS.linear(x, weight: weight.values, bias: bias?.values, outFeatures: outFeatures)
         if relu { Kernels.relu(&y.data) }
         return y

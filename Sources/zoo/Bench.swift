@@ -39,11 +39,12 @@ extension ZooCommand {
             }
             let input = Synthetic.input([batch, 3, size, size])
             let flops = try model.flops(for: input.shape)
-            _ = try model.forward(input)
+            let first = try time { _ = try model.forward(input) }
             let times = try (0 ..< iterations).map { _ in try time { _ = try model.forward(input) } }
             let median = times.sorted()[times.count / 2]
             let report = ForwardBench(arch: model.name, batch: batch, size: size, threads: Model.threads, iterations: times,
-                                      medianMilliseconds: median, gflops: flops / median / 1e6)
+                                      medianMilliseconds: median, gflops: flops / median / 1e6,
+                                      kernels: KernelPath.current.rawValue, firstMilliseconds: first)
             try options.emit(report) {
                 String(format: "%@ batch %d at %dx%d, %d threads: median %.1f ms (%.1f GFLOP/s)\n",
                        $0.arch, $0.batch, $0.size, $0.size, $0.threads, $0.medianMilliseconds, $0.gflops)
@@ -95,9 +96,13 @@ struct ForwardBench: Encodable {
     var iterations: [Double]
     var medianMilliseconds: Double
     var gflops: Double
+    /// The kernel path that ran (`KernelPath`), and the first forward (which packs the weights).
+    var kernels: String
+    var firstMilliseconds: Double
     enum CodingKeys: String, CodingKey {
-        case batch, size, threads, gflops
+        case batch, size, threads, gflops, kernels
         case arch = "architecture"
+        case firstMilliseconds = "first_ms"
         case iterations = "iterations_ms"
         case medianMilliseconds = "median_ms"
     }

@@ -5,7 +5,9 @@ import Models
 /// Outputs of every named architecture against the outputs torchvision computed for the same
 /// weights and inputs (`Tests/Fixtures/make_fidelity.py`; weights and inputs come from the
 /// `Synthetic` formula on both sides, so only the outputs are committed).
-/// Passing means max |swift - torch| <= 1e-4 * max |torch|.
+/// Passing means max |swift - torch| <= 1e-4 * max |torch|, on every kernel path this CPU runs
+/// (`KernelPath.available`: the AVX-512, AVX2 or NEON kernels and the OpenBLAS fallback); the
+/// layer-by-layer forward is checked on the default path.
 @Suite(.serialized) struct FidelityTests {
     static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("Fixtures/fidelity")
@@ -46,8 +48,13 @@ import Models
         #expect(Set(Architecture.names).isSubset(of: Set(Self.names)))
     }
 
-    @Test(arguments: names)
-    func matchesTorchvision(_ name: String) throws {
+    @Test(arguments: names, KernelPath.available)
+    func matchesTorchvision(_ name: String, _ path: KernelPath) throws {
+        // Models loaded while `path` is current keep it; others' tests are correct on any path.
+        let previous = KernelPath.current
+        KernelPath.current = path
+        defer { KernelPath.current = previous }
+        let primary = path == KernelPath.available[0]
         let data = try Data(contentsOf: Self.folder.appendingPathComponent("\(name).json"))
         let reference = try JSONDecoder().decode(Reference.self, from: data)
         let model = try Self.architecture(reference).build()
@@ -66,8 +73,9 @@ import Models
         #expect(output.shape == reference.output_shape)
         let torch = try Tensor(shape: reference.output_shape, scalars: reference.output)
         let ratio = output.maxDifference(torch) / torch.maxMagnitude
-        print("fidelity \(name): max|swift - torch| / max|torch| = \(ratio) (max|torch| = \(torch.maxMagnitude))")
-        #expect(ratio <= 1e-4, "\(name): relative difference \(ratio)")
+        print("fidelity \(name) [\(path.rawValue)]: max|swift - torch| / max|torch| = \(ratio) (max|torch| = \(torch.maxMagnitude))")
+        #expect(ratio <= 1e-4, "\(name) [\(path.rawValue)]: relative difference \(ratio)")
+        guard primary else { return }
         // The layer-by-layer forward (torchvision's, BatchNorm not folded) agrees too.
         let layered = model.network.forward(input)
         let layeredRatio = layered.maxDifference(torch) / torch.maxMagnitude

@@ -1,0 +1,589 @@
+// The vector-width-generic kernels: the designs of the AVX-512 files (gemm.c, winograd.c,
+// linear.c, pool2d.c) written once over clang's vector extensions, and compiled once per ISA by
+// a file that defines, before including this one:
+//
+//   VL          floats per vector (8 for AVX2, 4 for NEON)
+//   MR, NV      the register tile: MR rows of A times NV vectors of B (NR = NV * VL columns)
+//   ACC         accumulators the small-batch Linear may keep (about half the registers)
+//   EVEN        VL constant indices 0, 2, 4, ... (stride-2 loads)
+//   NAME(x)     the ISA's name for function x (zk_avx2_x, zk_neon_x)
+//   TGT         the target attribute the functions need (empty where the baseline has them)
+//
+// Each ISA's functions follow the contracts of include/ckernels.h (dispatch.c routes the public
+// entry points to them), with A packed in MR-row panels and Winograd tiles numbered plainly,
+// image by image and row by row. Edges go through small stack buffers instead of masks.
+
+#include "ckernels.h"
+#include "internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NR (NV * VL)
+#define KC 256
+
+typedef float vf __attribute__((ext_vector_type(VL)));
+typedef float vfu __attribute__((ext_vector_type(VL), aligned(4)));
+typedef int vi __attribute__((ext_vector_type(VL)));
+
+#define AI static inline __attribute__((always_inline)) TGT
+
+AI vf load(const float *p) { return *(const vfu *)p; }
+AI void store(float *p, vf v) { *(vfu *)p = v; }
+AI vf splat(float x) {
+    vf v = x;
+    return v;
+}
+AI vf fma_(vf a, vf b, vf c) { return __builtin_elementwise_fma(a, b, c); }
+AI vf select_(vi take_a, vf a, vf b) { return (vf)(((vi)a & take_a) | ((vi)b & ~take_a)); }
+AI vf max0(vf a) { return select_(a > splat(0.0f), a, splat(0.0f)); }
+/// max(a, b) with NaN propagating, as PyTorch's max pooling.
+AI vf max_nan(vf a, vf b) { return select_((a > b) | (a != a), a, b); }
+
+// ---------------------------------------------------------------------------------------
+// The MR x (nv * VL) register tile: C[0..mr, 0..nr) (+)= A panel * B panel (kc rows of ldb
+// floats), then on the last K block bias, residual and ReLU, all before the single store.
+
+AI void tile(const int nv, int kc, const float *restrict a, const float *restrict b, long ldb, float *c, long ldc,
+             int mr, int nr, int accumulate, int last, const float *bias, const float *res, long ldr, int relu) {
+    vf acc[MR][NV];
+    for (int i = 0; i < MR; i++)
+        for (int v = 0; v < nv; v++) acc[i][v] = splat(0.0f);
+    for (int k = 0; k < kc; k++) {
+        vf bv[NV];
+        for (int v = 0; v < nv; v++) bv[v] = load(b + v * VL);
+        for (int i = 0; i < MR; i++) {
+            const vf av = splat(a[i]);
+            for (int v = 0; v < nv; v++) acc[i][v] = fma_(av, bv[v], acc[i][v]);
+        }
+        a += MR;
+        b += ldb;
+    }
+    if (nr == nv * VL) {
+        for (int i = 0; i < MR; i++) {
+            if (i >= mr) break;
+            float *row = c + i * ldc;
+            for (int v = 0; v < nv; v++) {
+                vf x = acc[i][v];
+                if (accumulate) x += load(row + v * VL);
+                if (last) {
+                    if (bias) x += splat(bias[i]);
+                    if (res) x += load(res + i * ldr + v * VL);
+                    if (relu) x = max0(x);
+                }
+                store(row + v * VL, x);
+            }
+        }
+        return;
+    }
+    for (int i = 0; i < mr; i++) {
+        float tmp[NR];
+        for (int v = 0; v < nv; v++) store(tmp + v * VL, acc[i][v]);
+        float *row = c + i * ldc;
+        for (int j = 0; j < nr; j++) {
+            float x = tmp[j];
+            if (accumulate) x += row[j];
+            if (last) {
+                if (bias) x += bias[i];
+                if (res) x += res[i * ldr + j];
+                if (relu && x < 0) x = 0;
+            }
+            row[j] = x;
+        }
+    }
+}
+
+#define TILE_FN(N)                                                                                              \
+    TGT static void tile##N(int kc, const float *a, const float *b, long ldb, float *c, long ldc, int mr, int nr, \
+                            int accumulate, int last, const float *bias, const float *res, long ldr, int relu) {   \
+        tile(N, kc, a, b, ldb, c, ldc, mr, nr, accumulate, last, bias, res, ldr, relu);                        \
+    }
+TILE_FN(1)
+#if NV >= 2
+TILE_FN(2)
+#endif
+#if NV >= 3
+TILE_FN(3)
+#endif
+
+/// One tile of up to NR columns, choosing the variant by how many vectors the columns need.
+TGT static void run_tile(int kc, const float *a, const float *b, long ldb, float *c, long ldc, int mr, int nr,
+                         int accumulate, int last, const float *bias, const float *res, long ldr, int relu) {
+    switch ((nr + VL - 1) / VL) {
+#if NV >= 3
+    case 3: tile3(kc, a, b, ldb, c, ldc, mr, nr, accumulate, last, bias, res, ldr, relu); break;
+#endif
+#if NV >= 2
+    case 2: tile2(kc, a, b, ldb, c, ldc, mr, nr, accumulate, last, bias, res, ldr, relu); break;
+#endif
+    default: tile1(kc, a, b, ldb, c, ldc, mr, nr, accumulate, last, bias, res, ldr, relu); break;
+    }
+}
+
+/// The panel of rows i ..< i + MR for the K block starting at k0 (of kc rows): zk_pack_a's layout.
+static inline const float *a_panel(const float *packed, int m, int k0, int kc, int i) {
+    const int mpad = (m + MR - 1) / MR * MR;
+    return packed + (size_t)k0 * mpad + (size_t)i * kc;
+}
+
+// ---------------------------------------------------------------------------------------
+// Packing B: row r of the block (columns n ..< n + w of im2col row k0 + r) is built in a
+// contiguous row, then cut into the NR-column panels (kc x NR floats each, the last zero-padded).
+
+TGT static void conv_row(const zk_conv_input *in, int kidx, int n, int w, float *out) {
+    const int kk = in->kernel * in->kernel, ks = in->kernel;
+    const int s = in->stride, pad = in->padding, d = in->dilation;
+    const int H = in->height, W = in->width, ow = in->out_width;
+    const int ch = kidx / kk, ki = kidx % kk / ks, kj = kidx % ks;
+    const float *plane = in->data + (long)ch * H * W;
+    int oy = n / ow, ox = n % ow, j = 0;
+    while (j < w) {
+        const int seg = w - j < ow - ox ? w - j : ow - ox;
+        const int iy = oy * s - pad + ki * d;
+        float *o = out + j;
+        if (iy < 0 || iy >= H) {
+            memset(o, 0, sizeof(float) * seg);
+        } else {
+            const float *line = plane + (long)iy * W;
+            const int ix0 = ox * s - pad + kj * d;
+            // Outputs t in [lo, hi) read inside the row: 0 <= ix0 + s t < W.
+            int lo = ix0 < 0 ? (-ix0 + s - 1) / s : 0;
+            int hi = ix0 < W ? (W - ix0 + s - 1) / s : 0;
+            if (hi > seg) hi = seg;
+            if (lo > hi) lo = hi;
+            memset(o, 0, sizeof(float) * lo);
+            if (s == 1) {
+                memcpy(o + lo, line + ix0 + lo, sizeof(float) * (hi - lo));
+            } else if (s == 2) {
+                // Even floats of two vectors, while both vectors lie inside the row.
+                const float *src = line + ix0;
+                int t = lo;
+                for (; t + VL <= hi && ix0 + 2 * (t + VL) <= W; t += VL)
+                    store(o + t, __builtin_shufflevector(load(src + 2 * t), load(src + 2 * t + VL), EVEN));
+                for (; t < hi; t++) o[t] = src[2 * t];
+            } else {
+                const float *src = line + ix0;
+                for (int t = lo; t < hi; t++) o[t] = src[t * s];
+            }
+            memset(o + hi, 0, sizeof(float) * (seg - hi));
+        }
+        j += seg;
+        ox = 0;
+        oy++;
+    }
+}
+
+enum { NC_PANELS = (528 + NR - 1) / NR, NC = NC_PANELS * NR };
+
+static _Thread_local float *block_buffer;
+
+TGT static void pack_block(const zk_conv_input *conv, const float *b, long ldb, int k0, int kc, int nb, int nbw,
+                           float *buf) {
+    float row[NC + NR];
+    const int padded = (nbw + NR - 1) / NR * NR;
+    for (int r = 0; r < kc; r++) {
+        const float *src;
+        if (conv) {
+            conv_row(conv, k0 + r, nb, nbw, row);
+            src = row;
+        } else if (padded == nbw) {
+            src = b + (long)(k0 + r) * ldb + nb;
+        } else {
+            memcpy(row, b + (long)(k0 + r) * ldb + nb, sizeof(float) * nbw);
+            src = row;
+        }
+        if (src == row) memset(row + nbw, 0, sizeof(float) * (padded - nbw));
+        for (int p = 0; p * NR < padded; p++) {
+            float *dst = buf + (long)p * kc * NR + (long)r * NR;
+            for (int v = 0; v < NV; v++) store(dst + v * VL, load(src + p * NR + v * VL));
+        }
+    }
+}
+
+TGT static void drive(const float *packed_a, int m, int k, int m0, int m1, const zk_conv_input *conv, const float *b,
+                      long ldb, int n0, int n1, float *c, long ldc, const zk_epilogue *ep) {
+    if (!block_buffer) block_buffer = aligned_alloc(64, sizeof(float) * KC * NC);
+    float *buf = block_buffer;
+    if (!buf) return;
+    const float *bias = ep ? ep->bias : NULL;
+    const float *res = ep ? ep->residual : NULL;
+    const long ldr = ep ? ep->ldr : 0;
+    const int relu = ep ? ep->relu : 0;
+    for (int nb = n0; nb < n1; nb += NC) {
+        const int nbw = n1 - nb < NC ? n1 - nb : NC;
+        const int panels = (nbw + NR - 1) / NR;
+        for (int k0 = 0; k0 < k; k0 += KC) {
+            const int kc = k - k0 < KC ? k - k0 : KC;
+            pack_block(conv, b, ldb, k0, kc, nb, nbw, buf);
+            const int acc = k0 > 0, last = k0 + kc == k;
+            for (int i = m0; i < m1; i += MR) {
+                const int mr = m1 - i < MR ? m1 - i : MR;
+                const float *ap = a_panel(packed_a, m, k0, kc, i);
+                const float *bp = bias ? bias + i : NULL;
+                for (int p = 0; p < panels; p++) {
+                    const int n = nb + p * NR, w = n1 - n < NR ? n1 - n : NR;
+                    const float *rp = res ? res + i * ldr + n : NULL;
+                    run_tile(kc, ap, buf + (long)p * kc * NR, NR, c + i * ldc + n, ldc, mr, w, acc, last, bp, rp, ldr,
+                             relu);
+                }
+            }
+        }
+    }
+}
+
+TGT void NAME(conv_gemm)(const float *packed_a, int m, int k, int m0, int m1, const zk_conv_input *input, int n0,
+                         int n1, float *c, long ldc, const zk_epilogue *epilogue) {
+    drive(packed_a, m, k, m0, m1, input, NULL, 0, n0, n1, c, ldc, epilogue);
+}
+
+TGT void NAME(gemm)(const float *packed_a, int m, int k, int m0, int m1, const float *b, long ldb, int n0, int n1,
+                    float *c, long ldc, const zk_epilogue *epilogue) {
+    drive(packed_a, m, k, m0, m1, NULL, b, ldb, n0, n1, c, ldc, epilogue);
+}
+
+// ---------------------------------------------------------------------------------------
+// Winograd F(4x4, 3x3) and F(2x2, 3x3) (see winograd.c for the algebra), one driver for both:
+// `m` output rows and columns per tile from a (m + 2) x (m + 2) input patch. A block of up to
+// ZK_NR tiles is transformed VL tiles per vector into V [P * P][cin][width] (width: the tiles
+// rounded up to NR), multiplied by the P * P packed weight matrices panel by panel into M, and
+// transformed back with the epilogue.
+
+enum { PMAX = 6 };
+
+/// r = B^T d for one column of P vectors.
+AI void input_1d(int m, const vf *d, vf *r) {
+    if (m == 4) {
+        const vf t1 = fma_(splat(-4.0f), d[2], d[4]), t2 = fma_(splat(-4.0f), d[1], d[3]);
+        const vf t3 = d[4] - d[2], t4 = splat(2.0f) * (d[3] - d[1]);
+        r[0] = fma_(splat(-5.0f), d[2], splat(4.0f) * d[0]) + d[4];
+        r[1] = t1 + t2;
+        r[2] = t1 - t2;
+        r[3] = t3 + t4;
+        r[4] = t3 - t4;
+        r[5] = fma_(splat(-5.0f), d[3], splat(4.0f) * d[1]) + d[5];
+    } else {
+        r[0] = d[0] - d[2];
+        r[1] = d[1] + d[2];
+        r[2] = d[2] - d[1];
+        r[3] = d[1] - d[3];
+    }
+}
+
+/// s = A^T x for one column of P vectors.
+AI void output_1d(int m, const vf *x, vf *s) {
+    if (m == 4) {
+        const vf a = x[1] + x[2], b = x[1] - x[2], c = x[3] + x[4], d = x[3] - x[4];
+        s[0] = (x[0] + a) + c;
+        s[1] = fma_(splat(2.0f), d, b);
+        s[2] = fma_(splat(4.0f), c, a);
+        s[3] = fma_(splat(8.0f), d, b) + x[5];
+    } else {
+        s[0] = (x[0] + x[1]) + x[2];
+        s[1] = (x[1] - x[2]) - x[3];
+    }
+}
+
+typedef struct {
+    float *data;
+    size_t count;
+} workspace_t;
+
+static _Thread_local workspace_t workspace;
+
+static float *workspace_for(size_t count) {
+    if (workspace.count < count) {
+        free(workspace.data);
+        workspace.data = aligned_alloc(64, (count * sizeof(float) + 63) / 64 * 64);
+        workspace.count = workspace.data ? count : 0;
+    }
+    return workspace.data;
+}
+
+/// C rows m0 ..< m1 (C at row m0) = packed A * one B block of w columns, rows of ldb floats.
+TGT static void gemm_block(const float *packed_a, int m, int k, int m0, int m1, const float *b, long ldb, int w, float *c,
+                           long ldc) {
+    for (int k0 = 0; k0 < k; k0 += KC) {
+        const int kc = k - k0 < KC ? k - k0 : KC;
+        const int acc = k0 > 0, last = k0 + kc == k;
+        for (int i = m0; i < m1; i += MR) {
+            const int mr = m1 - i < MR ? m1 - i : MR;
+            const float *ap = a_panel(packed_a, m, k0, kc, i);
+            for (int n = 0; n < w; n += NR) {
+                run_tile(kc, ap, b + (long)k0 * ldb + n, ldb, c + (i - m0) * ldc + n, ldc, mr, w - n < NR ? w - n : NR,
+                         acc, last, NULL, NULL, 0, 0);
+            }
+        }
+    }
+}
+
+AI void winograd(const int m, const float *transformed, int cout, int cin, const float *x, int H, int W, int pad,
+                 int tile0, int tile1, int m0, int m1, float *y, const zk_epilogue *ep) {
+    const int P = m + 2, PP = P * P;
+    const int OH = H + 2 * pad - 2, OW = W + 2 * pad - 2;
+    const int tw = (OW + m - 1) / m, T = ((OH + m - 1) / m) * tw;
+    const int w = tile1 - tile0, width = (w + NR - 1) / NR * NR, mm = m1 - m0;
+    const long plane = (long)H * W, oplane = (long)OH * OW;
+    const size_t packed = (size_t)((cout + MR - 1) / MR) * MR * cin;
+    float *V = workspace_for((size_t)PP * width * (cin + mm));
+    if (!V) return;
+    float *M = V + (size_t)PP * cin * width;
+
+    // Per tile: its image, the top-left input pixel of its patch, its output offset and extent.
+    int img[ZK_NR], iy[ZK_NR], ix[ZK_NR], inside[ZK_NR], out_rows[ZK_NR], out_cols[ZK_NR];
+    long out_offset[ZK_NR];
+    for (int t = 0; t < width; t++) {
+        const int g = tile0 + t < tile1 ? tile0 + t : -1;
+        const int im = g < 0 ? 0 : g / T, s = g < 0 ? 0 : g % T, ty = s / tw, tx = s % tw;
+        img[t] = im;
+        iy[t] = m * ty - pad;
+        ix[t] = m * tx - pad;
+        inside[t] = g >= 0 && iy[t] >= 0 && ix[t] >= 0 && iy[t] + P <= H && ix[t] + P <= W;
+        out_offset[t] = im * cout * oplane + (long)(m * ty) * OW + m * tx;
+        out_rows[t] = g < 0 ? 0 : OH - m * ty < m ? OH - m * ty : m;
+        out_cols[t] = OW - m * tx < m ? OW - m * tx : m;
+    }
+
+    // Vectors of VL tiles that are one run: the same image and tile row, consecutive, all
+    // inside the image (input), or all with whole m x m outputs (output).
+    int run[ZK_NR / VL], whole[ZK_NR / VL];
+    for (int v = 0; v < width; v += VL) {
+        int in = 1, out = 1;
+        for (int l = 0; l < VL; l++) {
+            const int t = v + l;
+            const int next = l == 0 || (img[t] == img[v] && iy[t] == iy[v] && ix[t] == ix[v] + m * l);
+            in &= next && inside[t];
+            out &= next && out_rows[t] == m && out_cols[t] == m;
+        }
+        run[v / VL] = in;
+        whole[v / VL] = out;
+    }
+
+    // Input transform: V[xi][c][t] = (B^T d B)[xi].
+    const size_t step = (size_t)cin * width;
+    for (int c = 0; c < cin; c++) {
+        for (int v = 0; v < width; v += VL) {
+            float patch[PMAX][PMAX][VL];
+            if (run[v / VL]) {
+                // VL consecutive tiles of one row, all inside: patch (r, j) of tile l is input
+                // float r * W + m * l + j from the first patch's corner (strided loads).
+                const float *p = x + ((long)img[v] * cin + c) * plane + (long)iy[v] * W + ix[v];
+                for (int r = 0; r < P; r++)
+                    for (int j = 0; j < P; j++)
+                        for (int l = 0; l < VL; l++) patch[r][j][l] = p[(long)r * W + m * l + j];
+            } else for (int l = 0; l < VL; l++) {
+                const int t = v + l;
+                const float *src = x + ((long)img[t] * cin + c) * plane;
+                if (inside[t]) {
+                    const float *p = src + (long)iy[t] * W + ix[t];
+                    for (int r = 0; r < P; r++)
+                        for (int j = 0; j < P; j++) patch[r][j][l] = p[(long)r * W + j];
+                } else {
+                    const int live = out_rows[t] > 0;
+                    for (int r = 0; r < P; r++)
+                        for (int j = 0; j < P; j++) {
+                            const int yy = iy[t] + r, xx = ix[t] + j;
+                            patch[r][j][l] = live && yy >= 0 && yy < H && xx >= 0 && xx < W ? src[(long)yy * W + xx] : 0.0f;
+                        }
+                }
+            }
+            vf e[PMAX][PMAX];
+            for (int r = 0; r < P; r++) {
+                vf d[PMAX];
+                for (int j = 0; j < P; j++) d[j] = load(patch[r][j]);
+                input_1d(m, d, e[r]);
+            }
+            float *out = V + (size_t)c * width + v;
+            for (int j = 0; j < P; j++) {
+                vf d[PMAX], r[PMAX];
+                for (int i = 0; i < P; i++) d[i] = e[i][j];
+                input_1d(m, d, r);
+                for (int i = 0; i < P; i++) store(out + (size_t)(i * P + j) * step, r[i]);
+            }
+        }
+    }
+
+    for (int xi = 0; xi < PP; xi++)
+        gemm_block(transformed + xi * packed, cout, cin, m0, m1, V + (size_t)xi * step, width, w,
+                   M + (size_t)xi * mm * width, width);
+
+    // Output transform with the epilogue.
+    const float *bias = ep ? ep->bias : NULL;
+    const float *res = ep ? ep->residual : NULL;
+    const int relu = ep ? ep->relu : 0;
+    const size_t ostep = (size_t)mm * width;
+    for (int o = m0; o < m1; o++) {
+        const vf bv = splat(bias ? bias[o] : 0.0f);
+        for (int v = 0; v < width && v < w; v += VL) {
+            const float *src = M + (size_t)(o - m0) * width + v;
+            vf t[4][PMAX];
+            for (int j = 0; j < P; j++) {
+                vf col[PMAX], s[4];
+                for (int r = 0; r < P; r++) col[r] = load(src + (size_t)(r * P + j) * ostep);
+                output_1d(m, col, s);
+                for (int i = 0; i < m; i++) t[i][j] = s[i];
+            }
+            float rows[4][4][VL];
+            for (int i = 0; i < m; i++) {
+                vf s[4];
+                output_1d(m, t[i], s);
+                for (int j = 0; j < m; j++) store(rows[i][j], s[j] + bv);
+            }
+            if (whole[v / VL]) {
+                // One run of whole tiles: row i of the outputs is m * VL consecutive floats.
+                const long base = out_offset[v] + (long)o * oplane;
+                for (int i = 0; i < m; i++) {
+                    float *dst = y + base + (long)i * OW;
+                    const float *add = res ? res + base + (long)i * OW : NULL;
+                    for (int l = 0; l < VL; l++)
+                        for (int j = 0; j < m; j++) {
+                            float value = rows[i][j][l];
+                            if (add) value += add[m * l + j];
+                            if (relu && value < 0) value = 0;
+                            dst[m * l + j] = value;
+                        }
+                }
+                continue;
+            }
+            const int lanes = w - v < VL ? w - v : VL;
+            for (int l = 0; l < lanes; l++) {
+                const int t = v + l;
+                const long base = out_offset[t] + (long)o * oplane;
+                for (int i = 0; i < out_rows[t]; i++)
+                    for (int j = 0; j < out_cols[t]; j++) {
+                        const long at = base + (long)i * OW + j;
+                        float value = rows[i][j][l];
+                        if (res) value += res[at];
+                        if (relu && value < 0) value = 0;
+                        y[at] = value;
+                    }
+            }
+        }
+    }
+}
+
+TGT void NAME(winograd)(const float *transformed, int cout, int cin, const float *x, int H, int W, int pad, int tile0,
+                        int tile1, int m0, int m1, float *y, const zk_epilogue *ep) {
+    winograd(4, transformed, cout, cin, x, H, W, pad, tile0, tile1, m0, m1, y, ep);
+}
+
+TGT void NAME(winograd2)(const float *transformed, int cout, int cin, const float *x, int H, int W, int pad, int tile0,
+                         int tile1, int m0, int m1, float *y, const zk_epilogue *ep) {
+    winograd(2, transformed, cout, cin, x, H, W, pad, tile0, tile1, m0, m1, y, ep);
+}
+
+// ---------------------------------------------------------------------------------------
+// Small-batch Linear (see linear.c): R rows of W times B images in registers, K in L1 chunks.
+
+enum { LINEAR_CHUNK = 1024 };
+
+AI void linear_block(const int R, const int B, const float *w, long ldw, const float *x, long ldx, int kc, float *y,
+                     long ldy) {
+    vf acc[R][B];
+    for (int r = 0; r < R; r++)
+        for (int b = 0; b < B; b++) acc[r][b] = splat(0.0f);
+    int k = 0;
+    for (; k + VL <= kc; k += VL) {
+        vf xv[B];
+        for (int b = 0; b < B; b++) xv[b] = load(x + b * ldx + k);
+        for (int r = 0; r < R; r++) {
+            const vf wv = load(w + r * ldw + k);
+            for (int b = 0; b < B; b++) acc[r][b] = fma_(wv, xv[b], acc[r][b]);
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int b = 0; b < B; b++) {
+            float sum = 0;
+            for (int l = 0; l < VL; l++) sum += acc[r][b][l];
+            for (int kk = k; kk < kc; kk++) sum += w[r * ldw + kk] * x[b * ldx + kk];
+            y[b * ldy + r] += sum;
+        }
+}
+
+#define LIN_R(B) (ACC / (B) > 0 ? ACC / (B) : 1)
+
+TGT void NAME(linear)(const float *w, const float *bias, const float *x, float *y, int n, int in, int out, int o0,
+                      int o1) {
+    for (int b = 0; b < n; b++)
+        for (int o = o0; o < o1; o++) y[(long)b * out + o] = bias ? bias[o] : 0.0f;
+    for (int b0 = 0; b0 < n; b0 += 8) {
+        const int nb = n - b0 < 8 ? n - b0 : 8;
+        const int R = nb == 1 ? LIN_R(1) : nb == 2 ? LIN_R(2) : nb <= 4 ? LIN_R(4) : LIN_R(8);
+        const float *xb = x + (long)b0 * in;
+        float *yb = y + (long)b0 * out;
+        for (int k0 = 0; k0 < in; k0 += LINEAR_CHUNK) {
+            const int kc = in - k0 < LINEAR_CHUNK ? in - k0 : LINEAR_CHUNK;
+            int o = o0;
+            for (; o + R <= o1; o += R) {
+                const float *wo = w + (long)o * in + k0;
+                switch (nb) {
+                case 1: linear_block(LIN_R(1), 1, wo, in, xb + k0, in, kc, yb + o, out); break;
+                case 2: linear_block(LIN_R(2), 2, wo, in, xb + k0, in, kc, yb + o, out); break;
+                case 3: linear_block(LIN_R(4), 3, wo, in, xb + k0, in, kc, yb + o, out); break;
+                case 4: linear_block(LIN_R(4), 4, wo, in, xb + k0, in, kc, yb + o, out); break;
+                case 5: linear_block(LIN_R(8), 5, wo, in, xb + k0, in, kc, yb + o, out); break;
+                case 6: linear_block(LIN_R(8), 6, wo, in, xb + k0, in, kc, yb + o, out); break;
+                case 7: linear_block(LIN_R(8), 7, wo, in, xb + k0, in, kc, yb + o, out); break;
+                default: linear_block(LIN_R(8), 8, wo, in, xb + k0, in, kc, yb + o, out); break;
+                }
+            }
+            for (; o < o1; o++) {
+                const float *wo = w + (long)o * in + k0;
+                for (int b = 0; b < nb; b++)
+                    linear_block(1, 1, wo, in, xb + (long)b * in + k0, in, kc, yb + (long)b * out + o, out);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Max pooling, strides 1 and 2 (pool2d.c's design): per output row the maximum over the
+// window's rows into a -inf padded row, then over its columns, VL outputs at a time.
+
+TGT void NAME(max_pool_plane)(const float *plane, float *out, int H, int W, int kernel, int stride, int padding, int oh,
+                              int ow, float *row) {
+    const int span = (ow - 1) * stride + kernel;
+    const int width = span + 2 * VL;
+    const vf ninf = splat(-INFINITY);
+    for (int oy = 0; oy < oh; oy++) {
+        int y0 = oy * stride - padding, y1 = y0 + kernel;
+        if (y0 < 0) y0 = 0;
+        if (y1 > H) y1 = H;
+        for (int j = 0; j < width; j += VL) store(row + j, ninf);
+        const int cols = W < span - padding ? W : span - padding;  // input columns the outputs read
+        int x = 0;
+        for (; x + VL <= cols; x += VL) {
+            vf m = ninf;
+            for (int iy = y0; iy < y1; iy++) m = max_nan(m, load(plane + (long)iy * W + x));
+            store(row + x + padding, m);
+        }
+        for (; x < cols; x++) {
+            float m = -INFINITY;
+            for (int iy = y0; iy < y1; iy++) {
+                const float v = plane[(long)iy * W + x];
+                if (v > m || v != v) m = v;
+            }
+            row[x + padding] = m;
+        }
+        float *o = out + (long)oy * ow;
+        for (int ox = 0; ox < ow; ox += VL) {
+            vf m = ninf;
+            for (int j = 0; j < kernel; j++) {
+                const float *src = row + ox * stride + j;
+                const vf v = stride == 1 ? load(src) : __builtin_shufflevector(load(src), load(src + VL), EVEN);
+                m = max_nan(m, v);
+            }
+            if (ox + VL <= ow) {
+                store(o + ox, m);
+            } else {
+                float tmp[VL];
+                store(tmp, m);
+                for (int l = 0; ox + l < ow; l++) o[ox + l] = tmp[l];
+            }
+        }
+    }
+}
+
+#undef NR
+#undef KC
+#undef AI

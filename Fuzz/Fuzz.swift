@@ -76,7 +76,7 @@ func open(_ bytes: UnsafeRawBufferPointer, as format: CheckpointFormat) {
         written += n
     }
     close(fd)
-    guard let checkpoint = try? Checkpoint(path: scratch, format: format) else { return }
+    guard let checkpoint = try? CheckpointFile(path: scratch, format: format) else { return }
     summarise(checkpoint.stateDict)
     for (_, tensor) in checkpoint.stateDict.entries {
         _ = try? checkpoint.data(of: tensor)

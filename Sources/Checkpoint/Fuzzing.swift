@@ -11,7 +11,7 @@ package enum Fuzzing {
         }
         let root = try unpickler.load()
         let stateDict = try StateDictExtractor.extract(root, format: .zip, path: "")
-        try Checkpoint.checkExpansion(stateDict)
+        try CheckpointFile.checkExpansion(stateDict)
         return stateDict
     }
 }

@@ -92,7 +92,7 @@ public enum NativeWriter {
     }
 
     /// Converts `checkpoint` into a safetensors file at `output`.
-    public static func write(_ checkpoint: Checkpoint, to output: String, options: Options = Options()) throws -> Report {
+    public static func write(_ checkpoint: CheckpointFile, to output: String, options: Options = Options()) throws -> Report {
         if let target = options.dtype, target != .float16 && target != .bfloat16 {
             throw CheckpointError(.unsupported, path: output, "compaction to \(target.rawValue); choose float16 or bfloat16")
         }
@@ -116,7 +116,7 @@ public enum NativeWriter {
 
         // The source hash runs on the second core while the first converts.
         let source = checkpoint.path
-        let hash = options.sourceSHA256 == nil ? BackgroundTask { try SHA256.file(source) } : nil
+        let hash = options.sourceSHA256 == nil ? BackgroundTask { try SHA256Hasher.file(source) } : nil
 
         var metadata = options.extra
         metadata["format"] = "pt"
@@ -244,7 +244,7 @@ public enum NativeWriter {
 
     /// Calls `body` with each job's stored bytes, in order, a chunk at a time (as read when the
     /// dtype stays, so without a copy).
-    static func forEachChunk(_ jobs: [Job], of checkpoint: Checkpoint, _ body: (Job, UnsafeRawBufferPointer) throws -> Void) throws {
+    static func forEachChunk(_ jobs: [Job], of checkpoint: CheckpointFile, _ body: (Job, UnsafeRawBufferPointer) throws -> Void) throws {
         var out: [UInt8] = []
         for job in jobs {
             try checkpoint.streamElements(of: job.tensor, chunkBytes: chunkBytes) { raw in
@@ -259,7 +259,7 @@ public enum NativeWriter {
     /// tensors, each with its dtype, shape and offset, and its header must read back as written.
     /// (The data was compared with the source chunk by chunk as it was written.)
     static func verify(_ path: String, prefix: [UInt8], jobs: [Job], aliases: [(key: String, original: String)]) throws {
-        let written = try Checkpoint(path: path)
+        let written = try CheckpointFile(path: path)
         func fail(_ message: String) -> CheckpointError { CheckpointError(.corrupt, path: path, "verification failed: \(message)") }
         guard written.stateDict.entries.count == jobs.count + aliases.count else {
             throw fail("\(written.stateDict.entries.count) tensors written, \(jobs.count + aliases.count) expected")
@@ -339,7 +339,7 @@ public final class BackgroundTask<Value: Sendable>: @unchecked Sendable {
 
 /// SHA-256 of a stream of chunks, computed on another thread; at most `depth` chunks wait.
 final class PipelinedHash: @unchecked Sendable {
-    private let hasher = SHA256()  // used on `queue` only
+    private let hasher = SHA256Hasher()  // used on `queue` only
     private let queue = DispatchQueue(label: "zoo.hash")
     private let slots: DispatchSemaphore
 

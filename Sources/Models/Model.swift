@@ -9,7 +9,7 @@ public protocol TensorSource {
     func floats(for key: String) throws -> [Float]
 }
 
-extension Checkpoint: TensorSource {
+extension CheckpointFile: TensorSource {
     public var tensorShapes: [(key: String, shape: [Int])] { stateDict.entries.map { (key: $0.key, shape: $0.tensor.shape) } }
 
     public func floats(for key: String) throws -> [Float] {
@@ -197,7 +197,7 @@ extension Model {
     ///   - name: a named architecture (`resnet50`), or nil to detect it from the keys and shapes.
     ///   - options: how strictly keys must match.
     ///   - inputShape: when given, checked before any weight is read.
-    public static func load(_ checkpoint: Checkpoint, architecture name: String? = nil,
+    public static func load(_ checkpoint: CheckpointFile, architecture name: String? = nil,
                             options: LoadOptions = .strict, inputShape: [Int]? = nil) throws -> Model {
         var architecture: Architecture
         if let name {

@@ -92,7 +92,7 @@ public struct Downloader: Sendable {
         // Only a regular file counts: a link planted there is removed, never followed.
         if let kind = Cache.fileType(destination) {
             if kind == S_IFREG, let expected = expectedHash?.lowercased(), expected.count >= 8,
-               let sha = try? SHA256.file(destination), sha.hasPrefix(expected) {
+               let sha = try? SHA256Hasher.file(destination), sha.hasPrefix(expected) {
                 let size = fileSize(destination)
                 return Result(sha256: sha, bytes: size, resumedFrom: size, requests: 0)
             }
@@ -120,7 +120,7 @@ public struct Downloader: Sendable {
         if let lastError { throw lastError }
         if progress && isatty(2) != 0 { FileHandle.standardError.write(Data("\n".utf8)) }
 
-        let sha = try SHA256.file(partial)
+        let sha = try SHA256Hasher.file(partial)
         if let expected = expectedHash?.lowercased(), !sha.hasPrefix(expected) {
             unlink(partial)
             throw ZooError(.failed, "\(url.absoluteString) served a file whose SHA-256 is \(sha), not the expected \(expected)...; deleted it",

@@ -32,9 +32,9 @@ extension Zoo {
     /// native file is hashed as it is written, and verification reuses all of these.
     func importLocked(_ path: String, name: String, catalogEntry: CatalogEntry?, architecture: String?, force: Bool,
                       source: String, copy: Bool, sha256 known: String? = nil) throws -> CacheEntry {
-        let checkpoint = try Checkpoint(path: path)
+        let checkpoint = try CheckpointFile(path: path)
         // The hash runs on the second core while the first builds the model and loads it.
-        let hashing = known == nil ? BackgroundTask { try SHA256.file(path) } : nil
+        let hashing = known == nil ? BackgroundTask { try SHA256Hasher.file(path) } : nil
         let loaded = Result { () throws -> (Architecture, Model) in
             let arch: Architecture
             if let architecture {

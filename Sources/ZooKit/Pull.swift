@@ -89,7 +89,7 @@ extension Zoo {
         guard let file = entry.file else { throw ZooError(.usage, "\(entry.name) has no file") }
         let torchCopy = Cache.torchCheckpoints(environment) + "/" + file
         if FileManager.default.fileExists(atPath: torchCopy), let expected,
-           let sha = try? SHA256.file(torchCopy), sha.hasPrefix(expected) {
+           let sha = try? SHA256Hasher.file(torchCopy), sha.hasPrefix(expected) {
             return (torchCopy, "torch cache", nil, sha)
         }
         guard var address = entry.url else { throw ZooError(.usage, "\(entry.name) has no URL") }
@@ -125,7 +125,7 @@ extension Zoo {
         for folder in (try? FileManager.default.contentsOfDirectory(atPath: cache.originals)) ?? []
         where folder.hasPrefix(expected.prefix(16)) || expected.hasPrefix(folder) {
             let path = cache.originals + "/" + folder + "/" + file
-            if FileManager.default.fileExists(atPath: path), let sha = try? SHA256.file(path), sha.hasPrefix(expected) { return (path, sha) }
+            if FileManager.default.fileExists(atPath: path), let sha = try? SHA256Hasher.file(path), sha.hasPrefix(expected) { return (path, sha) }
         }
         return nil
     }

@@ -89,7 +89,7 @@ extension Zoo {
     /// reading the files again: the original's checkpoint and the model loaded from it (the
     /// native file was compared with the original byte for byte as it was written), and the hashes.
     struct Imported {
-        var checkpoint: Checkpoint
+        var checkpoint: CheckpointFile
         var model: Model
         var sha256: String
         var nativeSHA256: String
@@ -133,7 +133,7 @@ extension Zoo {
         if let prefix = catalog.entries.first(where: { $0.file == file })?.expectedHash ?? HashPrefix.of(fileName: file) {
             checks.append(hashCheck("integrity: hash in the file name", path, expected: prefix))
         }
-        let checkpoint = try Checkpoint(path: path)
+        let checkpoint = try CheckpointFile(path: path)
         let architecture = try Architecture.detect(checkpoint)
         let (structure, model) = structureCheck(checkpoint, architecture: architecture)
         checks.append(structure)
@@ -171,7 +171,7 @@ extension Zoo {
 
     /// - Parameter computed: the file's SHA-256 when the caller has just computed it.
     func hashCheck(_ name: String, _ path: String, expected: String, computed: String? = nil) -> Verification.Check {
-        guard let sha = computed ?? (try? SHA256.file(path)) else {
+        guard let sha = computed ?? (try? SHA256Hasher.file(path)) else {
             return .init(name: name, ok: false, detail: "\(path) cannot be read")
         }
         let ok = sha.hasPrefix(expected.lowercased())
@@ -181,14 +181,14 @@ extension Zoo {
     /// Strict load, dtypes, finite values, positive BatchNorm variances.
     func structureCheck(_ path: String, architecture: Architecture) -> (Verification.Check, Model?) {
         do {
-            return structureCheck(try Checkpoint(path: path), architecture: architecture)
+            return structureCheck(try CheckpointFile(path: path), architecture: architecture)
         } catch {
             return (.init(name: "structure", ok: false, detail: "\(error)"), nil)
         }
     }
 
     /// The same for an open checkpoint; `loaded` is a model already loaded from it.
-    func structureCheck(_ checkpoint: Checkpoint, architecture: Architecture, loaded: Model? = nil) -> (Verification.Check, Model?) {
+    func structureCheck(_ checkpoint: CheckpointFile, architecture: Architecture, loaded: Model? = nil) -> (Verification.Check, Model?) {
         let name = "structure"
         do {
             var problems: [String] = []

@@ -38,7 +38,7 @@ public struct Zoo: Sendable {
 
     /// A model from any checkpoint file zoo reads, its architecture detected (or named).
     public static func load(path: String, architecture: String? = nil) throws -> Model {
-        try Model.load(try Checkpoint(path: path), architecture: architecture)
+        try Model.load(try CheckpointFile(path: path), architecture: architecture)
     }
 
     /// Every catalog entry.
@@ -47,7 +47,7 @@ public struct Zoo: Sendable {
     public func pretrained(_ name: String) throws -> PretrainedModel {
         let entry = try cachedOrPull(name)
         let model = try architecture(of: entry).build()
-        try model.load(try Checkpoint(path: cache.path(entry.native ?? entry.original)))
+        try model.load(try CheckpointFile(path: cache.path(entry.native ?? entry.original)))
         return try PretrainedModel(model, cacheEntry: entry, catalog: catalog)
     }
 

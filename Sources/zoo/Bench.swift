@@ -35,7 +35,7 @@ extension ZooCommand {
             } else if !FileManager.default.fileExists(atPath: target), (try? checkpointPath(target)) == nil {
                 model = try Architecture.named(target).build()  // neither: the architecture error lists the names
             } else {
-                model = try Model.load(try Checkpoint(path: try checkpointPath(target)))
+                model = try Model.load(try CheckpointFile(path: try checkpointPath(target)))
             }
             let input = Synthetic.input([batch, 3, size, size])
             let flops = try model.flops(for: input.shape)
@@ -55,9 +55,9 @@ extension ZooCommand {
             var open: [Double] = [], views: [Double] = [], materialise: [Double] = []
             var bytes = 0, zeroCopy = 0, tensors = 0
             for _ in 0 ..< iterations {
-                var checkpoint: Checkpoint?
+                var checkpoint: CheckpointFile?
                 let path = try checkpointPath(target)
-                open.append(try time { checkpoint = try Checkpoint(path: path) })
+                open.append(try time { checkpoint = try CheckpointFile(path: path) })
                 guard let checkpoint else { continue }
                 tensors = checkpoint.stateDict.entries.count
                 views.append(try time {

@@ -127,7 +127,7 @@ extension ZooCommand {
         /// `--model` as a checkpoint file when one exists at that path, else as a model name.
         func loadModel() throws -> PretrainedModel {
             if modelIsFile {
-                let loaded = try Model.load(try Checkpoint(path: model), architecture: arch)
+                let loaded = try Model.load(try CheckpointFile(path: model), architecture: arch)
                 let classes = loaded.architecture.numClasses
                 return try PretrainedModel(model: loaded, labels: classes == 1000 ? Labels.imagenet1k : nil)
             }

@@ -56,7 +56,7 @@ extension ZooCommand {
             let clock = ContinuousClock()
             let start = clock.now
             let file = try checkpointPath(self.file)
-            let checkpoint = try Checkpoint(path: file)
+            let checkpoint = try CheckpointFile(path: file)
             warnForeignSymbols(checkpoint)
             let architecture = try? Architecture.detect(checkpoint).name
             let report: NativeWriter.Report

@@ -24,7 +24,7 @@ extension ZooCommand {
 
         func run() throws {
             guard files.count > 1 else {
-                let checkpoint = try Checkpoint(path: files[0])
+                let checkpoint = try CheckpointFile(path: files[0])
                 warnForeignSymbols(checkpoint)
                 return try output.emit(try InspectReport(checkpoint, digests: digests), text: \.text)
             }
@@ -35,7 +35,7 @@ extension ZooCommand {
             for file in files {
                 let line: Data
                 do {
-                    line = try encoder.encode(try InspectReport(try Checkpoint(path: file), digests: digests))
+                    line = try encoder.encode(try InspectReport(try CheckpointFile(path: file), digests: digests))
                 } catch {
                     failed = true
                     line = try encoder.encode(["file": file, "error": "\(error)"])
@@ -79,7 +79,7 @@ struct InspectReport: Encodable {
         case dataBytes = "data_bytes"
     }
 
-    init(_ checkpoint: Checkpoint, digests: Bool = false) throws {
+    init(_ checkpoint: CheckpointFile, digests: Bool = false) throws {
         let dict = checkpoint.stateDict
         file = checkpoint.path
         format = checkpoint.format.rawValue
@@ -90,7 +90,7 @@ struct InspectReport: Encodable {
         tensors = try dict.entries.map { entry in
             var digest: String?
             if digests {
-                let hasher = SHA256()
+                let hasher = SHA256Hasher()
                 hasher.update(try checkpoint.data(of: entry.tensor))
                 digest = hasher.finalize()
             }

@@ -29,7 +29,7 @@ extension ZooCommand {
             let path = try checkpointPath(file)
             let batch = try NPY.read(path: input)
             let start = clock.now
-            let checkpoint = try Checkpoint(path: path)
+            let checkpoint = try CheckpointFile(path: path)
             warnForeignSymbols(checkpoint)
             let model = try Model.load(checkpoint, architecture: arch, inputShape: batch.shape)
             let loaded = clock.now

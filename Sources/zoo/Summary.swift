@@ -34,7 +34,7 @@ extension ZooCommand {
             } else if !FileManager.default.fileExists(atPath: arch), (try? checkpointPath(arch)) == nil {
                 architecture = try Architecture.named(arch)  // neither: the architecture error lists the names
             } else {
-                architecture = try Architecture.detect(try Checkpoint(path: try checkpointPath(arch)))
+                architecture = try Architecture.detect(try CheckpointFile(path: try checkpointPath(arch)))
             }
             let summary = try Models.Summary(model: architecture.build(), inputSize: parsedInputSize ?? [3, 224, 224])
             try options.emit(summary) { $0.text }

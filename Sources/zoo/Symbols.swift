@@ -4,7 +4,7 @@ import ZooKit
 
 /// One line on stderr when a checkpoint names symbols outside torch's weights-only allow-list:
 /// zoo never imports them, but the original file would under `torch.load(weights_only=False)`.
-func warnForeignSymbols(_ checkpoint: Checkpoint) {
+func warnForeignSymbols(_ checkpoint: CheckpointFile) {
     let foreign = checkpoint.foreignSymbols
     guard !foreign.isEmpty else { return }
     let names = foreign.prefix(3).map { String($0.name.prefix(80)) }.joined(separator: ", ") + (foreign.count > 3 ? ", ..." : "")

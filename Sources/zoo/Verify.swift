@@ -35,7 +35,7 @@ extension ZooCommand {
             }
             // The original's symbols, read again (entries imported before they were recorded have none).
             let original = try library.cache.entry(target).map { library.cache.path($0.original) } ?? target
-            let checkpoint = try? Checkpoint(path: original)
+            let checkpoint = try? CheckpointFile(path: original)
             let foreign = checkpoint?.foreignSymbols ?? []
             if let checkpoint { warnForeignSymbols(checkpoint) }
             try options.emit(report) { r in

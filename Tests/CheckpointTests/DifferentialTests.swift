@@ -29,7 +29,7 @@ import Testing
         let expected = try JSONDecoder().decode(Expected.self,
             from: Data(contentsOf: Self.folder.appendingPathComponent(stem + ".expected.json")))
         do {
-            let checkpoint = try Checkpoint(path: file.path)
+            let checkpoint = try CheckpointFile(path: file.path)
             // Compared by UTF-8 bytes: the NFC and NFD spellings of a key are two keys.
             #expect(checkpoint.stateDict.keys.map { Array($0.utf8) } == expected.keys?.map { Array($0.utf8) },
                     "\(name) lists \(checkpoint.stateDict.keys)")

@@ -55,7 +55,7 @@ extension Array where Element == UInt8 {
         let expected = try Fixtures.expected(name)
         let path = Fixtures.path(name)
         if expected.refused == true {
-            let error = #expect(throws: CheckpointError.self) { try Checkpoint(path: path) }
+            let error = #expect(throws: CheckpointError.self) { try CheckpointFile(path: path) }
             #expect(error?.kind.rawValue == expected.kind, "\(name): \(String(describing: error))")
             if let symbol = expected.symbol {
                 #expect(error?.description.contains(symbol) == true, "\(name): \(String(describing: error))")
@@ -63,7 +63,7 @@ extension Array where Element == UInt8 {
             #expect(error?.description.contains(path) == true)
             return
         }
-        let checkpoint = try Checkpoint(path: path)
+        let checkpoint = try CheckpointFile(path: path)
         #expect(checkpoint.format.rawValue == expected.format)
         #expect(checkpoint.stateDict.path == expected.state_dict_path ?? "")
         #expect(checkpoint.stateDict.strippedPrefix == expected.stripped_prefix ?? "")
@@ -82,13 +82,13 @@ extension Array where Element == UInt8 {
 
     @Test func hostileFilesExecuteNothing() throws {
         // Payloads would `touch /tmp/zoo-pwned-<name>`; reading every fixture must create none.
-        for name in Fixtures.names { _ = try? Checkpoint(path: Fixtures.path(name)) }
+        for name in Fixtures.names { _ = try? CheckpointFile(path: Fixtures.path(name)) }
         let pwned = try FileManager.default.contentsOfDirectory(atPath: "/tmp").filter { $0.hasPrefix("zoo-pwned") }
         #expect(pwned.isEmpty)
     }
 
     @Test func sharedStorageIsOneStorage() throws {
-        let checkpoint = try Checkpoint(path: Fixtures.path("views.pth"))
+        let checkpoint = try CheckpointFile(path: Fixtures.path("views.pth"))
         let dict = checkpoint.stateDict
         let a = try #require(dict["a"]), view = try #require(dict["a_view"]), again = try #require(dict["a_again"])
         #expect(a.storage == view.storage && a.storage == again.storage)
@@ -96,7 +96,7 @@ extension Array where Element == UInt8 {
     }
 
     @Test func floatsConvertEveryDtype() throws {
-        let checkpoint = try Checkpoint(path: Fixtures.path("dtypes.pth"))
+        let checkpoint = try CheckpointFile(path: Fixtures.path("dtypes.pth"))
         for (key, tensor) in checkpoint.stateDict.entries {
             let floats = try checkpoint.floats(of: tensor)
             #expect(floats.count == tensor.elementCount, "\(key)")
@@ -104,7 +104,7 @@ extension Array where Element == UInt8 {
     }
 
     @Test func wrappedCheckpointKeepsMetadata() throws {
-        let checkpoint = try Checkpoint(path: Fixtures.path("wrapped.pth"))
+        let checkpoint = try CheckpointFile(path: Fixtures.path("wrapped.pth"))
         let metadata = MetadataValue.object(checkpoint.stateDict.metadata)
         #expect(metadata["epoch"] == .int(7))
         #expect(metadata["args"]?["__class__"] == .string("argparse.Namespace"))

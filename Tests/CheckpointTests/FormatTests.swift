@@ -19,7 +19,7 @@ final class TemporaryFile {
 func refusal(_ bytes: [UInt8]) throws -> CheckpointError? {
     let file = try TemporaryFile(bytes)
     do {
-        _ = try Checkpoint(path: file.path)
+        _ = try CheckpointFile(path: file.path)
         return nil
     } catch let error as CheckpointError {
         #expect(error.description.hasPrefix(file.path), "errors name the file")
@@ -49,14 +49,14 @@ func fixtureBytes(_ name: String) throws -> [UInt8] {
     }
 
     @Test func missingFile() {
-        #expect(throws: CheckpointError.self) { try Checkpoint(path: "/nonexistent/zoo/file.pth") }
+        #expect(throws: CheckpointError.self) { try CheckpointFile(path: "/nonexistent/zoo/file.pth") }
     }
 
     @Test func sniffDecidesByBytesNotExtension() throws {
         let legacy = try TemporaryFile(try fixtureBytes("tiny_net_legacy.pth"), name: "model.safetensors")
-        #expect(try Checkpoint.sniff(path: legacy.path) == .legacy)
+        #expect(try CheckpointFile.sniff(path: legacy.path) == .legacy)
         let tar = try TemporaryFile(try fixtureBytes("tiny_net_tar.pth"), name: "model.zip")
-        #expect(try Checkpoint(path: tar.path).format == .tar)
+        #expect(try CheckpointFile(path: tar.path).format == .tar)
     }
 
     @Test func everyTruncationOfALegacyFileIsRefused() throws {
@@ -81,7 +81,7 @@ func fixtureBytes(_ name: String) throws -> [UInt8] {
     @Test func legacyElementCountMismatch() throws {
         // The last storage's int64 count sits just before its data; make it disagree with the pickle.
         var bytes = try fixtureBytes("tiny_net_legacy.pth")
-        let checkpoint = try Checkpoint(path: Fixtures.path("tiny_net_legacy.pth"))
+        let checkpoint = try CheckpointFile(path: Fixtures.path("tiny_net_legacy.pth"))
         let last = try #require(checkpoint.stateDict["5.fc.bias"])
         let countOffset = bytes.count - last.storage.byteCount - 8
         bytes[countOffset] &+= 1
@@ -92,13 +92,13 @@ func fixtureBytes(_ name: String) throws -> [UInt8] {
     @Test func zipRecordCorruptionIsCaughtByTheCRC() throws {
         // Flip one byte inside a stored storage record: libzip's CRC check refuses the read.
         var bytes = try fixtureBytes("tiny_net.pth")
-        let checkpoint = try Checkpoint(path: Fixtures.path("tiny_net.pth"))
+        let checkpoint = try CheckpointFile(path: Fixtures.path("tiny_net.pth"))
         let weight = try checkpoint.data(of: try #require(checkpoint.stateDict["0.weight"]))
         let needle = Array(weight.prefix(16))
         let at = try #require(bytes.firstRange(of: needle)).lowerBound
         bytes[at + 3] ^= 0x01
         let file = try TemporaryFile(bytes)
-        let damaged = try Checkpoint(path: file.path)  // opening reads only data.pkl
+        let damaged = try CheckpointFile(path: file.path)  // opening reads only data.pkl
         #expect(throws: CheckpointError.self) { try damaged.data(of: damaged.stateDict["0.weight"]!) }
     }
 

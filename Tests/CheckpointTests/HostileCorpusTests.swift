@@ -43,7 +43,7 @@ enum HostileCorpus {
     func refusedNamingTheSymbol(_ payload: HostileCorpus.Payload) {
         let path = HostileCorpus.folder.appendingPathComponent(payload.name).path
         do {
-            let checkpoint = try Checkpoint(path: path)
+            let checkpoint = try CheckpointFile(path: path)
             Issue.record("\(payload.name) was read (\(checkpoint.stateDict.keys.count) tensors): \(payload.what)")
         } catch let error as CheckpointError {
             #expect(error.kind == .security, "\(payload.name): \(error)")
@@ -58,7 +58,7 @@ enum HostileCorpus {
     @Test func corpusExecutesNothing() throws {
         // Each payload would create or remove /tmp/zoo-pwned-hostile-<stem>.
         for payload in HostileCorpus.payloads {
-            _ = try? Checkpoint(path: HostileCorpus.folder.appendingPathComponent(payload.name).path)
+            _ = try? CheckpointFile(path: HostileCorpus.folder.appendingPathComponent(payload.name).path)
         }
         let pwned = try FileManager.default.contentsOfDirectory(atPath: "/tmp").filter { $0.hasPrefix("zoo-pwned-hostile") }
         #expect(pwned.isEmpty)

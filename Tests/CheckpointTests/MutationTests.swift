@@ -35,7 +35,7 @@ import Testing
 
     /// Opens `path` and reads everything a caller can ask for.
     static func load(_ path: String) throws -> Loaded {
-        let checkpoint = try Checkpoint(path: path)
+        let checkpoint = try CheckpointFile(path: path)
         var loaded = Loaded(tensors: [], data: [])
         for (key, tensor) in checkpoint.stateDict.entries {
             loaded.tensors.append("\(key) \(tensor.dtype.rawValue) \(tensor.shape)")
@@ -106,7 +106,7 @@ import Testing
         }
         for (target, format) in [("zip", CheckpointFormat.zip), ("legacy", .legacy), ("tar", .tar), ("safetensors", .safetensors)] {
             for path in Self.findings(target) {
-                guard let checkpoint = try? Checkpoint(path: path, format: format) else { continue }
+                guard let checkpoint = try? CheckpointFile(path: path, format: format) else { continue }
                 for (_, tensor) in checkpoint.stateDict.entries { _ = try? checkpoint.floats(of: tensor) }
             }
         }

@@ -91,9 +91,9 @@ func parseHeader(_ bytes: [UInt8]) -> Result<SafetensorsHeader, CheckpointError>
     }
 
     @Test func sha256KnownVectors() {
-        let empty = SHA256()
+        let empty = SHA256Hasher()
         #expect(empty.finalize() == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-        let abc = SHA256()
+        let abc = SHA256Hasher()
         abc.update(raw("abc"))
         #expect(abc.finalize() == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
     }
@@ -104,7 +104,7 @@ func parseHeader(_ bytes: [UInt8]) -> Result<SafetensorsHeader, CheckpointError>
         let folder = try temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let output = folder + "/tiny_net.safetensors"
-        let source = try Checkpoint(path: Fixtures.path("tiny_net.pth"))
+        let source = try CheckpointFile(path: Fixtures.path("tiny_net.pth"))
         _ = try NativeWriter.write(source, to: output, options: .init(architecture: "tiny", version: "test"))
 
         let expected = try Fixtures.expected("tiny_net.pth")
@@ -119,7 +119,7 @@ func parseHeader(_ bytes: [UInt8]) -> Result<SafetensorsHeader, CheckpointError>
             tensors.append(#""\#(t.key)":{"dtype":"\#(code)","shape":[\#(t.shape.map(String.init).joined(separator: ","))],"data_offsets":[\#(data.count),\#(data.count + bytes.count)]}"#)
             data += bytes
         }
-        let sha = try SHA256.file(Fixtures.path("tiny_net.pth"))
+        let sha = try SHA256Hasher.file(Fixtures.path("tiny_net.pth"))
         let metadata = #""__metadata__":{"architecture":"tiny","format":"pt","source_file":"tiny_net.pth","source_format":"zip","source_sha256":"\#(sha)","zoo_version":"test"}"#
         var header = "{" + ([metadata] + tensors).joined(separator: ",") + "}"
         header += String(repeating: " ", count: (8 - header.utf8.count % 8) % 8)
@@ -133,7 +133,7 @@ func parseHeader(_ bytes: [UInt8]) -> Result<SafetensorsHeader, CheckpointError>
     func sharedViewsReadBackWithOrWithoutDedup(_ dedup: Bool) throws {
         let folder = try temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let source = try Checkpoint(path: Fixtures.path("views.pth"))
+        let source = try CheckpointFile(path: Fixtures.path("views.pth"))
         let report = try NativeWriter.write(source, to: folder + "/v.safetensors", options: .init(dedup: dedup))
         // By default every key is stored, as every safetensors reader expects; --dedup stores a view once.
         #expect(report.aliases == (dedup ? ["a_again": "a"] : [:]))
@@ -141,7 +141,7 @@ func parseHeader(_ bytes: [UInt8]) -> Result<SafetensorsHeader, CheckpointError>
         let length = Int(bytes.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) })
         let header = try #require(try JSONSerialization.jsonObject(with: bytes.subdata(in: 8 ..< 8 + length)) as? [String: Any])
         #expect(header.keys.filter { $0 != "__metadata__" }.count == source.stateDict.entries.count - (dedup ? 1 : 0))
-        let native = try Checkpoint(path: folder + "/v.safetensors")
+        let native = try CheckpointFile(path: folder + "/v.safetensors")
         #expect(Set(native.stateDict.keys) == Set(source.stateDict.keys))
         for (key, tensor) in source.stateDict.entries {
             let stored = try #require(native.stateDict[key])
@@ -159,11 +159,11 @@ func parseHeader(_ bytes: [UInt8]) -> Result<SafetensorsHeader, CheckpointError>
 
         let folder = try temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let source = try Checkpoint(path: Fixtures.path("tiny_net.pth"))
+        let source = try CheckpointFile(path: Fixtures.path("tiny_net.pth"))
         for target in [DType.float16, .bfloat16] {
             let path = folder + "/\(target).safetensors"
             let report = try NativeWriter.write(source, to: path, options: .init(dtype: target))
-            let native = try Checkpoint(path: path)
+            let native = try CheckpointFile(path: path)
             #expect(native.stateDict["0.weight"]?.dtype == target)
             #expect(native.stateDict["1.running_var"]?.dtype == .float32)
             #expect(native.stateDict["1.num_batches_tracked"]?.dtype == .int64)
@@ -177,7 +177,7 @@ func parseHeader(_ bytes: [UInt8]) -> Result<SafetensorsHeader, CheckpointError>
     @Test func failedConversionLeavesNothing() throws {
         let folder = try temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let source = try Checkpoint(path: Fixtures.path("tiny_net.pth"))
+        let source = try CheckpointFile(path: Fixtures.path("tiny_net.pth"))
         #expect(throws: CheckpointError.self) { try NativeWriter.write(source, to: folder + "/x.safetensors", options: .init(dtype: .int8)) }
         #expect(throws: CheckpointError.self) { try NativeWriter.write(source, to: folder + "/missing/x.safetensors") }
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder).isEmpty)
@@ -186,11 +186,11 @@ func parseHeader(_ bytes: [UInt8]) -> Result<SafetensorsHeader, CheckpointError>
     @Test func aKnownSourceHashIsRecordedNotRecomputed() throws {
         let folder = try temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let source = try Checkpoint(path: Fixtures.path("tiny_net.pth"))
-        let sha = try SHA256.file(source.path)
+        let source = try CheckpointFile(path: Fixtures.path("tiny_net.pth"))
+        let sha = try SHA256Hasher.file(source.path)
         let report = try NativeWriter.write(source, to: folder + "/t.safetensors", options: .init(sourceSHA256: sha))
         #expect(report.sourceSHA256 == sha)
-        let written = try Checkpoint(path: folder + "/t.safetensors")
+        let written = try CheckpointFile(path: folder + "/t.safetensors")
         #expect(MetadataValue.object(written.stateDict.metadata)["source_sha256"] == .string(sha))
     }
 
@@ -200,21 +200,21 @@ func parseHeader(_ bytes: [UInt8]) -> Result<SafetensorsHeader, CheckpointError>
         try FileManager.default.createDirectory(atPath: folder + "/a", withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: Fixtures.path("tiny_net.pth"), toPath: folder + "/a/t.pth")
         try FileManager.default.createSymbolicLink(atPath: folder + "/link", withDestinationPath: folder + "/a")
-        let source = try Checkpoint(path: folder + "/a/t.pth")
+        let source = try CheckpointFile(path: folder + "/a/t.pth")
         for output in [folder + "/a/../a/t.pth", folder + "/link/t.pth"] {
             #expect(throws: CheckpointError.self) { try NativeWriter.write(source, to: output) }
         }
-        #expect(try Checkpoint.sniff(path: folder + "/a/t.pth") == .zip)
+        #expect(try CheckpointFile.sniff(path: folder + "/a/t.pth") == .zip)
     }
 
     @Test func everyFixtureConvertsAndReadsBackIdentically() throws {
         let folder = try temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
         for name in Fixtures.names where (try? Fixtures.expected(name))?.refused != true {
-            let source = try Checkpoint(path: Fixtures.path(name))
+            let source = try CheckpointFile(path: Fixtures.path(name))
             let output = folder + "/\(name).safetensors"
             _ = try NativeWriter.write(source, to: output)
-            let native = try Checkpoint(path: output)
+            let native = try CheckpointFile(path: output)
             for (key, tensor) in source.stateDict.entries {
                 let stored = try #require(native.stateDict[key], "\(name) \(key)")
                 #expect(stored.shape == tensor.shape && stored.dtype == tensor.dtype)

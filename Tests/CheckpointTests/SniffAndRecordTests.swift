@@ -21,8 +21,8 @@ import Testing
         let bytes = Self.safetensors(headerLength: 384)
         #expect(bytes[0] == 0x80)
         let file = try TemporaryFile(bytes, name: "x.safetensors")
-        #expect(try Checkpoint.sniff(path: file.path) == .safetensors)
-        let checkpoint = try Checkpoint(path: file.path)
+        #expect(try CheckpointFile.sniff(path: file.path) == .safetensors)
+        let checkpoint = try CheckpointFile(path: file.path)
         #expect(try checkpoint.data(of: try #require(checkpoint.stateDict["t"])) == [1, 2, 3])
     }
 
@@ -79,11 +79,11 @@ import Testing
         let header = raw(#"{"e":{"dtype":"F32","shape":[0,4611686018427387904,4611686018427387904],"data_offsets":[0,0]},"#
             + #""t":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}"#)
         let file = try TemporaryFile(withUnsafeBytes(of: UInt64(header.count).littleEndian, Array.init) + header + [7, 8], name: "e.safetensors")
-        let source = try Checkpoint(path: file.path)
+        let source = try CheckpointFile(path: file.path)
         let output = (file.path as NSString).deletingLastPathComponent + "/out.safetensors"
         let report = try NativeWriter.write(source, to: output)
         #expect(report.tensors == 2)
-        let native = try Checkpoint(path: output)
+        let native = try CheckpointFile(path: output)
         let empty = try #require(native.stateDict["e"])
         #expect(empty.shape == [0, 1 << 62, 1 << 62])
         #expect(try native.data(of: empty).isEmpty)

@@ -175,7 +175,7 @@ final class Counter: @unchecked Sendable {
 
     static let payload: [UInt8] = (0 ..< 300_000).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 13) }
     static var sha: String {
-        let h = SHA256()
+        let h = SHA256Hasher()
         h.update(payload)
         return h.finalize()
     }

@@ -3,7 +3,7 @@ import Foundation
 
 /// SHA-256 through OpenSSL's libcrypto (the one file that calls it), which uses the CPU's SHA
 /// extensions: about 1.5 GB/s here, where a portable Swift implementation manages a fifth.
-public final class SHA256 {
+public final class SHA256Hasher {
     private let context: OpaquePointer
 
     public init() {
@@ -34,7 +34,7 @@ public final class SHA256 {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw CheckpointError(.io, path: path, "cannot open to hash: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
-        let hasher = SHA256()
+        let hasher = SHA256Hasher()
         let block = UnsafeMutableRawBufferPointer.allocate(byteCount: 8 << 20, alignment: 64)
         defer { block.deallocate() }
         var done = 0

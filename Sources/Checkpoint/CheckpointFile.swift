@@ -6,11 +6,11 @@ import Foundation
 /// few kilobytes. Tensor data is read when asked for, one storage at a time.
 ///
 /// ```swift
-/// let checkpoint = try Checkpoint(path: "resnet18-f37072fd.pth")
+/// let checkpoint = try CheckpointFile(path: "resnet18-f37072fd.pth")
 /// for (key, tensor) in checkpoint.stateDict.entries { print(key, tensor.shape) }
 /// let weights = try checkpoint.floats(of: checkpoint.stateDict["fc.weight"]!)
 /// ```
-public final class Checkpoint {
+public final class CheckpointFile {
     public let path: String
     public let format: CheckpointFormat
     public let stateDict: StateDict

@@ -173,9 +173,9 @@ def _():
 # --------------------------------------------------------------------------
 # 1. import / verify --against-torch / list / info for resnet18 (hashed name) and vgg11_bn
 
-def import_suite(label, ctor, seed, hashed, arch):
+def import_suite(label, ctor, seed, hashed, arch, stem=None):
     m = build(label, ctor, seed, announce=False)
-    f, sha = save_named(m, label, hashed)
+    f, sha = save_named(m, stem or label, hashed)
     del m
     state = {"file": f, "sha": sha, "name": None}
 
@@ -254,7 +254,24 @@ def import_suite(label, ctor, seed, hashed, arch):
 
 
 r18, R18 = import_suite("resnet18", torchvision.models.resnet18, 18, hashed=True, arch="resnet18")
-vgg, VGG = import_suite("vgg11_bn", torchvision.models.vgg11_bn, 111, hashed=False, arch="vgg11_bn")
+# Random weights: the file's stem must not be a catalog name (checked below).
+vgg, VGG = import_suite("vgg11_bn", torchvision.models.vgg11_bn, 111, hashed=False, arch="vgg11_bn", stem="my_vgg11_bn")
+
+
+@check("import_refuses_a_catalog_name_for_other_weights")
+def _():
+    # A careless user's vgg11_bn.pth (not torchvision's file) must not be cached as vgg11_bn: code
+    # asking for Zoo.pretrained("vgg11_bn") would get it.
+    f = path("vgg11_bn.pth")
+    shutil.copyfile(vgg["file"], f)
+    r = zoo("import", f)
+    remove(f)
+    if r.returncode != 1 or "--name" not in r.stderr or "6002323d" not in r.stderr:
+        raise CheckError(f"expected exit 1 naming the catalog hash and --name: {describe(r)}")
+    rows = list_rows()
+    if row_of(rows, "vgg11_bn") is not None and row_of(rows, "vgg11_bn").get("cached"):
+        raise CheckError("vgg11_bn is cached after a refused import")
+    return tail(r.stderr.strip(), 160)
 
 
 @check("verify_against_torch_runs_no_user_code")

@@ -5,15 +5,16 @@ import Glibc
 import Darwin
 #endif
 
-/// A value behind a lock, for the few process-wide settings.
-final class Locked<Value>: @unchecked Sendable {
+/// A value behind a lock: the few process-wide settings, and values shared by the iterations
+/// of `concurrentPerform` (ZooKit uses it too, hence `package`).
+package final class Locked<Value>: @unchecked Sendable {
     private var value: Value
     private let lock = NSLock()
-    init(_ value: Value) { self.value = value }
-    func withLock<R>(_ body: (inout Value) -> R) -> R {
+    package init(_ value: Value) { self.value = value }
+    package func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
         lock.lock()
         defer { lock.unlock() }
-        return body(&value)
+        return try body(&value)
     }
 }
 

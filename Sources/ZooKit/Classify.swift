@@ -161,15 +161,3 @@ extension Preprocessing {
         self.init(resize: entry.resize, crop: entry.crop, mean: entry.mean.map(Float.init), std: entry.std.map(Float.init))
     }
 }
-
-/// A value shared by the iterations of `concurrentPerform`.
-final class Locked<Value>: @unchecked Sendable {
-    private var value: Value
-    private let lock = NSLock()
-    init(_ value: Value) { self.value = value }
-    func withLock<T>(_ body: (inout Value) throws -> T) rethrows -> T {
-        lock.lock()
-        defer { lock.unlock() }
-        return try body(&value)
-    }
-}

@@ -11,7 +11,7 @@ public final class Conv2d: Layer {
     public let geometry: ConvGeometry
     /// `weight`, shaped `[out, in / groups, k, k]` as in PyTorch.
     public let weight: Parameter
-    /// `bias`, shaped `[out]`; nil for a convolution made with `bias: false` (those before a BatchNorm).
+    /// `bias`, shaped `[out]`; nil for a convolution made with `bias: false` (ResNet's, the tutorial VGG's).
     public let bias: Parameter?
 
     /// `nn.Conv2d(in, out, kernel_size, stride, padding, dilation, groups, bias)`, weights zero until loaded.

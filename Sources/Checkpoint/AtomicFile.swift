@@ -12,6 +12,16 @@ import Glibc
 /// was killed leaves one behind, and the next write to the same path removes it once that
 /// process is gone.
 public enum AtomicFile {
+    /// Writes `path` atomically: `body` fills a temporary file, `verify` checks it, and only then is
+    /// it renamed over `path`.
+    ///
+    /// - Parameters:
+    ///   - path: The file to create or replace.
+    ///   - body: Writes the contents to the handle of the temporary file.
+    ///   - verify: Reads back the finished temporary file (its path is passed) and throws if it
+    ///     is wrong; the default accepts anything.
+    /// - Throws: What `body` or `verify` throw (the temporary file is removed first), or a
+    ///   `CheckpointError` of kind `.io` when the temporary file cannot be created or renamed.
     public static func write(to path: String, _ body: (FileHandle) throws -> Void,
                              verify: (String) throws -> Void = { _ in }) throws {
         try write(to: path, { handle, _ in try body(handle) }, verify: verify)

@@ -11,8 +11,11 @@ import Foundation
 /// let weights = try checkpoint.floats(of: checkpoint.stateDict["fc.weight"]!)
 /// ```
 public final class CheckpointFile {
+    /// The path the checkpoint was opened from, as given.
     public let path: String
+    /// Which of torch's layouts the file uses (zip, legacy, tar, TorchScript, safetensors).
     public let format: CheckpointFormat
+    /// The tensors found in the file under their state-dict keys, with the rest of its contents summarised.
     public let stateDict: StateDict
     /// True when the archive's `byteorder` record says `big`; data is swapped on reading.
     public let isBigEndian: Bool

@@ -1,6 +1,9 @@
 /// Element types zoo reads, named as PyTorch names them (`torch.float32` is `.float32`).
 public enum DType: String, CaseIterable, Sendable, Codable {
+    /// Floating-point types: IEEE single, double and half precision, and bfloat16 (float32's
+    /// exponent with a 7-bit mantissa).
     case float32, float64, float16, bfloat16
+    /// Integer types (signed, and unsigned bytes) and one-byte booleans.
     case int64, int32, int16, int8, uint8, bool
 
     /// Bytes per element.
@@ -13,6 +16,8 @@ public enum DType: String, CaseIterable, Sendable, Codable {
         }
     }
 
+    /// True for the four floating-point types: the ones `NativeWriter.Options.dtype` may store in
+    /// half precision (integer and bool tensors keep their dtype).
     public var isFloatingPoint: Bool {
         switch self {
         case .float32, .float64, .float16, .bfloat16: true
@@ -76,6 +81,8 @@ public enum DType: String, CaseIterable, Sendable, Codable {
         }
     }
 
+    /// The dtype a safetensors header names by `code` (`F32`, `BF16`, `I64`, ...); nil for a code
+    /// zoo does not read.
     public init?(safetensorsCode code: String) {
         guard let match = DType.allCases.first(where: { $0.safetensorsCode == code }) else { return nil }
         self = match

@@ -1,19 +1,28 @@
 /// A JSON-shaped summary of a non-tensor part of a checkpoint (epoch, optimizer state, an
 /// `argparse.Namespace`), bounded in depth and width so that any file summarises quickly.
 public indirect enum MetadataValue: Sendable, Equatable, Encodable {
+    /// Python's `None`.
     case null
+    /// A Python `bool` (or a numpy `b1` scalar).
     case bool(Bool)
+    /// An integer that fits in `Int` (or a numpy `i4` / `i8` scalar); larger ones become hex strings.
     case int(Int)
+    /// A finite float (or a numpy `f4` / `f8` scalar); `nan` and `inf` become strings.
     case double(Double)
+    /// Text, or a stand-in for what JSON cannot hold: a symbol, `<12 bytes>`, a storage, a truncation marker.
     case string(String)
+    /// A tuple, list or set: its first 64 items, then a `<n more>` marker.
     case array([MetadataValue])
     /// Ordered key-value pairs.
     case object([Pair])
     /// A tensor outside the state dict: its type and shape, never its data.
     case tensor(dtype: DType, shape: [Int])
 
+    /// One entry of an object: a dict key as text (a non-string key as `<kind>`) and its summarised value.
     public struct Pair: Sendable, Equatable {
+        /// The key as text: a string key as it is, an integer in decimal, anything else as `<kind>`.
         public var key: String
+        /// The entry's value, summarised.
         public var value: MetadataValue
     }
 
@@ -36,6 +45,7 @@ public indirect enum MetadataValue: Sendable, Equatable, Encodable {
         return text
     }
 
+    /// The value under `key` when this is an object that has it; nil otherwise.
     public subscript(key: String) -> MetadataValue? {
         guard case .object(let pairs) = self else { return nil }
         return pairs.first { $0.key == key }?.value

@@ -16,6 +16,7 @@ import Glibc
 /// on a second thread while the first converts and writes, and the written data is flushed to
 /// disk in the background as it is written, so that the final flush waits for the tail only.
 public enum NativeWriter {
+    /// How to write: the stored dtype, the metadata, and which checks may be relaxed.
     public struct Options: Sendable {
         /// Store floating-point weights in this type (`.float16` or `.bfloat16`); nil keeps each dtype.
         public var dtype: DType?
@@ -37,6 +38,17 @@ public enum NativeWriter {
         /// default every key is stored, so that every safetensors reader returns the whole state dict.
         public var dedup: Bool
 
+        /// Options with every setting given or left at its default: each dtype kept, no architecture,
+        /// no extra metadata, the source hashed here, expansion refused, every key stored.
+        ///
+        /// - Parameters:
+        ///   - dtype: The floating-point type to store weights in, or nil to keep each tensor's.
+        ///   - architecture: The architecture name recorded in the metadata, when known.
+        ///   - version: zoo's version recorded in the metadata; empty records none.
+        ///   - extra: More `__metadata__` entries.
+        ///   - sourceSHA256: The source's SHA-256 in hex, when already computed.
+        ///   - allowExpansion: Whether a file larger than `maxExpansion` times the source may be written.
+        ///   - dedup: Whether identical views of one storage are stored once, as aliases.
         public init(dtype: DType? = nil, architecture: String? = nil, version: String = "", extra: [String: String] = [:],
                     sourceSHA256: String? = nil, allowExpansion: Bool = false, dedup: Bool = false) {
             self.sourceSHA256 = sourceSHA256
@@ -49,17 +61,25 @@ public enum NativeWriter {
         }
     }
 
+    /// What a conversion wrote; encoded with snake_case keys (`source_sha256`, `data_bytes`, ...).
     public struct Report: Sendable, Codable {
+        /// The checkpoint that was converted.
         public var source: String
+        /// The safetensors file written.
         public var output: String
+        /// The source file's SHA-256, 64 lowercase hex digits.
         public var sourceSHA256: String
+        /// State-dict keys written, aliases included.
         public var tensors: Int
         /// Alias -> stored key, for tensors that were the same view of one storage.
         public var aliases: [String: String]
+        /// Bytes of tensor data in the output (after the header).
         public var dataBytes: Int
+        /// Size of the output file in bytes: header plus data.
         public var fileBytes: Int
         /// Tensors stored in a different dtype than the source's.
         public var converted: Int
+        /// The `__metadata__` written to the header (format, source file and hash, architecture, version, extras).
         public var metadata: [String: String]
         /// The SHA-256 of the written file, when `Options.sourceSHA256` was given (nil otherwise).
         public var sha256: String?
@@ -76,6 +96,8 @@ public enum NativeWriter {
     /// source file, plus `expansionFloor`. Each storage is written once per distinct view of it,
     /// so only repeated or stride-0 views (and deflated archives) can get near it.
     public static let maxExpansion = 4
+    /// Bytes of tensor data (64 MiB) always allowed on top of `maxExpansion` times the source, so
+    /// that small sources with repeated views still convert.
     public static let expansionFloor = 64 << 20
 
     /// Bytes converted, written and read back at a time: small enough to stay in the CPU's cache
@@ -322,6 +344,7 @@ public final class BackgroundTask<Value: Sendable>: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
     private var result: Result<Value, Error>?  // written before `done` signals, read after
 
+    /// Starts `work` at once on a new thread; `wait()` returns its value.
     public init(_ work: @escaping @Sendable () throws -> Value) {
         Thread.detachNewThread { [self] in
             result = Result { try work() }

@@ -6,29 +6,44 @@
 /// memoised and then filled by SETITEMS must be the same dict everywhere), and boxing tuples
 /// too lets `PickleArena` tear down arbitrarily deep or cyclic values without recursion.
 public indirect enum PickleValue: @unchecked Sendable {
+    /// Python's `None`.
     case none
+    /// `True` or `False`.
     case bool(Bool)
+    /// An integer that fits in 64 bits.
     case int(Int)
     /// An integer too large for `Int`: two's-complement little-endian bytes, as LONG1 stores it.
     case bigInt([UInt8])
+    /// A Python float (a 64-bit double).
     case float(Double)
+    /// A `str`, decoded from UTF-8.
     case string(String)
+    /// A `bytes` (or `bytearray`) value, raw.
     case bytes([UInt8])
+    /// A tuple, its items in order.
     case tuple(PickleList)
+    /// A list, shared wherever the pickle's memo refers to it.
     case list(PickleList)
+    /// A dict or `OrderedDict`, in insertion order.
     case dict(PickleDict)
+    /// A `set` or `frozenset`, its items in the order the file lists them.
     case set(PickleList)
     /// A `module.name` symbol from GLOBAL / STACK_GLOBAL: data, never resolved.
     case global(module: String, name: String)
+    /// An instance of a class the reader does not build: recorded, inert.
     case object(PickleObject)
+    /// A tensor rebuilt from `torch._utils._rebuild_tensor_v2` (or an older form): a view into a storage.
     case tensor(TensorRecord)
+    /// A storage named by a persistent id: a reference to its bytes, not yet read.
     case storage(StorageRef)
 
+    /// The text of a `.string`; nil for any other value.
     public var string: String? {
         if case .string(let s) = self { return s }
         return nil
     }
 
+    /// The value of an `.int`, or 0 / 1 for a `.bool` (Python's bool is an int); nil otherwise.
     public var int: Int? {
         switch self {
         case .int(let i): return i
@@ -45,6 +60,7 @@ public indirect enum PickleValue: @unchecked Sendable {
         }
     }
 
+    /// The tensor of a `.tensor`, or of an `.object` that is a pre-0.4 `torch.Tensor`; nil otherwise.
     public var tensor: TensorRecord? {
         switch self {
         case .tensor(let t): return t
@@ -53,6 +69,7 @@ public indirect enum PickleValue: @unchecked Sendable {
         }
     }
 
+    /// The dict of a `.dict`; nil for any other value.
     public var dict: PickleDict? {
         if case .dict(let d) = self { return d }
         return nil
@@ -81,12 +98,15 @@ public indirect enum PickleValue: @unchecked Sendable {
 
 /// The items of a list, tuple or set.
 public final class PickleList {
+    /// The items, in the order the pickle appended them.
     public internal(set) var items: [PickleValue]
     init(_ items: [PickleValue] = []) { self.items = items }
 }
 
 /// An insertion-ordered dict. String and integer keys are indexed; other keys are kept in order.
 public final class PickleDict {
+    /// Every key-value pair in insertion order; a string or integer key set twice keeps its first
+    /// position and its last value.
     public private(set) var entries: [(key: PickleValue, value: PickleValue)] = []
     private var index: [IndexKey: Int] = [:]
     /// What BUILD set on the dict itself (an `OrderedDict`'s `_metadata`), kept as data.
@@ -109,6 +129,7 @@ public final class PickleDict {
 
     init() {}
 
+    /// The number of entries.
     public var count: Int { entries.count }
 
     func set(_ key: PickleValue, _ value: PickleValue) {
@@ -128,6 +149,7 @@ public final class PickleDict {
         state = nil
     }
 
+    /// The value under the string key `key` (compared by code points, as Python does); nil when absent.
     public subscript(key: String) -> PickleValue? {
         index[.string(Array(key.utf8))].map { entries[$0].value }
     }
@@ -135,9 +157,13 @@ public final class PickleDict {
 
 /// An instance of a class the reader does not construct: what the file asked for, inert.
 public final class PickleObject {
+    /// The module the class was looked up in (`collections`, `argparse`, ...).
     public let module: String
+    /// The class name within `module` (`Namespace`).
     public let name: String
+    /// The arguments REDUCE / NEWOBJ passed to the class, in order.
     public internal(set) var arguments: [PickleValue]
+    /// What BUILD passed (a `__setstate__` argument, usually a dict); nil when there was no BUILD.
     public internal(set) var state: PickleValue?
     /// Set when the object is a `torch.Tensor()` (or `torch.FloatTensor()`...) that BUILD
     /// pointed at a storage, as torch < 0.4 pickled tensors.
@@ -149,6 +175,7 @@ public final class PickleObject {
         self.arguments = arguments
     }
 
+    /// `module.name`, as Python prints the class (`argparse.Namespace`).
     public var qualifiedName: String { "\(module).\(name)" }
 
     /// The object's `__dict__`-style state when BUILD gave it a dict (or a `(dict, slots)` pair).

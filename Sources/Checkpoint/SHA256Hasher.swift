@@ -6,6 +6,7 @@ import Foundation
 public final class SHA256Hasher {
     private let context: OpaquePointer
 
+    /// A hasher with nothing hashed yet.
     public init() {
         // EVP_MD_CTX_new fails only when memory is exhausted, which Swift treats as fatal anyway.
         context = EVP_MD_CTX_new()!
@@ -14,11 +15,13 @@ public final class SHA256Hasher {
 
     deinit { EVP_MD_CTX_free(context) }
 
+    /// Hashes `bytes` after everything hashed so far; the buffer is not retained.
     public func update(_ bytes: UnsafeRawBufferPointer) {
         guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
         EVP_DigestUpdate(context, base, bytes.count)
     }
 
+    /// Hashes `bytes` after everything hashed so far.
     public func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes(update) }
 
     /// The digest as 64 lowercase hex digits; the hasher cannot be used afterwards.

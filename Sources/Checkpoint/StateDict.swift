@@ -11,6 +11,7 @@ public struct StateDict: Sendable {
     /// How the tensors were found, when it was not a plain dict (`"pickled module torchvision...ResNet"`).
     public var source: String?
 
+    /// The keys of `entries`, in file order.
     public var keys: [String] { entries.map(\.key) }
 
     /// The keys a state dict is looked for under when the file holds a dict of other things
@@ -19,6 +20,7 @@ public struct StateDict: Sendable {
     /// The prefixes removed when every key starts with one (`module.`, `_orig_mod.`).
     public static var strippablePrefixes: [String] { StateDictExtractor.strippablePrefixes }
 
+    /// The tensor under `key` (after prefix stripping), compared by code points as Python does; nil when absent.
     public subscript(key: String) -> TensorRecord? {
         entries.first { $0.key.utf8.elementsEqual(key.utf8) }?.tensor  // code points, as Python compares
     }

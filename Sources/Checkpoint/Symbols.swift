@@ -1,6 +1,7 @@
 /// Every symbol (GLOBAL / STACK_GLOBAL) a checkpoint's pickles name, with a verdict on what the
 /// original file would do in PyTorch. zoo itself never imports or calls any of them.
 public struct PickleSymbol: Sendable, Equatable, Encodable {
+    /// What loading the original file in PyTorch would do with a symbol.
     public enum Verdict: String, Sendable, Encodable {
         /// Accepted by `torch.load(weights_only=True)` by default (torch's own allow-list): the
         /// original loads in torch without importing anything else.
@@ -19,6 +20,7 @@ public struct PickleSymbol: Sendable, Equatable, Encodable {
     public var offset: Int
     /// The pickle it sits in (`archive/data.pkl`, `main pickle`).
     public var record: String
+    /// What PyTorch would do with the symbol: allow it, import it, or (never in a loaded file) run it.
     public var verdict: Verdict
     /// Where the value sits: a key path in the unpickled object (`optimizer.param_groups.0`), a
     /// tensor's `backward_hooks` / `metadata` / `state`, or `constructor` when an allow-listed

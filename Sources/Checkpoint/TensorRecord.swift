@@ -40,10 +40,15 @@ public struct StorageRef: Hashable, Sendable {
 /// Records are made only by `validated(...)` and cannot be changed afterwards: the readers
 /// index storages without bounds checks in release builds, trusting what validation proved.
 public struct TensorRecord: Sendable {
+    /// The storage the tensor views.
     public private(set) var storage: StorageRef
+    /// The element type, which is also the unit of `strides` and `storageOffset`.
     public private(set) var dtype: DType
+    /// Size of each dimension, outermost first (`[64, 3, 7, 7]`); empty for a scalar.
     public private(set) var shape: [Int]
+    /// Elements to step in the storage for one step along each dimension, as torch's `Tensor.stride()` gives them.
     public private(set) var strides: [Int]
+    /// Index, in elements, of the tensor's first element within the storage.
     public private(set) var storageOffset: Int
 
     /// The number of elements: 0 when any dimension is 0, however large the others (validation

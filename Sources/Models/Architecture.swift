@@ -1,7 +1,10 @@
 /// A network family and its configuration: everything needed to build it, as data.
 public enum Architecture: Sendable, Equatable, Codable {
+    /// ResNet, ResNeXt or Wide ResNet (torchvision's `ResNet`).
     case resnet(ResNetConfig)
+    /// torchvision's VGG, with or without BatchNorm.
     case vgg(VGGConfig)
+    /// The seed document's VGG, with named blocks and a softmax output.
     case tutorialVGG(TutorialVGGConfig)
 
     /// The named variants, as torchvision (and the seed document) name them.
@@ -32,6 +35,7 @@ public enum Architecture: Sendable, Equatable, Codable {
         return list.map { (name: $0.0, architecture: $0.1) }
     }()
 
+    /// The names of `named`, in its order (`resnet18` ... `tutorial_vgg19`).
     public static var names: [String] { named.map(\.name) }
 
     /// A named variant with `numClasses` outputs.
@@ -43,6 +47,7 @@ public enum Architecture: Sendable, Equatable, Codable {
         return architecture
     }
 
+    /// Outputs of the final Linear layer (1000 for ImageNet); setting it changes only the head.
     public var numClasses: Int {
         get {
             switch self {

@@ -20,6 +20,7 @@ struct SendablePointer<Pointer>: @unchecked Sendable {
 /// Which kernels run the convolutions, Linear layers and max pooling: the AVX-512, AVX2 + FMA or
 /// NEON kernels of CKernels, or OpenBLAS (im2col + sgemm) where none of them runs.
 public enum KernelPath: String, Sendable, CaseIterable {
+    /// CKernels' AVX-512 or AVX2 + FMA (x86-64) or NEON (arm64) kernels, or OpenBLAS with im2col.
     case avx512, avx2, neon, blas
 
     /// The paths this CPU runs, fastest first (`blas` always last).

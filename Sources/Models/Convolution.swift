@@ -3,9 +3,14 @@ import Foundation
 
 /// The shape arithmetic of a 2-D convolution, as `nn.Conv2d` defines it.
 public struct ConvGeometry: Sendable, Equatable {
+    /// Input and output channels (`in_channels`, `out_channels`).
     public var inChannels: Int, outChannels: Int
+    /// Kernel side, stride, zero padding on each side and dilation, all in pixels and the same for
+    /// height and width, and the number of channel groups: `nn.Conv2d`'s arguments.
     public var kernel: Int, stride: Int, padding: Int, dilation: Int, groups: Int
 
+    /// The output height (or width) for an input `size` pixels high (or wide):
+    /// `(size + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1`, rounded down as `nn.Conv2d` does.
     public func outputSize(_ size: Int) -> Int {
         (size + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1
     }
@@ -33,6 +38,7 @@ public struct ConvGeometry: Sendable, Equatable {
 /// convolution is im2col + OpenBLAS sgemm + an epilogue pass (BLAS.swift). A convolution keeps the
 /// path that was current when it was made (`KernelPath.current`), its weights' layouts with it.
 public struct FusedConv: Sendable {
+    /// The shape arithmetic of the convolution this runs.
     public let geometry: ConvGeometry
     let bias: [Float]
     /// The kernels that run it.

@@ -1,6 +1,10 @@
 /// Which architecture a state dict belongs to, read from its keys and shapes: family, depth,
 /// block type, groups and width, BatchNorm or not, number of classes.
 extension Architecture {
+    /// The architecture whose state-dict keys and shapes `source` has, head size included.
+    ///
+    /// - Throws: `ModelError.undetectedArchitecture` naming why each family did not fit, or naming
+    ///   a dimension too large for any of them.
     public static func detect(_ source: some TensorSource) throws -> Architecture {
         let shapes = Dictionary(source.tensorShapes.map { ($0.key, $0.shape) }, uniquingKeysWith: { a, _ in a })
         if let (key, shape) = shapes.first(where: { $0.value.contains { $0 > maxDimension } }) {

@@ -20,8 +20,10 @@ extension CheckpointFile: TensorSource {
 
 /// Tensors by key, in order: formula weights in tests, weights built in code.
 public struct NamedTensors: TensorSource, Sendable {
+    /// The tensors under their state-dict keys; the first of a repeated key is the one read.
     public var tensors: [(key: String, tensor: Tensor)]
 
+    /// Tensors under their state-dict keys (`conv1.weight`), in order.
     public init(_ tensors: [(key: String, tensor: Tensor)]) { self.tensors = tensors }
 
     public var tensorShapes: [(key: String, shape: [Int])] { tensors.map { (key: $0.key, shape: $0.tensor.shape) } }
@@ -39,6 +41,11 @@ public struct LoadOptions: Sendable {
     /// Keys the state dict has and the network lacks are ignored.
     public var allowUnexpected: Bool
 
+    /// Options that allow missing or unexpected keys; both default to false, as in `strict`.
+    ///
+    /// - Parameters:
+    ///   - allowMissing: Whether keys the network has and the state dict lacks are allowed.
+    ///   - allowUnexpected: Whether keys the state dict has and the network lacks are allowed.
     public init(allowMissing: Bool = false, allowUnexpected: Bool = false) {
         self.allowMissing = allowMissing
         self.allowUnexpected = allowUnexpected
@@ -52,8 +59,11 @@ public struct LoadOptions: Sendable {
 
 /// What a load did.
 public struct LoadReport: Sendable, Equatable {
+    /// Keys whose values were put into the network, in the network's order.
     public var loaded: [String]
+    /// Keys the network has and the source lacks (allowed by `allowMissing`), except `num_batches_tracked`.
     public var missing: [String]
+    /// Keys the source has and the network lacks (allowed by `allowUnexpected`), in the source's order.
     public var unexpected: [String]
 }
 
@@ -65,7 +75,9 @@ public struct LoadReport: Sendable, Equatable {
 /// plan are both replaced, so no pass ever sees half of a load. (Writing a `Parameter`'s values
 /// directly, bypassing `load`, is not synchronised: the plan would not see it anyway.)
 public final class Model: @unchecked Sendable {
+    /// The architecture the network was built from.
     public let architecture: Architecture
+    /// The network itself (`ResNet`, `VGG` or `TutorialVGG`), for its parameters and layers.
     public let network: any Layer
     /// The compiled forward pass for the current weights: built by `load`, or by the first
     /// forward of a model that never loaded any. Read under `access`'s read lock, replaced
@@ -82,6 +94,7 @@ public final class Model: @unchecked Sendable {
         }
     }
 
+    /// The architecture's name (`resnet50`, `vgg16_bn`).
     public var name: String { architecture.name }
 
     /// Threads the BLAS kernels use (all cores unless set).

@@ -4,8 +4,11 @@ import Foundation
 public enum ModelError: Error, CustomStringConvertible, Sendable, Equatable {
     /// A state-dict key whose shape differs from the network's.
     public struct Mismatch: Sendable, Equatable {
+        /// The dotted state-dict key (`layer1.0.conv1.weight`).
         public var key: String
+        /// The shape the network has for the key.
         public var expected: [Int]
+        /// The shape the source has for it.
         public var found: [Int]
     }
 

@@ -1,5 +1,6 @@
 /// A weight or buffer of a network, under the shape torchvision gives it.
 public final class Parameter {
+    /// What a state-dict entry is to PyTorch, which decides how loading and summaries treat it.
     public enum Kind: Sendable {
         /// A learnable weight (`conv1.weight`, `fc.bias`).
         case parameter
@@ -9,13 +10,21 @@ public final class Parameter {
         case counter
     }
 
+    /// The shape torchvision gives it (`[64, 3, 7, 7]` for ResNet's `conv1.weight`); `[]` for a scalar.
     public let shape: [Int]
+    /// Weight, buffer or counter.
     public let kind: Kind
     /// Elements in `shape`.
     public let count: Int
     private let fill: Float
     private var stored: [Float]?
 
+    /// A parameter of `shape` whose values are `fill` until loaded; nothing is allocated until they are read.
+    ///
+    /// - Parameters:
+    ///   - shape: Dimensions, outermost first.
+    ///   - kind: What the entry is to PyTorch.
+    ///   - fill: The initial value of every element (1 for BatchNorm's weight and running variance).
     public init(_ shape: [Int], kind: Kind = .parameter, fill: Float = 0) {
         self.shape = shape
         self.kind = kind
@@ -43,21 +52,30 @@ public final class Parameter {
 
 /// Builds dotted state-dict keys: `ParameterPath("layer1").child("0")("bn1")` is `layer1.0.bn1`.
 public struct ParameterPath: Sendable, CustomStringConvertible {
+    /// The dotted path so far (`layer1.0`); empty at the top of a network.
     public var prefix: String
 
+    /// A path starting at `prefix` (a dotted key path, or empty for the top of a network).
     public init(_ prefix: String = "") { self.prefix = prefix }
 
+    /// The path of the child module `name`: `prefix.name`.
     public func child(_ name: String) -> ParameterPath { ParameterPath(callAsFunction(name)) }
+    /// The path of the child at `index` of a sequence (`features.3`).
     public func child(_ index: Int) -> ParameterPath { child(String(index)) }
+    /// The full key of the parameter `name` under this path (`layer1.0.bn1` + `weight`).
     public func callAsFunction(_ name: String) -> String { prefix.isEmpty ? name : prefix + "." + name }
     public var description: String { prefix }
 }
 
 /// One row of a torchsummary table: a module that ran, in the order its forward finished.
 public struct SummaryRow: Sendable, Codable, Equatable {
+    /// The module's class name (`Conv2d`, `BasicBlock`), as torchsummary's "Layer (type)" column shows it.
     public var type: String
+    /// The module's output shape with the batch dimension as -1 (`[-1, 64, 112, 112]`).
     public var outputShape: [Int]
+    /// Elements of the module's own `weight` and `bias` (torchsummary's "Param #"); buffers are not counted.
     public var parameters: Int
+    /// Whether the table counts the parameters as trainable; zoo's modules mark every row so.
     public var trainable: Bool
     /// Multiply-adds of one forward pass for the traced batch (convolutions and Linear layers).
     public var multiplyAdds = 0
@@ -83,6 +101,10 @@ public protocol Module: AnyObject {
 
 /// A module that transforms a tensor on its own.
 public protocol Layer: Module {
+    /// Runs the layer on `x` (`[N, C, H, W]` or `[N, F]`) as its PyTorch module does in eval mode.
+    ///
+    /// It does not check the shape: `Model.forward` traces the input first and throws
+    /// `ModelError.badInput` for one the network cannot take.
     func forward(_ x: Tensor) -> Tensor
 }
 

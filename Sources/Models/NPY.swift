@@ -6,6 +6,10 @@ import Foundation
 /// Format: `\x93NUMPY`, version, header length, a Python-literal dict header, raw data.
 /// A file can never make the reader trap: every length it states is checked against its size.
 public enum NPY {
+    /// The float32 (`'<f4'`) array in the `.npy` file at `path`, with its shape.
+    ///
+    /// - Throws: `ModelError.badInput` naming the file when it cannot be read, is not a C-ordered
+    ///   float32 `.npy` file, or states lengths its size does not hold.
     public static func read(path: String) throws -> Tensor {
         try decode(try contents(path), path: path)
     }
@@ -15,6 +19,12 @@ public enum NPY {
         try decodeInt64(try contents(path), path: path)
     }
 
+    /// The float32 array in `bytes`, the contents of a `.npy` file.
+    ///
+    /// - Parameters:
+    ///   - bytes: The whole file.
+    ///   - path: The file's name for error messages; may be empty.
+    /// - Throws: `ModelError.badInput` as `read(path:)` does.
     public static func decode(_ bytes: [UInt8], path: String = "") throws -> Tensor {
         let array = try parse(bytes, path: path, elementSize: 4, descr: "<f4", typeName: "float32")
         // Safe: the data is exactly count * 4 bytes (checked by parse), so every load is inside it.
@@ -24,6 +34,12 @@ public enum NPY {
         return Tensor(shape: array.shape, data: values)
     }
 
+    /// The int64 (`'<i8'`) array in `bytes`, flattened in row-major order.
+    ///
+    /// - Parameters:
+    ///   - bytes: The whole file.
+    ///   - path: The file's name for error messages; may be empty.
+    /// - Throws: `ModelError.badInput` when `bytes` are not a C-ordered int64 `.npy` file.
     public static func decodeInt64(_ bytes: [UInt8], path: String = "") throws -> [Int] {
         let array = try parse(bytes, path: path, elementSize: 8, descr: "<i8", typeName: "int64")
         // Safe: the data is exactly count * 8 bytes (checked by parse).
@@ -91,6 +107,7 @@ public enum NPY {
         return String(rest)
     }
 
+    /// `tensor` as a version 1.0 `.npy` file of little-endian float32, header padded to 64 bytes as NumPy pads it.
     public static func encode(_ tensor: Tensor) -> [UInt8] {
         let shape = tensor.shape.count == 1 ? "(\(tensor.shape[0]),)" : "(" + tensor.shape.map(String.init).joined(separator: ", ") + ")"
         var header = "{'descr': '<f4', 'fortran_order': False, 'shape': \(shape), }"

@@ -5,19 +5,29 @@
 
 /// Everything that distinguishes one ResNet from another.
 public struct ResNetConfig: Sendable, Equatable, Codable {
+    /// The residual block every stage is built of.
     public enum Block: String, Sendable, Codable {
+        /// torchvision's `BasicBlock` (two 3x3 convolutions; ResNet-18 and -34) and `Bottleneck`
+        /// (1x1, 3x3, 1x1; ResNet-50 and deeper, ResNeXt, Wide ResNet).
         case basic, bottleneck
 
         /// Output channels per `planes`: 1 for BasicBlock, 4 for Bottleneck.
         public var expansion: Int { self == .basic ? 1 : 4 }
     }
 
+    /// BasicBlock or Bottleneck.
     public var block: Block
     /// Blocks in layer1...layer4.
     public var layers: [Int]
+    /// Groups of the 3x3 convolutions in each Bottleneck: 32 or 64 for ResNeXt, 1 otherwise.
     public var groups = 1
+    /// Channels per group of a Bottleneck's 3x3 convolution at `planes` 64 (`width_per_group`):
+    /// 4 or 8 for ResNeXt, 128 for Wide ResNet, 64 otherwise.
     public var widthPerGroup = 64
+    /// For layer2...layer4, whether the stage dilates instead of striding (torchvision's
+    /// `replace_stride_with_dilation`, used by segmentation backbones).
     public var replaceStrideWithDilation = [false, false, false]
+    /// Outputs of `fc`.
     public var numClasses = 1000
     /// `planes` of layer1...layer4; torchvision uses 64, 128, 256, 512. Narrower stages make
     /// small models (zoo's demo) in the same key layout.
@@ -25,6 +35,17 @@ public struct ResNetConfig: Sendable, Equatable, Codable {
     /// Output channels of `conv1`, the stem; torchvision uses 64.
     public var stemWidth = 64
 
+    /// A configuration with torchvision's defaults for everything not given.
+    ///
+    /// - Parameters:
+    ///   - block: BasicBlock or Bottleneck.
+    ///   - layers: Blocks in each of the four stages (`[3, 4, 6, 3]` for ResNet-50).
+    ///   - groups: Groups of the 3x3 convolutions in each Bottleneck.
+    ///   - widthPerGroup: Channels per group of a Bottleneck's 3x3 convolution at `planes` 64.
+    ///   - replaceStrideWithDilation: For layer2...layer4, whether the stage dilates instead of striding.
+    ///   - numClasses: Outputs of `fc`.
+    ///   - planes: `planes` of each stage.
+    ///   - stemWidth: Output channels of `conv1`.
     public init(block: Block, layers: [Int], groups: Int = 1, widthPerGroup: Int = 64,
                 replaceStrideWithDilation: [Bool] = [false, false, false], numClasses: Int = 1000,
                 planes: [Int] = [64, 128, 256, 512], stemWidth: Int = 64) {
@@ -66,11 +87,16 @@ public struct ResNetConfig: Sendable, Equatable, Codable {
 
 /// A residual block, BasicBlock or Bottleneck, with its optional `downsample` (1x1 conv + BN).
 public final class ResidualBlock: Layer {
+    /// BasicBlock or Bottleneck, the torchvision class whose name the summary shows.
     public let kind: ResNetConfig.Block
+    /// The first convolution and its BatchNorm: 3x3 (strided) in a BasicBlock, the 1x1 reduction in a Bottleneck.
     public let conv1: Conv2d, bn1: BatchNorm2d
+    /// The second convolution and its BatchNorm: 3x3 in both kinds; in a Bottleneck it carries the stride and groups.
     public let conv2: Conv2d, bn2: BatchNorm2d
     /// Bottleneck only.
     public let conv3: Conv2d?, bn3: BatchNorm2d?
+    /// The shortcut's 1x1 convolution and BatchNorm (`downsample.0`, `downsample.1`) when the block
+    /// changes resolution or width; nil for an identity shortcut.
     public let downsample: Sequential?
     private let relu = ReLU()
 
@@ -170,15 +196,24 @@ extension ResidualBlock: Compilable {
 
 /// torchvision's `ResNet`.
 public final class ResNet: Layer {
+    /// The configuration the network was built from.
     public let config: ResNetConfig
+    /// The stem: a 7x7 stride-2 convolution from RGB to `stemWidth` channels.
     public let conv1: Conv2d
+    /// The stem's BatchNorm.
     public let bn1: BatchNorm2d
+    /// The ReLU after the stem's BatchNorm.
     public let relu = ReLU()
+    /// The stem's 3x3 stride-2 max pool.
     public let maxpool = MaxPool2d(kernelSize: 3, stride: 2, padding: 1)
+    /// The four stages of residual blocks; each but layer1 halves the resolution (unless it dilates).
     public let layer1: [ResidualBlock], layer2: [ResidualBlock], layer3: [ResidualBlock], layer4: [ResidualBlock]
+    /// Global average pooling to 1x1 before `fc`.
     public let avgpool = AdaptiveAvgPool2d(1, 1)
+    /// The classifier: `planes[3] * expansion` features (512 or 2048) to `numClasses`.
     public let fc: Linear
 
+    /// The network `config` describes, weights at their initial values until loaded.
     public init(_ config: ResNetConfig) {
         self.config = config
         conv1 = Conv2d(3, config.stemWidth, kernelSize: 7, stride: 2, padding: 3, bias: false)

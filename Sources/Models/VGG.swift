@@ -6,9 +6,17 @@
 public struct VGGConfig: Sendable, Equatable, Codable {
     /// Convolution widths; nil is a 2x2 max pool ("M" in torchvision's `cfgs`).
     public var layers: [Int?]
+    /// Whether each convolution is followed by a BatchNorm (torchvision's `vgg16_bn` and friends).
     public var batchNorm: Bool
+    /// Outputs of the last classifier layer (`classifier.6`).
     public var numClasses = 1000
 
+    /// A VGG configuration.
+    ///
+    /// - Parameters:
+    ///   - layers: Convolution widths, nil for a max pool (one of `configurations`).
+    ///   - batchNorm: Whether each convolution is followed by a BatchNorm.
+    ///   - numClasses: Outputs of the classifier.
     public init(layers: [Int?], batchNorm: Bool, numClasses: Int = 1000) {
         self.layers = layers
         self.batchNorm = batchNorm
@@ -31,13 +39,18 @@ func vggClassifier(_ numClasses: Int) -> Sequential {
                 Linear(4096, numClasses)])
 }
 
+/// torchvision's `VGG`: `features`, a 7x7 adaptive average pool, and a three-layer `classifier`.
 public final class VGG: Layer {
+    /// The configuration the network was built from.
     public let config: VGGConfig
     /// `features.N`: a conv and its ReLU take two indices, three with BatchNorm, a pool one.
     public let features: Sequential
+    /// Adaptive average pooling to 7x7, so that the classifier takes any input of 32x32 or more.
     public let avgpool = AdaptiveAvgPool2d(7, 7)
+    /// Linear, ReLU, Dropout, Linear, ReLU, Dropout, Linear: weights at `classifier.0`, `.3` and `.6`.
     public let classifier: Sequential
 
+    /// The network `config` describes, weights at their initial values until loaded.
     public init(_ config: VGGConfig) {
         self.config = config
         var layers: [Layer] = []
@@ -66,6 +79,7 @@ public final class VGG: Layer {
         return try classifier.trace(Flatten.shape(pooled), &rows)
     }
 
+    /// `classifier(flatten(avgpool(features(x))))`: logits for `x` shaped `[N, 3, H, W]`.
     public func forward(_ x: Tensor) -> Tensor {
         var x = features.forward(x)
         x = avgpool.forward(x)
@@ -91,8 +105,14 @@ extension VGG: Compilable {
 public struct TutorialVGGConfig: Sendable, Equatable, Codable {
     /// Convolutions per block: VGG_11 [1, 1, 2, 2, 2], VGG_13 [2, 2, 2, 2, 2], VGG_16 [2, 2, 3, 3, 3], VGG_19 [2, 2, 4, 4, 4].
     public var blocks: [Int]
+    /// Outputs of the last classifier layer (`classifier.6`), before the softmax.
     public var numClasses = 1000
 
+    /// A tutorial VGG configuration.
+    ///
+    /// - Parameters:
+    ///   - blocks: Convolutions in each of the five blocks.
+    ///   - numClasses: Outputs of the classifier.
     public init(blocks: [Int], numClasses: Int = 1000) {
         self.blocks = blocks
         self.numClasses = numClasses
@@ -102,12 +122,17 @@ public struct TutorialVGGConfig: Sendable, Equatable, Codable {
     static let widths = [64, 128, 256, 512, 512]
 }
 
+/// The seed document's VGG, built from a `TutorialVGGConfig`; its output is class probabilities.
 public final class TutorialVGG: Layer {
+    /// The configuration the network was built from.
     public let config: TutorialVGGConfig
+    /// The five blocks under their state-dict names (`conv3_64` ... `conv3_512b`), each conv, BatchNorm, ReLU repeated.
     public let blocks: [(name: String, layers: Sequential)]
+    /// The VGG classifier; the softmax after it is functional, not a module.
     public let classifier: Sequential
     private let pool = MaxPool2d(kernelSize: 2, listed: false)
 
+    /// The network `config` describes, weights at their initial values until loaded.
     public init(_ config: TutorialVGGConfig) {
         self.config = config
         var channels = 3

@@ -22,8 +22,12 @@ import Glibc
 /// is rewritten atomically under its lock, and only ever points at complete files: a model that is
 /// imported again gets new file names, and its old files are removed after the index moved on.
 public struct Cache: Sendable {
+    /// The cache's folder; every path the index stores is relative to it.
     public let root: String
 
+    /// Opens the cache at `root` (by default `defaultRoot()`), creating its folders and `CACHEDIR.TAG`.
+    ///
+    /// - Throws: `ZooError` of kind `.io` when a folder cannot be created; the fix suggests `ZOO_HOME`.
     public init(root: String? = nil) throws {
         self.root = root ?? Cache.defaultRoot()
         for folder in [self.root, originals, native, references, downloads, locks] {
@@ -38,6 +42,8 @@ public struct Cache: Sendable {
         }
     }
 
+    /// The cache folder `environment` selects: `$ZOO_HOME`, else `$XDG_CACHE_HOME/zoo`, else
+    /// `~/.cache/zoo` (an empty `ZOO_HOME` or `XDG_CACHE_HOME` counts as unset).
     public static func defaultRoot(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
         if let home = environment["ZOO_HOME"], !home.isEmpty { return home }
         if let xdg = environment["XDG_CACHE_HOME"], !xdg.isEmpty { return xdg + "/zoo" }
@@ -53,9 +59,13 @@ public struct Cache: Sendable {
         return torchHome + "/hub/checkpoints"
     }
 
+    /// `originals/`: the files as published, one folder per hash.
     public var originals: String { root + "/originals" }
+    /// `native/`: the safetensors conversions.
     public var native: String { root + "/native" }
+    /// `references/`: probe outputs recorded at import, as `.npy`.
     public var references: String { root + "/references" }
+    /// `downloads/`: downloads under way or interrupted (`<file>.partial`).
     public var downloads: String { root + "/downloads" }
     var locks: String { root + "/locks" }
     var indexPath: String { root + "/index.json" }
@@ -78,9 +88,6 @@ public struct Cache: Sendable {
         return (fd, path)
     }
 
-    /// Runs `body` holding a lock named `name`, shared by every zoo process using this cache (an
-    /// `flock` on `locks/<name>.lock`, released if the process dies): exclusive, or shared with
-    /// other shared holders.
     /// Opens (or creates) a regular file for reading and writing without following a link: a link,
     /// folder or anything else planted at `path` is removed and a new file made in its place.
     /// Returns -1 with `errno` set on failure.
@@ -101,6 +108,16 @@ public struct Cache: Sendable {
         return info.st_mode & S_IFMT
     }
 
+    /// Runs `body` holding a lock named `name`, shared by every zoo process using this cache (an
+    /// `flock` on `locks/<name>.lock`, released if the process dies): exclusive, or shared with
+    /// other shared holders.
+    ///
+    /// - Parameters:
+    ///   - name: The lock's name (`Cache.workLock`, `Cache.modelLock(_:)`, ...).
+    ///   - shared: Whether to take the lock shared rather than exclusive.
+    ///   - body: The work to do while holding it.
+    /// - Throws: What `body` throws, or a `ZooError` of kind `.io` when the lock file cannot be
+    ///   opened or locked.
     public func withLock<R>(_ name: String, shared: Bool = false, _ body: () throws -> R) throws -> R {
         let (fd, path) = try openLock(name)
         defer { close(fd) }
@@ -126,6 +143,10 @@ public struct Cache: Sendable {
 
     // MARK: The index
 
+    /// The index as it is on disk now (empty when there is none yet); read without the lock, it is
+    /// always a complete version because it is only ever replaced by rename.
+    ///
+    /// - Throws: `ZooError` of kind `.io` when `index.json` cannot be decoded.
     public func index() throws -> CacheIndex {
         guard let data = FileManager.default.contents(atPath: indexPath) else { return CacheIndex() }
         do { return try JSONDecoder().decode(CacheIndex.self, from: data) } catch {
@@ -147,6 +168,7 @@ public struct Cache: Sendable {
         }
     }
 
+    /// The index entry of the model `name`; nil when it is not cached.
     public func entry(_ name: String) throws -> CacheEntry? { try index().models[name] }
 
     /// Absolute path of a path stored relative to the cache root.
@@ -166,12 +188,15 @@ public struct Cache: Sendable {
 
 /// What the cache holds, by model name.
 public struct CacheIndex: Codable, Sendable {
+    /// The index format's version (1).
     public var version = 1
+    /// The cached models, by name.
     public var models: [String: CacheEntry] = [:]
     /// Full SHA-256 values pinned on first use, by catalog file name, for catalog files whose
     /// full hash the catalog does not give (`HashPin.firstUse`).
     public var pins: [String: String] = [:]
 
+    /// An empty index, as a new cache has.
     public init() {}
 
     enum CodingKeys: String, CodingKey { case version, models, pins }
@@ -184,26 +209,35 @@ public struct CacheIndex: Codable, Sendable {
     }
 }
 
+/// One cached model: where its files are, their hashes, its architecture and its last verification.
 public struct CacheEntry: Codable, Sendable {
+    /// The model's name: a catalog name (`resnet18`) or the name it was imported under.
     public var name: String
     /// Where the file came from: a URL, a local path, the PyTorch cache or zoo's bundle.
     public var source: String
     /// The original file, relative to the cache root.
     public var original: String
+    /// The SHA-256 of the original file, 64 lowercase hex digits.
     public var sha256: String
     /// The native (safetensors) file, relative to the cache root, and its SHA-256.
     public var native: String?
+    /// The SHA-256 of the native file; nil when there is none.
     public var nativeSHA256: String?
     /// The architecture's name and, for configurations without one, the configuration.
     public var architecture: String
+    /// The configuration, for a ResNet without a name of its own (such as a narrow one); nil otherwise.
     public var resnet: ResNetConfig?
+    /// Outputs of the model's classifier.
     public var numClasses: Int
+    /// When the model was imported, in ISO 8601 (UTC).
     public var importedAt: String
-    /// The probe input's shape and the recorded output, relative to the cache root.
+    /// The probe input's shape (`[N, C, H, W]`); nil when no probe was recorded.
     public var probeShape: [Int]?
+    /// The recorded probe output (`references/<name>.<sha12>.npy`); nil when none was recorded.
     public var reference: String?
     /// Who computed the reference output: `torch` or `zoo`.
     public var referenceSource: String?
+    /// The result of the last `zoo verify`; nil when the model was never verified.
     public var verification: Verification?
     /// Symbols of the original outside torch's weights-only allow-list (inert in zoo, imported
     /// by `torch.load(weights_only=False)`); nil when there are none.
@@ -222,18 +256,26 @@ public struct CacheEntry: Codable, Sendable {
 
 /// The result of `zoo verify`: each check with what it found.
 public struct Verification: Codable, Sendable {
+    /// One check `zoo verify` ran.
     public struct Check: Codable, Sendable {
+        /// What was checked (`integrity: original`, `forward`).
         public var name: String
+        /// Whether the check passed.
         public var ok: Bool
+        /// What the check found, in words: the hashes compared, the largest difference seen.
         public var detail: String
     }
 
+    /// True when every check passed.
     public var ok: Bool { checks.allSatisfy(\.ok) }
+    /// When the checks ran, in ISO 8601 (UTC).
     public var time: String
+    /// The checks, in the order they ran.
     public var checks: [Check]
 
     enum CodingKeys: String, CodingKey { case ok, time, checks }
 
+    /// A verification from its checks, run at `time` (ISO 8601).
     public init(time: String, checks: [Check]) {
         self.time = time
         self.checks = checks

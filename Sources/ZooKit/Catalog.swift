@@ -10,13 +10,20 @@ public struct CatalogEntry: Codable, Sendable, Equatable {
             && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._-+".contains($0)) }
     }
 
+    /// The rule `isSafeName(_:)` enforces, worded for an error message's fix.
     public static let safeNameRule = "use ASCII letters, digits and . _ - + only, not starting with a dot"
 
+    /// torchvision's eval transforms for the weights: resize, center crop, normalise.
     public struct Preprocessing: Codable, Sendable, Equatable {
+        /// Side, in pixels, the shorter image side is resized to first (256).
         public var resize: Int
+        /// Side, in pixels, of the center crop taken after resizing (224).
         public var crop: Int
+        /// The resize filter, as torchvision names it (`bilinear`, `bicubic`).
         public var interpolation: String
+        /// Per-channel (RGB) mean subtracted from pixel values scaled to 0...1.
         public var mean: [Double]
+        /// Per-channel (RGB) standard deviation the centred values are divided by.
         public var std: [Double]
     }
 
@@ -28,9 +35,11 @@ public struct CatalogEntry: Codable, Sendable, Equatable {
     public var architecture: String?
     /// A ResNet configuration not among the named ones (the demo model).
     public var resnet: ResNetConfig?
+    /// torchvision's name for the weights enum member (`IMAGENET1K_V1`).
     public var weights: String?
     /// File name under the URL and in the caches; torchvision's `name-<sha256 prefix>.pth`.
     public var file: String?
+    /// Where the file is published (`https://download.pytorch.org/models/...`).
     public var url: String?
     /// The first hex digits of the file's SHA-256, as torch.hub checks them.
     public var sha256Prefix: String?
@@ -40,16 +49,23 @@ public struct CatalogEntry: Codable, Sendable, Equatable {
     public var size: Int?
     /// A file shipped with zoo, relative to the catalog's folder.
     public var bundled: String?
+    /// Parameter count, as torchvision's `num_params` reports it.
     public var parameters: Int?
+    /// File size in MiB, as torchvision's `_file_size` reports it.
     public var fileMB: Double?
+    /// Compute for one 224x224 image in GFLOPS, as torchvision's `_ops` reports it.
     public var gflops: Double?
+    /// ImageNet-1k validation top-1 accuracy in percent, as torchvision reports it.
     public var acc1: Double?
+    /// ImageNet-1k validation top-5 accuracy in percent, as torchvision reports it.
     public var acc5: Double?
+    /// The eval transforms the weights expect; nil when the catalog gives none.
     public var preprocessing: Preprocessing?
     /// The label set of the classifier head, e.g. `imagenet1k` (see `Labels`); nil: class indices.
     public var labels: String?
     /// Input shape `[C, H, W]` the model was trained on, when not ImageNet's.
     public var inputShape: [Int]?
+    /// A caveat shown with the entry ("features only: the classifier is not trained").
     public var note: String?
 
     enum CodingKeys: String, CodingKey {
@@ -79,6 +95,7 @@ public struct CatalogEntry: Codable, Sendable, Equatable {
 /// the shipped ones by name. No catalog is ever looked for in the working directory or beside the
 /// executable.
 public struct Catalog: Sendable {
+    /// Every entry: the shipped ones, then the user catalog's (which replace shipped ones of the same name).
     public var entries: [CatalogEntry]
     /// The folder relative `bundled` paths start from: a user catalog's own folder; for the shipped
     /// catalog, the zoo checkout the library was built from (`demo/` lives there), recorded at build
@@ -90,6 +107,7 @@ public struct Catalog: Sendable {
         var models: [CatalogEntry]
     }
 
+    /// A catalog of `entries`, with relative `bundled` paths resolved against `folder`.
     public init(entries: [CatalogEntry], folder: String) {
         self.entries = entries
         self.folder = folder

@@ -36,8 +36,11 @@ public enum Labels {
 /// One class of a classification: its index in the model's output, its label (the index itself
 /// when the model has no label set) and its softmax probability.
 public struct Prediction: Codable, Sendable, Equatable {
+    /// The class's index in the model's output.
     public var index: Int
+    /// The class's name, or its index as text when the model has no label set.
     public var label: String
+    /// The softmax probability, 0...1.
     public var probability: Double
 }
 
@@ -51,11 +54,13 @@ public struct Prediction: Codable, Sendable, Equatable {
 /// }
 /// ```
 public struct PretrainedModel: Sendable {
+    /// The network.
     public let model: Model
     /// Resize, crop, mean and std of the entry (ImageNet's for a file with no catalog entry).
     public var preprocessing: Preprocessing
     /// Class names in output order, or nil: predictions are then labelled by index.
     public var labels: [String]?
+    /// How image files are decoded: the pixel limit and EXIF orientation (PIL's defaults).
     public var decodeOptions = DecodeOptions()
 
     /// Pairs a model with the way its inputs are prepared and its outputs named.
@@ -88,8 +93,13 @@ public struct PretrainedModel: Sendable {
                       labels: labels?.count == model.architecture.numClasses ? labels : nil)
     }
 
+    /// The model's architecture name (`resnet50`).
     public var name: String { model.name }
+    /// The model's architecture.
     public var architecture: Architecture { model.architecture }
+    /// The model's output for a preprocessed batch `[N, 3, H, W]`: logits (probabilities for the tutorial VGG).
+    ///
+    /// - Throws: `ModelError.badInput` for an input shape the network cannot take.
     public func forward(_ input: Tensor) throws -> Tensor { try model.forward(input) }
 
     /// The `top` most probable classes of one image file.
@@ -104,7 +114,9 @@ public struct PretrainedModel: Sendable {
 
     /// The result of one file of a batch classification.
     public struct FileResult: Sendable {
+        /// The file as given.
         public var file: String
+        /// Its `top` predictions, or why it could not be decoded or classified.
         public var result: Result<[Prediction], Error>
     }
 

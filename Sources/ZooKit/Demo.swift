@@ -5,14 +5,21 @@ import Models
 /// digits by `demo/train.py`, imported, converted and verified, then evaluated on its held-out
 /// test set and compared with PyTorch's logits for the same images.
 public struct DemoReport: Sendable, Codable {
+    /// The demo model's catalog name.
     public var model: String
+    /// Whether every check of the pull's verification passed.
     public var verified: Bool
+    /// The cached native (safetensors) file the demo ran; nil when there is none.
     public var native: String?
+    /// Images in the held-out test set.
     public var testImages: Int
+    /// zoo's accuracy on the test set, 0...1.
     public var accuracy: Double
+    /// PyTorch's accuracy on the same images, from its recorded logits, 0...1.
     public var torchAccuracy: Double
     /// How many of zoo's predictions equal PyTorch's.
     public var agreeWithTorch: Int
+    /// The largest absolute difference between zoo's logits and PyTorch's, over every image and class.
     public var maxLogitDifference: Float
     /// The forward pass over the whole test set.
     public var milliseconds: Double

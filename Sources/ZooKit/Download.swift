@@ -46,6 +46,7 @@ public struct Downloader: Sendable {
     /// the next attempt to resume.
     public var cancellation: CancellationFlag?
 
+    /// A downloader with the default limits, ignoring the environment.
     public init(progress: Bool = true) { self.progress = progress }
 
     /// The limits set in `environment` (`ZOO_DOWNLOAD_DEADLINE` and `ZOO_DOWNLOAD_MIN_RATE` in
@@ -67,10 +68,13 @@ public struct Downloader: Sendable {
 
     /// What a download did.
     public struct Result: Sendable {
+        /// The SHA-256 of the complete file, 64 lowercase hex digits.
         public var sha256: String
+        /// Size of the complete file in bytes.
         public var bytes: Int
         /// Bytes that were already present and resumed from.
         public var resumedFrom: Int
+        /// HTTP requests made, retries included; 0 when the file was already complete.
         public var requests: Int
     }
 
@@ -201,6 +205,7 @@ public final class CancellationFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var cancelled = false
 
+    /// A flag not yet set.
     public init() {}
 
     /// Whether `cancel()` was called.

@@ -4,18 +4,29 @@ import Models
 
 /// `zoo list`, `zoo rm`, `zoo prune`: what is cached, and removing it.
 extension Zoo {
+    /// One line of `zoo list`: a catalog entry or a cached model, with what is cached of it.
     public struct ListRow: Sendable, Codable {
+        /// The catalog or cache name.
         public var name: String
+        /// The catalog entry's other names; empty for a model only in the cache.
         public var aliases: [String]
+        /// The architecture's name (`resnet50`), or `?` when the entry names none.
         public var architecture: String
+        /// torchvision's name for the weights (`IMAGENET1K_V2`), from the catalog.
         public var weights: String?
+        /// ImageNet-1k top-1 accuracy in percent, from the catalog.
         public var acc1: Double?
+        /// The published file's size in MiB, from the catalog.
         public var fileMB: Double?
+        /// Whether the model is in the cache.
         public var cached: Bool
+        /// Whether the last verification passed; nil when the model is not cached or was never verified.
         public var verified: Bool?
         /// All of a cached model's files: original, native file and probe reference.
         public var cachedBytes: Int?
+        /// Size of the cached original file in bytes; nil when not cached.
         public var originalBytes: Int?
+        /// Size of the cached native file in bytes (0 when there is none); nil when not cached.
         public var nativeBytes: Int?
 
         enum CodingKeys: String, CodingKey {

@@ -4,12 +4,17 @@ import Models
 
 /// `zoo pull`: a catalog model (or any URL) fetched, checked against its hash, imported.
 extension Zoo {
+    /// What `pull` did: the cache entry it left, where the bytes came from, and the verification.
     public struct PullReport: Sendable, Codable {
+        /// The model's cache entry after the pull.
         public var entry: CacheEntry
         /// Where the bytes came from: `cache`, `torch cache`, `bundled`, `download`.
         public var origin: String
+        /// Size of the downloaded file in bytes, resumed bytes included; 0 when nothing was downloaded.
         public var downloadedBytes: Int
+        /// Bytes of an earlier, interrupted download that this one resumed from.
         public var resumedFrom: Int
+        /// The verification run on import (or the cached one); nil when none was run.
         public var verification: Verification?
 
         enum CodingKeys: String, CodingKey {

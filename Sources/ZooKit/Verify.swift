@@ -5,10 +5,15 @@ import Models
 /// `zoo verify`: integrity (hashes), structure (keys, shapes, dtypes, finite values, positive
 /// BatchNorm variances) and the forward pass (a fixed probe against a reference).
 extension Zoo {
+    /// What `zoo verify` found for one cached model or file; `ok` is encoded too.
     public struct VerifyReport: Sendable, Codable {
+        /// The cached model's name, or the path of the file verified.
         public var target: String
+        /// The architecture's name; nil when it could not be determined.
         public var architecture: String?
+        /// The checks and their results.
         public var verification: Verification
+        /// True when every check passed.
         public var ok: Bool { verification.ok }
 
         enum CodingKeys: String, CodingKey { case target, architecture, verification, ok }
@@ -21,6 +26,12 @@ extension Zoo {
             try c.encode(ok, forKey: .ok)
         }
 
+        /// A report on `target`.
+        ///
+        /// - Parameters:
+        ///   - target: The cached model's name or the file's path.
+        ///   - architecture: The architecture's name, when known.
+        ///   - verification: The checks run.
         public init(target: String, architecture: String?, verification: Verification) {
             self.target = target
             self.architecture = architecture

@@ -12,8 +12,11 @@ import Models
 /// let mine = try Zoo.load(path: "finetuned.pth")    // any checkpoint, architecture detected
 /// ```
 public struct Zoo: Sendable {
+    /// The models zoo knows.
     public var catalog: Catalog
+    /// Where pulled and imported models are kept.
     public var cache: Cache
+    /// Fetches files, with the limits `environment` set.
     public var downloader: Downloader
     /// Where `ZOO_MIRROR`, `ZOO_OFFLINE`, `TORCH_HOME` and friends are read from.
     public var environment: [String: String]
@@ -44,6 +47,11 @@ public struct Zoo: Sendable {
     /// Every catalog entry.
     public static func models() throws -> [CatalogEntry] { try Zoo().catalog.entries }
 
+    /// A ready model with pretrained weights for `name` (a catalog name or alias, or a cached model's
+    /// name): from this zoo's cache, or pulled, converted and verified first.
+    ///
+    /// - Throws: `ZooError` when the name is unknown, the download or a check fails; `CheckpointError`
+    ///   or `ModelError` when the cached file cannot be loaded.
     public func pretrained(_ name: String) throws -> PretrainedModel {
         let entry = try cachedOrPull(name)
         let model = try architecture(of: entry).build()

@@ -1,6 +1,9 @@
 import Checkpoint
 import Foundation
 import Models
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `zoo list`, `zoo rm`, `zoo prune`: what is cached, and removing it.
 extension Zoo {
@@ -45,6 +48,27 @@ extension Zoo {
         }
         guard let pattern, !pattern.isEmpty else { return rows }
         return rows.filter { row in ([row.name, row.architecture] + row.aliases).contains { Names.matches($0, pattern) } }
+    }
+
+    /// Bytes of cached originals that are PyTorch's files too: the same file (device and inode)
+    /// as one in `$TORCH_HOME/hub/checkpoints`, hard-linked by `pull`. They are on disk once but
+    /// listed by both caches; removing them from one cache frees nothing while the other keeps them.
+    public func bytesSharedWithTorch() throws -> Int {
+        let torch = Cache.torchCheckpoints(environment)
+        var torchFiles = Set<[UInt64]>()
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: torch)) ?? [] {
+            var info = stat()
+            if lstat(torch + "/" + name, &info) == 0, info.st_mode & S_IFMT == S_IFREG {
+                torchFiles.insert([UInt64(info.st_dev), UInt64(info.st_ino)])
+            }
+        }
+        guard !torchFiles.isEmpty else { return 0 }
+        let originals = Set(try cache.index().models.values.compactMap { $0.original }.map(cache.path))
+        return originals.reduce(0) { total, path in
+            var info = stat()
+            guard lstat(path, &info) == 0, torchFiles.contains([UInt64(info.st_dev), UInt64(info.st_ino)]) else { return total }
+            return total + Int(info.st_size)
+        }
     }
 
     /// The size of a cache file (0 when missing).

@@ -145,11 +145,12 @@ extension Zoo {
     /// Copies `source` into place through `AtomicFile` with sendfile(2): the kernel copies page
     /// to page. (FileHandle.read(upToCount:) reads 4 KiB per system call here: 135,000 of them
     /// for a 553 MB file, most of an import's time.)
-    private static func copyFile(_ source: String, to destination: String) throws {
+    /// - Parameter verify: called with the complete temporary copy before it is renamed into place.
+    static func copyFile(_ source: String, to destination: String, verify: (String) throws -> Void = { _ in }) throws {
         let input = open(source, O_RDONLY | O_CLOEXEC)
         guard input >= 0 else { throw ZooError(.io, "cannot read \(source): \(String(cString: strerror(errno)))") }
         defer { close(input) }
-        try AtomicFile.write(to: destination) { output in
+        try AtomicFile.write(to: destination, { output in
             #if os(Linux)
             while true {
                 let n = sendfile(output.fileDescriptor, input, nil, 1 << 30)
@@ -162,6 +163,42 @@ extension Zoo {
             let reader = FileHandle(fileDescriptor: input, closeOnDealloc: false)
             while let block = try reader.read(upToCount: 8 << 20), !block.isEmpty { try output.write(contentsOf: block) }
             #endif
+        }, verify: verify)
+    }
+
+    /// Puts `source` at `destination` as a hard link (link(2): the same file, no byte copied)
+    /// when both are on one file system and linking is allowed, else as a copy (`copyFile`). Either
+    /// way the new name is made under a temporary name, hashed, and renamed into place only when
+    /// its SHA-256 starts with `expected`; a mismatch is a `.failed` error and leaves nothing behind.
+    /// A linked file is shared: a change made to it in place through the other name would change
+    /// zoo's copy too (`zoo verify` would see it); PyTorch replaces files, it does not edit them.
+    /// - Parameter makeLink: link(2), replaceable in tests.
+    /// - Returns: the file's SHA-256, and whether it was linked.
+    static func linkOrCopy(_ source: String, to destination: String, expected: String,
+                           makeLink: (String, String) -> Int32 = { link($0, $1) }) throws -> (sha256: String, linked: Bool) {
+        var sha = ""
+        func check(_ temporary: String) throws {
+            sha = try SHA256Hasher.file(temporary)
+            guard sha.hasPrefix(expected.lowercased()) else {
+                throw ZooError(.failed, "\(source): SHA-256 is \(sha), expected \(expected)...", file: source)
+            }
         }
+        AtomicFile.removeStale(for: destination)
+        let temporary = AtomicFile.temporaryName(for: destination)
+        guard makeLink(source, temporary) == 0 else {  // EXDEV (another file system), EPERM (protected_hardlinks), ...
+            try copyFile(source, to: destination, verify: check)
+            return (sha, false)
+        }
+        do {
+            try check(temporary)
+            guard rename(temporary, destination) == 0 else {
+                throw ZooError(.io, "cannot move \(temporary) to \(destination): \(String(cString: strerror(errno)))")
+            }
+        } catch {
+            unlink(temporary)
+            throw error
+        }
+        AtomicFile.syncFolder((destination as NSString).deletingLastPathComponent)
+        return (sha, true)
     }
 }

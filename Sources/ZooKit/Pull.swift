@@ -69,7 +69,7 @@ extension Zoo {
                     }
                     let imported = try importLocked(original, name: entry.name, catalogEntry: catalogEntry,
                                                     architecture: nil, force: false, source: origin == "download" ? (download?.url ?? "") : origin,
-                                                    copy: origin != "download", sha256: sha)
+                                                    copy: origin == "bundled", sha256: sha)
                     return PullReport(entry: imported, origin: origin, downloadedBytes: download?.result.bytes ?? 0,
                                       resumedFrom: download?.result.resumedFrom ?? 0, verification: imported.verification)
                 }
@@ -77,8 +77,9 @@ extension Zoo {
         }
     }
 
-    /// Finds or downloads the original file of `entry`; with its SHA-256 when that was computed
-    /// on the way (a download, a copy in PyTorch's cache), so that the import need not hash it again.
+    /// Finds or downloads the original file of `entry` (into `downloads/`, unless it is bundled);
+    /// with its SHA-256 when that was computed on the way (a download, PyTorch's copy linked or
+    /// copied in), so that the import need not hash it again.
     /// - Parameter expected: the full SHA-256 (or prefix) the file must have.
     func fetchOriginal(_ entry: CatalogEntry, expected: String?) throws
         -> (path: String, origin: String, download: (url: String, result: Downloader.Result)?, sha256: String?) {
@@ -87,10 +88,13 @@ extension Zoo {
             return (bundled, "bundled", nil, nil)
         }
         guard let file = entry.file else { throw ZooError(.usage, "\(entry.name) has no file") }
+        // PyTorch's copy, hard-linked into downloads/ when both caches are on one file system
+        // (no second copy on disk), else copied; hashed under its temporary name either way. One
+        // that is not the expected file is left alone, and the file is downloaded.
         let torchCopy = Cache.torchCheckpoints(environment) + "/" + file
         if FileManager.default.fileExists(atPath: torchCopy), let expected,
-           let sha = try? SHA256Hasher.file(torchCopy), sha.hasPrefix(expected) {
-            return (torchCopy, "torch cache", nil, sha)
+           let (sha, _) = try? Self.linkOrCopy(torchCopy, to: cache.downloads + "/" + file, expected: expected) {
+            return (cache.downloads + "/" + file, "torch cache", nil, sha)
         }
         guard var address = entry.url else { throw ZooError(.usage, "\(entry.name) has no URL") }
         if let mirror = environment["ZOO_MIRROR"], !mirror.isEmpty, entry.url != nil {

@@ -313,7 +313,37 @@ final class Counter: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: torch, withIntermediateDirectories: true)
         _ = try scratch.write("torch/hub/checkpoints/digits-d40edd31.pth", Self.demoBytes)
         let zoo = try makeZoo(scratch, extra: try catalog("http://127.0.0.1:9", scratch), environment: ["TORCH_HOME": scratch.path + "/torch", "ZOO_OFFLINE": "1"])
-        #expect(try zoo.pull("served").origin == "torch cache")
+        let report = try zoo.pull("served")
+        #expect(report.origin == "torch cache" && report.verification?.ok == true)
+        // One file system here: zoo's original is PyTorch's file, hard-linked, not a copy.
+        let original = zoo.cache.path(try #require(report.entry.original))
+        #expect(AtomicFile.sameFile(original, torch + "/digits-d40edd31.pth"))
+        #expect(try zoo.bytesSharedWithTorch() == Self.demoBytes.count)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: zoo.cache.downloads).isEmpty)
+    }
+
+    @Test func torchCopyIsCopiedWhenItCannotBeLinked() throws {
+        let scratch = try Scratch()
+        let source = try scratch.write("digits-d40edd31.pth", Self.demoBytes)
+        try FileManager.default.createDirectory(atPath: scratch.path + "/to", withIntermediateDirectories: true)
+        let destination = scratch.path + "/to/digits-d40edd31.pth"
+        var tried = 0
+        let copied = try Zoo.linkOrCopy(source, to: destination, expected: String(Self.demoSHA.prefix(8))) { _, _ in
+            tried += 1
+            errno = EXDEV  // another file system
+            return -1
+        }
+        #expect(tried == 1 && !copied.linked && copied.sha256 == Self.demoSHA)
+        #expect(try !AtomicFile.sameFile(source, destination) && Repo.bytes(destination) == Self.demoBytes)
+        // Linked or copied, a file that is not the expected one never reaches its name.
+        try FileManager.default.removeItem(atPath: destination)
+        for makeLink in [{ (a: String, b: String) in link(a, b) }, { _, _ in Int32(-1) }] {
+            let error = #expect(throws: ZooError.self) { try Zoo.linkOrCopy(source, to: destination, expected: "00000000", makeLink: makeLink) }
+            #expect(error?.kind == .failed)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.path + "/to").isEmpty)
+        }
+        let linked = try Zoo.linkOrCopy(source, to: destination, expected: Self.demoSHA)
+        #expect(linked.linked && AtomicFile.sameFile(source, destination))
     }
 
     @Test func importChecksTheHashInTheFileName() throws {

@@ -182,6 +182,29 @@ struct CarefulFileTests {
     }
 }
 
+/// A model cached without its original says what that costs, and what needs it fails clearly.
+@Suite(.enabled(if: ZooBinary.path != nil, "the zoo binary is not built"))
+struct NoOriginalTests {
+    @Test func infoVerifyAndPrune() throws {
+        let scratch = try Scratch()
+        #expect(try ZooBinary.run(["import", Repo.demoCheckpoint, "--name", "bare", "--no-original"], home: scratch.path).status == 0)
+        let info = try ZooBinary.run(["info", "bare"], home: scratch.path).stdout
+        #expect(info.contains("original: not kept") && info.contains("verify --against-torch"), "\(info)")
+        #expect(try ZooBinary.run(["verify", "bare"], home: scratch.path).status == 0)
+        let torch = try ZooBinary.run(["verify", "bare", "--against-torch"], home: scratch.path)
+        #expect(torch.status == 2 && torch.stderr.contains("bare's original") && torch.stderr.contains("fix: zoo import"), "\(torch.stderr)")
+        #expect(try ZooBinary.run(["convert", "bare", "-o", scratch.path + "/b.safetensors"], home: scratch.path).status == 0)
+
+        #expect(try ZooBinary.run(["import", Repo.demoCheckpoint, "--name", "kept"], home: scratch.path).status == 0)
+        let dry = try ZooBinary.run(["prune", "--originals", "--dry-run"], home: scratch.path)
+        #expect(dry.stdout.contains("would remove") && dry.stdout.contains("/originals/"), "\(dry.stdout)")
+        let pruned = try ZooBinary.run(["prune", "--originals", "--json"], home: scratch.path)
+        let report = try JSONSerialization.jsonObject(with: Data(pruned.stdout.utf8)) as? [String: Any]
+        #expect((report?["removed"] as? [String])?.count == 1 && (report?["bytes"] as? Int ?? 0) > 1_000_000, "\(pruned.stdout)")
+        #expect(try ZooBinary.run(["info", "kept"], home: scratch.path).stdout.contains("original: not kept"))
+    }
+}
+
 /// Every `--json` output parses, and every key is snake_case (docs/json.md lists them).
 @Suite(.enabled(if: ZooBinary.path != nil, "the zoo binary is not built"))
 struct JSONOutputTests {

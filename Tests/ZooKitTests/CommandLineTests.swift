@@ -317,6 +317,28 @@ struct CompletionTests {
         let done = TransferDelegate.progressLine(name: "r.pth", written: 40 * mb, total: 40 * mb, resumedFrom: 0, elapsed: 3725)
         #expect(done.contains("100%|##############################| 40.0/40.0 MB [1:02:05<00:00"))
         #expect(TransferDelegate.progressLine(name: "x", written: mb, total: nil, resumedFrom: 0, elapsed: 1) == "x  1.0 MB [00:01, 1.0 MB/s]")
+        // The same bar counts classify's images.
+        let images = ProgressBar.line("classify", done: 50, total: 200, unit: "images", elapsed: 2, rate: 25, rateText: "25.0 images/s")
+        #expect(images == "classify  25%|#######.......................| 50/200 images [00:02<00:06, 25.0 images/s]")
+    }
+}
+
+/// classify's bar only on a terminal, never with --json or --quiet, never on a pipe.
+@Suite(.enabled(if: ZooBinary.path != nil && FileManager.default.isExecutableFile(atPath: "/usr/bin/script"), "needs zoo and script(1)"))
+struct ClassifyProgressTests {
+    @Test func onlyOnATerminalWithoutJSONOrQuiet() throws {
+        let scratch = try Scratch()
+        let images = Repo.root + "/Tests/Fixtures/images"
+        let arguments = ["classify", images, "--model", Repo.demoCheckpoint, "--top", "1"]
+        let piped = try ZooBinary.run(arguments, home: scratch.path)
+        #expect(piped.status == 0 && !piped.stderr.contains("\r"), "\(piped.stderr)")
+        let command = "'\(ZooBinary.path!)' " + arguments.map { "'\($0)'" }.joined(separator: " ")
+        let tty = try ZooBinary.run(["-qc", command, "/dev/null"], home: scratch.path, executable: "/usr/bin/script")
+        #expect(tty.stdout.contains("\rclassify ") && tty.stdout.contains("images/s"), "\(tty.stdout.debugDescription)")
+        for flag in ["--json", "--quiet"] {
+            let quiet = try ZooBinary.run(["-qc", command + " " + flag, "/dev/null"], home: scratch.path, executable: "/usr/bin/script")
+            #expect(!quiet.stdout.contains("\rclassify"), "\(flag): \(quiet.stdout.debugDescription)")
+        }
     }
 }
 

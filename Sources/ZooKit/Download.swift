@@ -456,8 +456,13 @@ final class TransferDelegate: NSObject, URLSessionDataDelegate, @unchecked Senda
 /// total `label  20.1 MB [00:03, 6.2 MB/s]`. Callers draw it on stderr only when it is a terminal.
 public enum ProgressBar {
     /// - Parameters:
-    ///   - done: units done so far; `total`: all of them, when known.
-    ///   - rate: units per second, for the time left; `rateText`: the rate as shown.
+    ///   - label: what is counted, first on the line (a file name, `classify`).
+    ///   - done: units done so far.
+    ///   - total: all of them, when known.
+    ///   - unit: the unit shown after the counts (`MB`, `images`).
+    ///   - elapsed: seconds since the start.
+    ///   - rate: units per second, for the time left.
+    ///   - rateText: the rate as shown (`6.2 MB/s`).
     ///   - amount: how a count is shown (`20.1` for bytes in MB); the count itself by default.
     public static func line(_ label: String, done: Int, total: Int?, unit: String, elapsed: Double, rate: Double, rateText: String,
                             amount: (Int) -> String = { String($0) }) -> String {

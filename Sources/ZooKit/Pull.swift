@@ -21,8 +21,11 @@ extension Zoo {
 
     /// Fetches a catalog model (or any file with `url`, under `name`), checks its hash, imports it.
     /// Files already in PyTorch's cache or shipped with zoo are used instead of downloading.
-    /// - Parameter keepOriginal: false: keep only the native file (and the probe reference); the
-    ///   original is read in place, or its download removed once the native file is verified.
+    /// - Parameters:
+    ///   - name: a catalog name or alias, or with `url` any name.
+    ///   - url: fetch this URL instead of the catalog's.
+    ///   - keepOriginal: false: keep only the native file (and the probe reference); the original
+    ///     is read in place, or its download removed once the native file is verified.
     public func pull(_ name: String, url: String? = nil, keepOriginal: Bool = true) throws -> PullReport {
         var entry: CatalogEntry
         // A catalog name fetched from another URL must still be the catalog's file.

@@ -33,7 +33,7 @@ public enum AtomicFile {
         let url = URL(fileURLWithPath: path)
         let folder = url.deletingLastPathComponent().path
         removeStale(for: path)
-        let temporary = folder + "/." + url.lastPathComponent + ".\(getpid())." + UUID().uuidString.prefix(8) + ".partial"
+        let temporary = temporaryName(for: path)
         guard FileManager.default.createFile(atPath: temporary, contents: nil),
               let handle = FileHandle(forWritingAtPath: temporary) else {
             throw CheckpointError(.io, path: path, "cannot create a temporary file in \(folder): \(String(cString: strerror(errno)))")
@@ -67,6 +67,12 @@ public enum AtomicFile {
             throw CheckpointError(.io, path: path, "cannot move the finished file into place: \(reason)")
         }
         syncFolder(folder)
+    }
+
+    /// A new temporary name beside `path`, owned by this process: `.name.<pid>.<random>.partial`.
+    public static func temporaryName(for path: String) -> String {
+        let url = URL(fileURLWithPath: path)
+        return url.deletingLastPathComponent().path + "/." + url.lastPathComponent + ".\(getpid())." + UUID().uuidString.prefix(8) + ".partial"
     }
 
     /// Flushes a folder's entries to disk, so a rename into it survives a power cut.

@@ -15,9 +15,9 @@ extension Zoo {
             return argument
         }
         if let cached = try cache.entry(try cacheName(argument)) {
-            let path = cache.path(cached.native ?? cached.original)
-            guard FileManager.default.fileExists(atPath: path) else {
-                throw ZooError(.io, "\(argument) is cached but its file \(path) is missing", fix: "zoo pull \(argument) or zoo import FILE again")
+            guard let path = cached.loadable.map(cache.path), FileManager.default.fileExists(atPath: path) else {
+                throw ZooError(.io, "\(argument) is cached but its file \(cached.loadable.map(cache.path) ?? "(none recorded)") is missing",
+                               fix: fetchAgain(cached))
             }
             return path
         }

@@ -215,8 +215,10 @@ public struct CacheEntry: Codable, Sendable {
     public var name: String
     /// Where the file came from: a URL, a local path, the PyTorch cache or zoo's bundle.
     public var source: String
-    /// The original file, relative to the cache root.
-    public var original: String
+    /// The original file, relative to the cache root; nil when none is kept (`--no-original`,
+    /// `zoo prune --originals`): the native file was made from it and verified, but
+    /// `verify --against-torch` and converting again need it fetched again.
+    public var original: String?
     /// The SHA-256 of the original file, 64 lowercase hex digits.
     public var sha256: String
     /// The native (safetensors) file, relative to the cache root, and its SHA-256.
@@ -242,6 +244,9 @@ public struct CacheEntry: Codable, Sendable {
     /// Symbols of the original outside torch's weights-only allow-list (inert in zoo, imported
     /// by `torch.load(weights_only=False)`); nil when there are none.
     public var foreignSymbols: [String]? = nil
+
+    /// The file a model loads from: the native file, else the original.
+    public var loadable: String? { native ?? original }
 
     enum CodingKeys: String, CodingKey {
         case name, source, original, sha256, native, architecture, resnet, verification, reference

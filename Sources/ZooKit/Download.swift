@@ -446,24 +446,42 @@ final class TransferDelegate: NSObject, URLSessionDataDelegate, @unchecked Senda
         FileHandle.standardError.write(Data(("\r" + line + "  ").utf8))
     }
 
-    /// One frame of the bar, as tqdm draws it:
+    /// One frame of the download bar (`ProgressBar.line` in MB):
     /// `resnet18-f37072fd.pth  45%|#############.................| 20.1/44.7 MB [00:03<00:04, 6.2 MB/s]`.
     /// The rate and the time left count only this run's bytes (not those resumed from).
     static func progressLine(name: String, written: Int, total: Int?, resumedFrom: Int, elapsed: Double) -> String {
-        func mb(_ bytes: Int) -> String { String(format: "%.1f", Double(bytes) / 1_048_576) }
+        let rate = Double(written - resumedFrom) / max(elapsed, 0.001)
+        return ProgressBar.line(name, done: written, total: total, unit: "MB", elapsed: elapsed, rate: rate,
+                                rateText: String(format: "%.1f MB/s", rate / 1_048_576)) { String(format: "%.1f", Double($0) / 1_048_576) }
+    }
+}
+
+/// A progress bar as tqdm draws it, for `zoo pull`'s download and `zoo classify`'s images:
+/// `label  45%|#############.................| 20.1/44.7 MB [00:03<00:04, 6.2 MB/s]`, or without a
+/// total `label  20.1 MB [00:03, 6.2 MB/s]`. Callers draw it on stderr only when it is a terminal.
+public enum ProgressBar {
+    /// - Parameters:
+    ///   - label: what is counted, first on the line (a file name, `classify`).
+    ///   - done: units done so far.
+    ///   - total: all of them, when known.
+    ///   - unit: the unit shown after the counts (`MB`, `images`).
+    ///   - elapsed: seconds since the start.
+    ///   - rate: units per second, for the time left.
+    ///   - rateText: the rate as shown (`6.2 MB/s`).
+    ///   - amount: how a count is shown (`20.1` for bytes in MB); the count itself by default.
+    public static func line(_ label: String, done: Int, total: Int?, unit: String, elapsed: Double, rate: Double, rateText: String,
+                            amount: (Int) -> String = { String($0) }) -> String {
         func clock(_ seconds: Double) -> String {
             guard seconds.isFinite, seconds >= 0 else { return "?" }
             let s = Int(seconds.rounded())
             return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%02d:%02d", s / 60, s % 60)
         }
-        let rate = Double(written - resumedFrom) / max(elapsed, 0.001)
-        let speed = String(format: "%.1f MB/s", rate / 1_048_576)
-        guard let total, total > 0 else { return "\(name)  \(mb(written)) MB [\(clock(elapsed)), \(speed)]" }
-        let fraction = min(Double(written) / Double(total), 1)
+        guard let total, total > 0 else { return "\(label)  \(amount(done)) \(unit) [\(clock(elapsed)), \(rateText)]" }
+        let fraction = min(Double(done) / Double(total), 1)
         let filled = Int(fraction * 30)
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: 30 - filled)
-        let left = rate > 0 ? Double(total - written) / rate : .infinity
-        return String(format: "%@ %3.0f%%|%@| %@/%@ MB [%@<%@, %@]", name, fraction * 100, bar, mb(written), mb(total),
-                      clock(elapsed), clock(left), speed)
+        let left = rate > 0 ? Double(total - done) / rate : .infinity
+        return String(format: "%@ %3.0f%%|%@| %@/%@ %@ [%@<%@, %@]", label, fraction * 100, bar, amount(done), amount(total), unit,
+                      clock(elapsed), clock(left), rateText)
     }
 }

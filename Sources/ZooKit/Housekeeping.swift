@@ -1,6 +1,9 @@
 import Checkpoint
 import Foundation
 import Models
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `zoo list`, `zoo rm`, `zoo prune`: what is cached, and removing it.
 extension Zoo {
@@ -47,15 +50,36 @@ extension Zoo {
             return ListRow(name: e.name, aliases: e.aliases ?? [], architecture: e.architecture ?? e.resnet.map { Architecture.resnet($0).name } ?? "?",
                            weights: e.weights, acc1: e.acc1, fileMB: e.fileMB, cached: cached != nil,
                            verified: cached?.verification?.ok, cachedBytes: cached.map(bytes),
-                           originalBytes: cached.map { size($0.original) }, nativeBytes: cached.map { $0.native.map(size) ?? 0 })
+                           originalBytes: cached.map { $0.original.map(size) ?? 0 }, nativeBytes: cached.map { $0.native.map(size) ?? 0 })
         }
         for (name, cached) in index.models.sorted(by: { $0.key < $1.key }) where !rows.contains(where: { $0.name == name }) {
             rows.append(ListRow(name: name, aliases: [], architecture: cached.architecture, weights: nil, acc1: nil, fileMB: nil,
                                 cached: true, verified: cached.verification?.ok, cachedBytes: bytes(cached),
-                                originalBytes: size(cached.original), nativeBytes: cached.native.map(size) ?? 0))
+                                originalBytes: cached.original.map(size) ?? 0, nativeBytes: cached.native.map(size) ?? 0))
         }
         guard let pattern, !pattern.isEmpty else { return rows }
         return rows.filter { row in ([row.name, row.architecture] + row.aliases).contains { Names.matches($0, pattern) } }
+    }
+
+    /// Bytes of cached originals that are PyTorch's files too: the same file (device and inode)
+    /// as one in `$TORCH_HOME/hub/checkpoints`, hard-linked by `pull`. They are on disk once but
+    /// listed by both caches; removing them from one cache frees nothing while the other keeps them.
+    public func bytesSharedWithTorch() throws -> Int {
+        let torch = Cache.torchCheckpoints(environment)
+        var torchFiles = Set<[UInt64]>()
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: torch)) ?? [] {
+            var info = stat()
+            if lstat(torch + "/" + name, &info) == 0, info.st_mode & S_IFMT == S_IFREG {
+                torchFiles.insert([UInt64(info.st_dev), UInt64(info.st_ino)])
+            }
+        }
+        guard !torchFiles.isEmpty else { return 0 }
+        let originals = Set(try cache.index().models.values.compactMap { $0.original }.map(cache.path))
+        return originals.reduce(0) { total, path in
+            var info = stat()
+            guard lstat(path, &info) == 0, torchFiles.contains([UInt64(info.st_dev), UInt64(info.st_ino)]) else { return total }
+            return total + Int(info.st_size)
+        }
     }
 
     /// The size of a cache file (0 when missing).
@@ -83,18 +107,25 @@ extension Zoo {
             // The original may be another entry's, or about to be: an import under another name
             // may have moved the same file into place and not indexed it yet. So it goes only while
             // no pull or import runs and no entry uses it; otherwise zoo prune removes it later.
-            let removedOriginal = try cache.withLockIfFree(Cache.workLock) { () -> Bool in
-                guard try !cache.index().models.values.contains(where: { $0.original == entry.original }) else { return false }
-                try? FileManager.default.removeItem(atPath: cache.path(entry.original))
-                let folder = cache.path((entry.original as NSString).deletingLastPathComponent)
-                if ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).isEmpty {
-                    try? FileManager.default.removeItem(atPath: folder)
-                }
-                return true
-            } ?? false
-            if removedOriginal { paths.append(entry.original) }
+            if let original = entry.original,
+               try cache.withLockIfFree(Cache.workLock, { try removeUnusedOriginal(original) }) == true {
+                paths.append(original)
+            }
             return paths.map(cache.path)
         }
+    }
+
+    /// Removes the original `original` (relative to the cache root) and its hash folder when it
+    /// is empty, unless an index entry uses it; whether it went. Call holding the work lock
+    /// exclusively: a pull or import may have moved the same file into place and not indexed it yet.
+    func removeUnusedOriginal(_ original: String) throws -> Bool {
+        guard try !cache.index().models.values.contains(where: { $0.original == original }) else { return false }
+        try? FileManager.default.removeItem(atPath: cache.path(original))
+        let folder = cache.path((original as NSString).deletingLastPathComponent)
+        if ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).isEmpty {
+            try? FileManager.default.removeItem(atPath: folder)
+        }
+        return true
     }
 
     /// Removes partial downloads, temporary files and files no index entry refers to, except what a
@@ -106,6 +137,37 @@ extension Zoo {
         return try prune(orphans: false, dryRun: dryRun)
     }
 
+    /// Drops the kept originals of cached models that have a native file (`zoo prune --originals`):
+    /// each entry stops recording its original (under the model's lock, so no verification of it
+    /// is under way), then the files no entry uses any more are removed. An original that a model
+    /// without a native file still loads from stays. Runs only while no pull or import does.
+    /// - Parameter dryRun: change nothing; return what would go.
+    public func pruneOriginals(dryRun: Bool = false) throws -> [String] {
+        let outcome = try cache.withLockIfFree(Cache.workLock) { () throws -> [String] in
+            let index = try cache.index()
+            let needed = Set(index.models.values.filter { $0.native == nil }.compactMap(\.original))
+            let dropped = index.models.values.filter { entry in
+                guard let original = entry.original, let native = entry.native else { return false }
+                return !needed.contains(original) && FileManager.default.fileExists(atPath: cache.path(native))
+            }
+            let originals = Set(dropped.compactMap(\.original)).sorted()
+            if dryRun { return originals.map(cache.path).filter { FileManager.default.fileExists(atPath: $0) } }
+            for entry in dropped {
+                try cache.withLock(Cache.modelLock(entry.name)) {
+                    try cache.updateIndex { index in
+                        if index.models[entry.name]?.original == entry.original { index.models[entry.name]?.original = nil }
+                    }
+                }
+            }
+            return try originals.filter { try FileManager.default.fileExists(atPath: cache.path($0)) && removeUnusedOriginal($0) }.map(cache.path)
+        }
+        guard let outcome else {
+            throw ZooError(.io, "a pull or import is running in \(cache.root); originals are removed only while none is",
+                           fix: "run zoo prune --originals again when it has finished")
+        }
+        return outcome
+    }
+
     /// The files `remove(name)` would remove, removing nothing: the native file, the reference,
     /// and the original unless another cached model uses it.
     public func removal(_ name: String) throws -> [String] {
@@ -114,7 +176,7 @@ extension Zoo {
         guard let entry = index.models[canonical] else {
             throw ZooError(.usage, "\(name) is not cached", fix: "zoo list shows what is cached")
         }
-        let shared = index.models.contains { $0.key != canonical && $0.value.original == entry.original }
+        let shared = entry.original != nil && index.models.contains { $0.key != canonical && $0.value.original == entry.original }
         return ([entry.native, entry.reference] + (shared ? [] : [entry.original])).compactMap { $0 }.map(cache.path)
             .filter { FileManager.default.fileExists(atPath: $0) }
     }

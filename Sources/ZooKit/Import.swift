@@ -13,7 +13,9 @@ extension Zoo {
     ///   - name: the cache name (default: the catalog name of a catalog file, else the file's stem).
     ///   - architecture: a named architecture; detected from the keys when nil.
     ///   - force: import even when the hash prefix in the file name does not match.
-    public func importFile(_ path: String, name: String? = nil, architecture: String? = nil, force: Bool = false) throws -> CacheEntry {
+    ///   - keepOriginal: false: keep only the native file (and the probe reference), not a copy of `path`.
+    public func importFile(_ path: String, name: String? = nil, architecture: String? = nil, force: Bool = false,
+                           keepOriginal: Bool = true) throws -> CacheEntry {
         try Self.checkFile(path)
         let file = URL(fileURLWithPath: path).lastPathComponent
         let catalogEntry = catalog.entries.first { $0.file == file }
@@ -22,7 +24,7 @@ extension Zoo {
         return try cache.withLock(Cache.workLock, shared: true) {
             try cache.withLock(Cache.modelLock(name)) {
                 try importLocked(path, name: name, catalogEntry: catalogEntry, architecture: architecture, force: force,
-                                 source: URL(fileURLWithPath: path).standardized.path, copy: true)
+                                 source: URL(fileURLWithPath: path).standardized.path, copy: true, keepOriginal: keepOriginal)
             }
         }
     }
@@ -31,7 +33,7 @@ extension Zoo {
     /// once (unless the caller has just hashed it: `sha256`), one model is built and loaded, the
     /// native file is hashed as it is written, and verification reuses all of these.
     func importLocked(_ path: String, name: String, catalogEntry: CatalogEntry?, architecture: String?, force: Bool,
-                      source: String, copy: Bool, sha256 known: String? = nil) throws -> CacheEntry {
+                      source: String, copy: Bool, sha256 known: String? = nil, keepOriginal: Bool = true) throws -> CacheEntry {
         let checkpoint = try CheckpointFile(path: path)
         // The hash runs on the second core while the first builds the model and loads it.
         let hashing = known == nil ? BackgroundTask { try SHA256Hasher.file(path) } : nil
@@ -64,9 +66,14 @@ extension Zoo {
         // files of the same name never replace each other; renamed into place when complete. The
         // copy runs on the second core while the first writes the native file.
         let original = "originals/\(sha.prefix(16))/" + file
-        try FileManager.default.createDirectory(atPath: cache.path("originals/\(sha.prefix(16))"), withIntermediateDirectories: true)
+        if keepOriginal {
+            try FileManager.default.createDirectory(atPath: cache.path("originals/\(sha.prefix(16))"), withIntermediateDirectories: true)
+        }
         var copying: BackgroundTask<Void>?
-        if URL(fileURLWithPath: path).standardized.path != URL(fileURLWithPath: cache.path(original)).standardized.path {
+        if !keepOriginal {
+            // --no-original: the native file is made from `path` where it is; a download of zoo's
+            // own is removed once the index records the import.
+        } else if URL(fileURLWithPath: path).standardized.path != URL(fileURLWithPath: cache.path(original)).standardized.path {
             if copy {
                 let destination = cache.path(original)
                 copying = BackgroundTask { try Self.copyFile(path, to: destination) }
@@ -101,7 +108,7 @@ extension Zoo {
         let reference = "references/\(name).\(nativeSHA.prefix(12)).npy"
         try NPY.write(try model.forward(Synthetic.input(probe)), to: cache.path(reference))
 
-        var entry = CacheEntry(name: name, source: source, original: original, sha256: sha, native: native, nativeSHA256: nativeSHA,
+        var entry = CacheEntry(name: name, source: source, original: keepOriginal ? original : nil, sha256: sha, native: native, nativeSHA256: nativeSHA,
                                architecture: arch.name, resnet: Self.customResNet(arch), numClasses: arch.numClasses,
                                importedAt: Self.now(), probeShape: probe, reference: reference, referenceSource: "zoo",
                                verification: nil)
@@ -123,6 +130,7 @@ extension Zoo {
         for old in [previous?.native, previous?.reference].compactMap({ $0 }) where old != native && old != reference {
             unlink(cache.path(old))
         }
+        if !keepOriginal && !copy { unlink(path) }  // zoo's own download, not kept
         return entry
     }
 
@@ -145,11 +153,12 @@ extension Zoo {
     /// Copies `source` into place through `AtomicFile` with sendfile(2): the kernel copies page
     /// to page. (FileHandle.read(upToCount:) reads 4 KiB per system call here: 135,000 of them
     /// for a 553 MB file, most of an import's time.)
-    private static func copyFile(_ source: String, to destination: String) throws {
+    /// - Parameter verify: called with the complete temporary copy before it is renamed into place.
+    static func copyFile(_ source: String, to destination: String, verify: (String) throws -> Void = { _ in }) throws {
         let input = open(source, O_RDONLY | O_CLOEXEC)
         guard input >= 0 else { throw ZooError(.io, "cannot read \(source): \(String(cString: strerror(errno)))") }
         defer { close(input) }
-        try AtomicFile.write(to: destination) { output in
+        try AtomicFile.write(to: destination, { output in
             #if os(Linux)
             while true {
                 let n = sendfile(output.fileDescriptor, input, nil, 1 << 30)
@@ -162,6 +171,42 @@ extension Zoo {
             let reader = FileHandle(fileDescriptor: input, closeOnDealloc: false)
             while let block = try reader.read(upToCount: 8 << 20), !block.isEmpty { try output.write(contentsOf: block) }
             #endif
+        }, verify: verify)
+    }
+
+    /// Puts `source` at `destination` as a hard link (link(2): the same file, no byte copied)
+    /// when both are on one file system and linking is allowed, else as a copy (`copyFile`). Either
+    /// way the new name is made under a temporary name, hashed, and renamed into place only when
+    /// its SHA-256 starts with `expected`; a mismatch is a `.failed` error and leaves nothing behind.
+    /// A linked file is shared: a change made to it in place through the other name would change
+    /// zoo's copy too (`zoo verify` would see it); PyTorch replaces files, it does not edit them.
+    /// - Parameter makeLink: link(2), replaceable in tests.
+    /// - Returns: the file's SHA-256, and whether it was linked.
+    static func linkOrCopy(_ source: String, to destination: String, expected: String,
+                           makeLink: (String, String) -> Int32 = { link($0, $1) }) throws -> (sha256: String, linked: Bool) {
+        var sha = ""
+        func check(_ temporary: String) throws {
+            sha = try SHA256Hasher.file(temporary)
+            guard sha.hasPrefix(expected.lowercased()) else {
+                throw ZooError(.failed, "\(source): SHA-256 is \(sha), expected \(expected)...", file: source)
+            }
         }
+        AtomicFile.removeStale(for: destination)
+        let temporary = AtomicFile.temporaryName(for: destination)
+        guard makeLink(source, temporary) == 0 else {  // EXDEV (another file system), EPERM (protected_hardlinks), ...
+            try copyFile(source, to: destination, verify: check)
+            return (sha, false)
+        }
+        do {
+            try check(temporary)
+            guard rename(temporary, destination) == 0 else {
+                throw ZooError(.io, "cannot move \(temporary) to \(destination): \(String(cString: strerror(errno)))")
+            }
+        } catch {
+            unlink(temporary)
+            throw error
+        }
+        AtomicFile.syncFolder((destination as NSString).deletingLastPathComponent)
+        return (sha, true)
     }
 }

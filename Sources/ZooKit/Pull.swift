@@ -26,7 +26,12 @@ extension Zoo {
 
     /// Fetches a catalog model (or any file with `url`, under `name`), checks its hash, imports it.
     /// Files already in PyTorch's cache or shipped with zoo are used instead of downloading.
-    public func pull(_ name: String, url: String? = nil) throws -> PullReport {
+    /// - Parameters:
+    ///   - name: a catalog name or alias, or with `url` any name.
+    ///   - url: fetch this URL instead of the catalog's.
+    ///   - keepOriginal: false: keep only the native file (and the probe reference); the original
+    ///     is read in place, or its download removed once the native file is verified.
+    public func pull(_ name: String, url: String? = nil, keepOriginal: Bool = true) throws -> PullReport {
         var entry: CatalogEntry
         // A catalog name fetched from another URL must still be the catalog's file.
         let official = officialEntry(named: name)
@@ -57,7 +62,8 @@ extension Zoo {
         return try cache.withLock(Cache.workLock, shared: true) {
             try cache.withLock(Cache.modelLock(entry.name)) {
                 let index = try cache.index()
-                if let cached = index.models[entry.name], FileManager.default.fileExists(atPath: cache.path(cached.original)),
+                // A model cached without its original is pulled again unless --no-original.
+                if let cached = index.models[entry.name], isPresent(cached), cached.original != nil || !keepOriginal,
                    url == nil || cached.source == url {
                     try checkCachedAgainstCatalog(cached, index: index)
                     return PullReport(entry: cached, origin: "cache", downloadedBytes: 0, resumedFrom: 0, verification: cached.verification)
@@ -67,14 +73,15 @@ extension Zoo {
                 return try cache.withLock(Cache.downloadLock(entry.file ?? entry.name)) {
                     let (original, origin, download, sha): (String, String, (url: String, result: Downloader.Result)?, String?)
                     do {
-                        (original, origin, download, sha) = try fetchOriginal(entry, expected: expected)
+                        (original, origin, download, sha) = try fetchOriginal(entry, expected: expected, keepOriginal: keepOriginal)
                     } catch let error as ZooError where url != nil && official != nil && error.kind == .failed {
                         throw ZooError(.failed, error.message + "; \(entry.name) is a catalog name, which holds only the catalog's file",
                                        fix: "keep your file under a name of your own: zoo pull my-\(name) --url \(url ?? "")")
                     }
                     let imported = try importLocked(original, name: entry.name, catalogEntry: catalogEntry,
                                                     architecture: nil, force: false, source: origin == "download" ? (download?.url ?? "") : origin,
-                                                    copy: origin != "download", sha256: sha)
+                                                    copy: origin == "bundled" || (origin == "torch cache" && !keepOriginal),
+                                                    sha256: sha, keepOriginal: keepOriginal)
                     return PullReport(entry: imported, origin: origin, downloadedBytes: download?.result.bytes ?? 0,
                                       resumedFrom: download?.result.resumedFrom ?? 0, verification: imported.verification)
                 }
@@ -82,20 +89,28 @@ extension Zoo {
         }
     }
 
-    /// Finds or downloads the original file of `entry`; with its SHA-256 when that was computed
-    /// on the way (a download, a copy in PyTorch's cache), so that the import need not hash it again.
+    /// Finds or downloads the original file of `entry` (into `downloads/`, unless it is bundled);
+    /// with its SHA-256 when that was computed on the way (a download, PyTorch's copy linked or
+    /// copied in), so that the import need not hash it again.
     /// - Parameter expected: the full SHA-256 (or prefix) the file must have.
-    func fetchOriginal(_ entry: CatalogEntry, expected: String?) throws
+    func fetchOriginal(_ entry: CatalogEntry, expected: String?, keepOriginal: Bool = true) throws
         -> (path: String, origin: String, download: (url: String, result: Downloader.Result)?, sha256: String?) {
         if let bundled = catalog.bundledPath(entry) {
             guard FileManager.default.fileExists(atPath: bundled) else { throw ZooError(.io, "the bundled file \(bundled) is missing") }
             return (bundled, "bundled", nil, nil)
         }
         guard let file = entry.file else { throw ZooError(.usage, "\(entry.name) has no file") }
+        // PyTorch's copy, hard-linked into downloads/ when both caches are on one file system
+        // (no second copy on disk), else copied; hashed under its temporary name either way. One
+        // that is not the expected file is left alone, and the file is downloaded.
         let torchCopy = Cache.torchCheckpoints(environment) + "/" + file
-        if FileManager.default.fileExists(atPath: torchCopy), let expected,
+        if !keepOriginal, FileManager.default.fileExists(atPath: torchCopy), let expected,
            let sha = try? SHA256Hasher.file(torchCopy), sha.hasPrefix(expected) {
-            return (torchCopy, "torch cache", nil, sha)
+            return (torchCopy, "torch cache", nil, sha)  // read in place; nothing of it is kept
+        }
+        if FileManager.default.fileExists(atPath: torchCopy), let expected,
+           let (sha, _) = try? Self.linkOrCopy(torchCopy, to: cache.downloads + "/" + file, expected: expected) {
+            return (cache.downloads + "/" + file, "torch cache", nil, sha)
         }
         guard var address = entry.url else { throw ZooError(.usage, "\(entry.name) has no URL") }
         if let mirror = environment["ZOO_MIRROR"], !mirror.isEmpty, entry.url != nil {

@@ -113,12 +113,21 @@ extension Zoo {
         if let official = officialEntry(named: entry.name), let (expected, pin) = expectedHash(official, index: try index ?? cache.index()) {
             checks.append(catalogCheck(official, sha256: entry.sha256, expected: expected, pin: pin))
         }
-        let original = cache.path(entry.original)
-        checks.append(hashCheck("integrity: original", original, expected: entry.sha256, computed: imported?.sha256))
+        if againstTorch && entry.original == nil { throw originalNotKept(entry, needed: "verify --against-torch") }
+        let original = entry.original.map(cache.path)
+        if let original {
+            checks.append(hashCheck("integrity: original", original, expected: entry.sha256, computed: imported?.sha256))
+        } else {
+            checks.append(.init(name: "integrity: original", ok: true,
+                                detail: imported != nil ? "SHA-256 \(entry.sha256.prefix(16))... matched; not kept (--no-original)"
+                                    : "skipped: not kept (--no-original or zoo prune --originals); \(fetchAgain(entry)) fetches it again"))
+        }
         if let native = entry.native, let sha = entry.nativeSHA256 {
             checks.append(hashCheck("integrity: native", cache.path(native), expected: sha, computed: imported?.nativeSHA256))
         }
-        let file = entry.native.map(cache.path) ?? original
+        guard let file = entry.native.map(cache.path) ?? original else {
+            throw ZooError(.io, "\(entry.name) is cached without a file to verify", fix: fetchAgain(entry))
+        }
         let architecture = try self.architecture(of: entry)
         let (structure, model) = imported.map { structureCheck($0.checkpoint, architecture: architecture, loaded: $0.model) }
             ?? structureCheck(file, architecture: architecture)
@@ -132,7 +141,7 @@ extension Zoo {
             }
             if againstTorch {
                 let probe = try input.map(NPY.read) ?? Synthetic.input(entry.probeShape ?? Self.probeShape(architecture, catalogEntry: nil))
-                checks.append(try torchCheck(model, architecture: architecture, original: original, native: entry.native.map(cache.path), input: probe))
+                checks.append(try torchCheck(model, architecture: architecture, original: original ?? "", native: entry.native.map(cache.path), input: probe))
             }
         }
         return VerifyReport(target: entry.name, architecture: architecture.name, verification: Verification(time: Self.now(), checks: checks))

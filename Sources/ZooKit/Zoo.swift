@@ -55,7 +55,10 @@ public struct Zoo: Sendable {
     public func pretrained(_ name: String) throws -> PretrainedModel {
         let entry = try cachedOrPull(name)
         let model = try architecture(of: entry).build()
-        try model.load(try CheckpointFile(path: cache.path(entry.native ?? entry.original)))
+        guard let file = entry.loadable else {
+            throw ZooError(.io, "\(entry.name) is cached without a file to load", fix: fetchAgain(entry))
+        }
+        try model.load(try CheckpointFile(path: cache.path(file)))
         return try PretrainedModel(model, cacheEntry: entry, catalog: catalog)
     }
 
@@ -82,11 +85,32 @@ public struct Zoo: Sendable {
     /// The cache entry for `name`, pulling it first when it is not cached.
     func cachedOrPull(_ name: String) throws -> CacheEntry {
         let index = try cache.index()
-        if let cached = index.models[cacheName(name, in: index)], FileManager.default.fileExists(atPath: cache.path(cached.original)) {
+        if let cached = index.models[cacheName(name, in: index)], isPresent(cached) {
             try checkCachedAgainstCatalog(cached, index: index)
             return cached
         }
         return try pull(name).entry
+    }
+
+    /// Whether a cached model's files are there: its original when one is kept, else its native file.
+    func isPresent(_ entry: CacheEntry) -> Bool {
+        guard let file = entry.original ?? entry.native else { return false }
+        return FileManager.default.fileExists(atPath: cache.path(file))
+    }
+
+    /// How to bring a cached model's original (back) into the cache: `zoo pull NAME` for what was
+    /// pulled, `zoo import FILE --name NAME` for what was imported from a file.
+    public func fetchAgain(_ entry: CacheEntry) -> String {
+        if entry.source.hasPrefix("/") { return "zoo import \(entry.source) --name \(entry.name) (or another copy of that file)" }
+        if entry.source.contains("://"), officialEntry(named: entry.name) == nil { return "zoo pull \(entry.name) --url \(entry.source)" }
+        return "zoo pull \(entry.name)"
+    }
+
+    /// The error of a command that needs a cached model's original when none is kept.
+    func originalNotKept(_ entry: CacheEntry, needed what: String) -> ZooError {
+        ZooError(.usage, "\(what) needs \(entry.name)'s original checkpoint, and the cache keeps none (it was pulled or imported "
+                 + "with --no-original, or zoo prune --originals removed it); its native file is there and verified",
+                 fix: fetchAgain(entry) + " fetches the original again")
     }
 
     func architecture(of entry: CacheEntry) throws -> Architecture {

@@ -12,7 +12,8 @@ extension ZooCommand {
             discussion: """
                 Images are decoded and preprocessed as torchvision does with PIL: resize the shorter side \
                 (bilinear, antialiased), center-crop, scale to [0, 1], normalise. Folders are walked for \
-                .jpg/.jpeg/.png files in sorted order. Exit 1 if any image failed.
+                .jpg/.jpeg/.png files in sorted order. A progress bar with images per second is drawn on stderr \
+                when it is a terminal (never with --json or --quiet). Exit 1 if any image failed.
                 """)
 
         @Argument(help: "Image files or folders.", completion: .file())
@@ -92,7 +93,7 @@ extension ZooCommand {
             if let crop { classifier.preprocessing.crop = crop }
             if let labels { classifier.labels = try PretrainedModel(model: classifier.model, labels: try Labels.read(path: labels)).labels }
             classifier.decodeOptions = options
-            let bar = ProgressLine(total: files.count, enabled: !zooOptions.quiet && isatty(2) == 1)
+            let bar = ProgressLine(total: files.count, enabled: ProgressLine.shown(quiet: zooOptions.quiet, json: output.json, terminal: isatty(2) == 1))
             let results = try classifier.classify(files: files, top: top, batchSize: batch) { bar.update($0) }
             bar.finish()
             var report = ClassifyReport(model: modelName(classifier), results: [], failed: [])
@@ -155,7 +156,8 @@ struct ClassifyReport: Encodable {
     var failed: [Failure]
 }
 
-/// "37/200 images, 41.2 images/s" redrawn in place on stderr, when it is a terminal.
+/// pull's bar (`ProgressBar`) for images, redrawn in place on stderr:
+/// `classify  18%|#####.........................| 37/200 images [00:01<00:04, 41.2 images/s]`.
 final class ProgressLine {
     let total: Int
     let enabled: Bool
@@ -166,11 +168,19 @@ final class ProgressLine {
         self.enabled = enabled
     }
 
+    /// Only on a terminal, and never with --quiet or --json (whose readers are scripts).
+    static func shown(quiet: Bool, json: Bool, terminal: Bool) -> Bool { !quiet && !json && terminal }
+
+    static func line(done: Int, total: Int, elapsed: Double) -> String {
+        let rate = Double(done) / max(elapsed, 1e-9)
+        return ProgressBar.line("classify", done: done, total: total, unit: "images", elapsed: elapsed, rate: rate,
+                                rateText: String(format: "%.1f images/s", rate))
+    }
+
     func update(_ done: Int) {
         guard enabled else { return }
-        let seconds = max((ContinuousClock.now - start).milliseconds / 1000, 1e-9)
-        let line = String(format: "\r%d/%d images, %.1f images/s", done, total, Double(done) / seconds)
-        FileHandle.standardError.write(Data(line.utf8))
+        let line = Self.line(done: done, total: total, elapsed: (ContinuousClock.now - start).milliseconds / 1000)
+        FileHandle.standardError.write(Data(("\r" + line + "  ").utf8))
     }
 
     func finish() {

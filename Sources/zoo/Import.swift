@@ -16,13 +16,15 @@ extension ZooCommand {
         var arch: String?
         @Flag(help: "Import even if the hash prefix in the file name does not match.")
         var force = false
+        @Flag(name: .customLong("no-original"), help: "Keep only the native file, not the original checkpoint (saves its size; verify --against-torch and converting again need the original: zoo pull fetches it again).")
+        var noOriginal = false
         @OptionGroup var zoo: ZooOptions
         @OptionGroup var options: OutputOptions
 
         func run() throws {
             let zoo = try zoo.zoo()
             let entry = try stage("importing \(file): hashing, converting, verifying", quiet: self.zoo.quiet) {
-                try zoo.importFile(file, name: name, architecture: arch, force: force)
+                try zoo.importFile(file, name: name, architecture: arch, force: force, keepOriginal: !noOriginal)
             }
             warnForeignSymbols(entry)
             try options.emit(entry) { e in

@@ -49,7 +49,13 @@ extension ZooCommand {
                     if let note = e.note { lines.append("  note: \(note)") }
                 }
                 if let c = r.cached {
-                    lines.append("  cached: \(c.original) from \(c.source), imported \(c.importedAt)")
+                    if let original = c.original {
+                        lines.append("  cached: \(original) from \(c.source), imported \(c.importedAt)")
+                    } else {
+                        lines.append("  cached: native file only, from \(c.source), imported \(c.importedAt)")
+                        lines.append("  original: not kept (--no-original or zoo prune --originals): verify --against-torch and converting "
+                            + "the original again need it; \(zoo.fetchAgain(c)) fetches it again")
+                    }
                     if let e = r.catalog, let expected = e.sha256, !c.sha256.hasPrefix(expected) {
                         lines.append("  WARNING: the cached file is not the catalog's (SHA-256 \(c.sha256)); zoo rm \(c.name), then zoo pull \(e.name)")
                     }

@@ -14,12 +14,14 @@ extension ZooCommand {
 
         @Option(help: "Pull this URL instead of the catalog's; checked against the hash prefix in its file name when it has one.")
         var url: String?
+        @Flag(name: .customLong("no-original"), help: "Keep only the native file, not the original checkpoint (saves its size; verify --against-torch and converting again need the original: zoo pull fetches it again).")
+        var noOriginal = false
 
         @OptionGroup var zoo: ZooOptions
         @OptionGroup var options: OutputOptions
 
         func run() throws {
-            let report = try zoo.zoo().pull(model, url: url)
+            let report = try zoo.zoo().pull(model, url: url, keepOriginal: !noOriginal)
             warnForeignSymbols(report.entry)
             try options.emit(report) { r in
                 let how = r.origin == "download"

@@ -34,10 +34,17 @@ extension ZooCommand {
                 try library.verify(target, input: input, expect: expect, againstTorch: againstTorch)
             }
             // The original's symbols, read again (entries imported before they were recorded have none).
-            let original = try library.cache.entry(target).map { library.cache.path($0.original) } ?? target
-            let checkpoint = try? CheckpointFile(path: original)
-            let foreign = checkpoint?.foreignSymbols ?? []
-            if let checkpoint { warnForeignSymbols(checkpoint) }
+            // A model cached without its original: the symbols its index entry recorded at import.
+            let cached = try library.cache.entry(try library.cacheName(target))
+            let original = cached.map { $0.original.map(library.cache.path) } ?? target
+            let checkpoint = original.flatMap { try? CheckpointFile(path: $0) }
+            var foreign = checkpoint?.foreignSymbols.map(\.name) ?? []
+            if let checkpoint {
+                warnForeignSymbols(checkpoint)
+            } else if let cached, cached.original == nil {
+                foreign = cached.foreignSymbols ?? []
+                warnForeignSymbols(cached)
+            }
             try options.emit(report) { r in
                 "\(r.target) (\(r.architecture ?? "?")): \(r.ok ? "verified" : "FAILED")\n" + render(r.verification)
                     + (strict && !foreign.isEmpty ? "  FAIL strict: \(foreign.count) foreign symbol\(foreign.count == 1 ? "" : "s") in the original\n" : "")

@@ -87,7 +87,7 @@ struct ZooOptions: ParsableArguments {
             completion: .file(extensions: ["json"]))
     var catalog: String?
 
-    @Flag(name: .shortAndLong, help: "Draw no progress on stderr: pull's download bar, import's and verify's stage line with elapsed time (drawn only on a terminal).")
+    @Flag(name: .shortAndLong, help: "Draw no progress on stderr: pull's download bar, classify's image bar, import's and verify's stage line with elapsed time (drawn only on a terminal).")
     var quiet = false
 
     func zoo() throws -> Zoo {

@@ -262,8 +262,10 @@ def check_cache_files(home, problems):
         problems.append(str(e))
         return {}
     for name, e in models.items():
-        orig = os.path.join(home, e.get("original", "?"))
-        if not os.path.isfile(orig):
+        orig = os.path.join(home, e["original"]) if e.get("original") else None  # None: not kept (--no-original)
+        if orig is None:
+            pass
+        elif not os.path.isfile(orig):
             problems.append(f"index entry {name}: original {e.get('original')} is missing")
         elif sha_cached(orig) != e.get("sha256"):
             problems.append(f"index entry {name}: original {e.get('original')} does not match its SHA-256")

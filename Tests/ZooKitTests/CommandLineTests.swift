@@ -182,6 +182,29 @@ struct CarefulFileTests {
     }
 }
 
+/// A model cached without its original says what that costs, and what needs it fails clearly.
+@Suite(.enabled(if: ZooBinary.path != nil, "the zoo binary is not built"))
+struct NoOriginalTests {
+    @Test func infoVerifyAndPrune() throws {
+        let scratch = try Scratch()
+        #expect(try ZooBinary.run(["import", Repo.demoCheckpoint, "--name", "bare", "--no-original"], home: scratch.path).status == 0)
+        let info = try ZooBinary.run(["info", "bare"], home: scratch.path).stdout
+        #expect(info.contains("original: not kept") && info.contains("verify --against-torch"), "\(info)")
+        #expect(try ZooBinary.run(["verify", "bare"], home: scratch.path).status == 0)
+        let torch = try ZooBinary.run(["verify", "bare", "--against-torch"], home: scratch.path)
+        #expect(torch.status == 2 && torch.stderr.contains("bare's original") && torch.stderr.contains("fix: zoo import"), "\(torch.stderr)")
+        #expect(try ZooBinary.run(["convert", "bare", "-o", scratch.path + "/b.safetensors"], home: scratch.path).status == 0)
+
+        #expect(try ZooBinary.run(["import", Repo.demoCheckpoint, "--name", "kept"], home: scratch.path).status == 0)
+        let dry = try ZooBinary.run(["prune", "--originals", "--dry-run"], home: scratch.path)
+        #expect(dry.stdout.contains("would remove") && dry.stdout.contains("/originals/"), "\(dry.stdout)")
+        let pruned = try ZooBinary.run(["prune", "--originals", "--json"], home: scratch.path)
+        let report = try JSONSerialization.jsonObject(with: Data(pruned.stdout.utf8)) as? [String: Any]
+        #expect((report?["removed"] as? [String])?.count == 1 && (report?["bytes"] as? Int ?? 0) > 1_000_000, "\(pruned.stdout)")
+        #expect(try ZooBinary.run(["info", "kept"], home: scratch.path).stdout.contains("original: not kept"))
+    }
+}
+
 /// Every `--json` output parses, and every key is snake_case (docs/json.md lists them).
 @Suite(.enabled(if: ZooBinary.path != nil, "the zoo binary is not built"))
 struct JSONOutputTests {
@@ -294,6 +317,28 @@ struct CompletionTests {
         let done = TransferDelegate.progressLine(name: "r.pth", written: 40 * mb, total: 40 * mb, resumedFrom: 0, elapsed: 3725)
         #expect(done.contains("100%|##############################| 40.0/40.0 MB [1:02:05<00:00"))
         #expect(TransferDelegate.progressLine(name: "x", written: mb, total: nil, resumedFrom: 0, elapsed: 1) == "x  1.0 MB [00:01, 1.0 MB/s]")
+        // The same bar counts classify's images.
+        let images = ProgressBar.line("classify", done: 50, total: 200, unit: "images", elapsed: 2, rate: 25, rateText: "25.0 images/s")
+        #expect(images == "classify  25%|#######.......................| 50/200 images [00:02<00:06, 25.0 images/s]")
+    }
+}
+
+/// classify's bar only on a terminal, never with --json or --quiet, never on a pipe.
+@Suite(.enabled(if: ZooBinary.path != nil && FileManager.default.isExecutableFile(atPath: "/usr/bin/script"), "needs zoo and script(1)"))
+struct ClassifyProgressTests {
+    @Test func onlyOnATerminalWithoutJSONOrQuiet() throws {
+        let scratch = try Scratch()
+        let images = Repo.root + "/Tests/Fixtures/images"
+        let arguments = ["classify", images, "--model", Repo.demoCheckpoint, "--top", "1"]
+        let piped = try ZooBinary.run(arguments, home: scratch.path)
+        #expect(piped.status == 0 && !piped.stderr.contains("\r"), "\(piped.stderr)")
+        let command = "'\(ZooBinary.path!)' " + arguments.map { "'\($0)'" }.joined(separator: " ")
+        let tty = try ZooBinary.run(["-qc", command, "/dev/null"], home: scratch.path, executable: "/usr/bin/script")
+        #expect(tty.stdout.contains("\rclassify ") && tty.stdout.contains("images/s"), "\(tty.stdout.debugDescription)")
+        for flag in ["--json", "--quiet"] {
+            let quiet = try ZooBinary.run(["-qc", command + " " + flag, "/dev/null"], home: scratch.path, executable: "/usr/bin/script")
+            #expect(!quiet.stdout.contains("\rclassify"), "\(flag): \(quiet.stdout.debugDescription)")
+        }
     }
 }
 

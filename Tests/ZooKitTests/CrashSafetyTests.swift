@@ -23,7 +23,7 @@ import Glibc
         let zoo = try makeZoo(scratch)
         let entry = try zoo.importFile(Repo.demoCheckpoint, name: "d")
         let cache = zoo.cache
-        let hashFolder = cache.path((entry.original as NSString).deletingLastPathComponent)
+        let hashFolder = cache.path((entry.original! as NSString).deletingLastPathComponent)
         let dead = try deadPID()
         var live: [String] = [], stale: [String] = []
         for folder in [cache.root, cache.native, cache.references, cache.downloads, hashFolder] {
@@ -71,7 +71,7 @@ import Glibc
         #expect(try zoo.verify("d").ok)
         #expect(try FileManager.default.contentsOfDirectory(atPath: zoo.cache.native) == [(try #require(again.native) as NSString).lastPathComponent])
         // The first original is an orphan now; prune removes it and its folder, nothing else.
-        #expect(try zoo.prune() == [zoo.cache.path(first.original)])
+        #expect(try zoo.prune() == [zoo.cache.path(first.original!)])
         #expect(try zoo.verify("d").ok)
     }
 
@@ -111,17 +111,17 @@ import Glibc
         let entry = try zoo.importFile(Repo.demoCheckpoint, name: "d")
         _ = try zoo.importFile(Repo.demoCheckpoint, name: "e")  // shares the original
         #expect(try zoo.remove("d").count == 2)
-        #expect(FileManager.default.fileExists(atPath: zoo.cache.path(entry.original)))
+        #expect(FileManager.default.fileExists(atPath: zoo.cache.path(entry.original!)))
         #expect(try zoo.verify("e").ok)
         #expect(try zoo.remove("e").count == 3)
-        #expect(!FileManager.default.fileExists(atPath: zoo.cache.path((entry.original as NSString).deletingLastPathComponent)))
+        #expect(!FileManager.default.fileExists(atPath: zoo.cache.path((entry.original! as NSString).deletingLastPathComponent)))
     }
 
     @Test func removeLeavesTheOriginalWhileAnImportMayBeAboutToIndexIt() throws {
         let scratch = try Scratch()
         let zoo = try makeZoo(scratch)
         let entry = try zoo.importFile(Repo.demoCheckpoint, name: "d")
-        let original = zoo.cache.path(entry.original)
+        let original = zoo.cache.path(entry.original!)
         // Another process importing the same file under another name holds the work lock shared.
         let removed = try zoo.cache.withLock(Cache.workLock, shared: true) { try zoo.remove("d") }
         #expect(removed.count == 2 && !removed.contains(original))

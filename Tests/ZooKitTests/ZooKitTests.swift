@@ -313,7 +313,79 @@ final class Counter: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: torch, withIntermediateDirectories: true)
         _ = try scratch.write("torch/hub/checkpoints/digits-d40edd31.pth", Self.demoBytes)
         let zoo = try makeZoo(scratch, extra: try catalog("http://127.0.0.1:9", scratch), environment: ["TORCH_HOME": scratch.path + "/torch", "ZOO_OFFLINE": "1"])
-        #expect(try zoo.pull("served").origin == "torch cache")
+        let report = try zoo.pull("served")
+        #expect(report.origin == "torch cache" && report.verification?.ok == true)
+        // One file system here: zoo's original is PyTorch's file, hard-linked, not a copy.
+        let original = zoo.cache.path(try #require(report.entry.original))
+        #expect(AtomicFile.sameFile(original, torch + "/digits-d40edd31.pth"))
+        #expect(try zoo.bytesSharedWithTorch() == Self.demoBytes.count)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: zoo.cache.downloads).isEmpty)
+    }
+
+    @Test func torchCopyIsCopiedWhenItCannotBeLinked() throws {
+        let scratch = try Scratch()
+        let source = try scratch.write("digits-d40edd31.pth", Self.demoBytes)
+        try FileManager.default.createDirectory(atPath: scratch.path + "/to", withIntermediateDirectories: true)
+        let destination = scratch.path + "/to/digits-d40edd31.pth"
+        var tried = 0
+        let copied = try Zoo.linkOrCopy(source, to: destination, expected: String(Self.demoSHA.prefix(8))) { _, _ in
+            tried += 1
+            errno = EXDEV  // another file system
+            return -1
+        }
+        #expect(tried == 1 && !copied.linked && copied.sha256 == Self.demoSHA)
+        #expect(try !AtomicFile.sameFile(source, destination) && Repo.bytes(destination) == Self.demoBytes)
+        // Linked or copied, a file that is not the expected one never reaches its name.
+        try FileManager.default.removeItem(atPath: destination)
+        for makeLink in [{ (a: String, b: String) in link(a, b) }, { _, _ in Int32(-1) }] {
+            let error = #expect(throws: ZooError.self) { try Zoo.linkOrCopy(source, to: destination, expected: "00000000", makeLink: makeLink) }
+            #expect(error?.kind == .failed)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.path + "/to").isEmpty)
+        }
+        let linked = try Zoo.linkOrCopy(source, to: destination, expected: Self.demoSHA)
+        #expect(linked.linked && AtomicFile.sameFile(source, destination))
+    }
+
+    @Test func noOriginalKeepsOnlyTheNativeFile() throws {
+        let scratch = try Scratch()
+        let zoo = try makeZoo(scratch)
+        let entry = try zoo.importFile(Repo.demoCheckpoint, name: "d", keepOriginal: false)
+        #expect(entry.original == nil && entry.verification?.ok == true)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: zoo.cache.originals).isEmpty)
+        let report = try zoo.verify("d")
+        #expect(report.ok && report.verification.checks.contains { $0.name == "integrity: original" && $0.detail.hasPrefix("skipped: not kept") })
+        #expect(try zoo.pretrained("d").model.architecture.numClasses == 10)
+        #expect(try zoo.checkpointPath("d").hasSuffix(".safetensors"))
+        let error = #expect(throws: ZooError.self) { try zoo.verify("d", againstTorch: true) }
+        #expect(error?.message.contains("d's original") == true)
+        #expect(error?.fix?.hasPrefix("zoo import \(Repo.demoCheckpoint) --name d") == true, "\(String(describing: error?.fix))")
+        #expect(try zoo.list("d").first { $0.name == "d" }?.originalBytes == 0)
+        #expect(try zoo.remove("d").count == 2)
+    }
+
+    @Test func pruneOriginalsAndPullAgain() throws {
+        let scratch = try Scratch()
+        let torch = scratch.path + "/torch/hub/checkpoints"
+        try FileManager.default.createDirectory(atPath: torch, withIntermediateDirectories: true)
+        _ = try scratch.write("torch/hub/checkpoints/digits-d40edd31.pth", Self.demoBytes)
+        let zoo = try makeZoo(scratch, extra: try catalog("http://127.0.0.1:9", scratch), environment: ["TORCH_HOME": scratch.path + "/torch", "ZOO_OFFLINE": "1"])
+        // --no-original reads PyTorch's copy in place, and neither links nor removes it.
+        let bare = try zoo.pull("served", keepOriginal: false)
+        #expect(bare.entry.original == nil && bare.verification?.ok == true)
+        #expect(FileManager.default.fileExists(atPath: torch + "/digits-d40edd31.pth"))
+        #expect(try zoo.pull("served", keepOriginal: false).origin == "cache")
+        // A plain pull fetches the original again.
+        let full = try zoo.pull("served")
+        #expect(full.origin == "torch cache" && full.entry.original != nil)
+        _ = try zoo.importFile(Repo.demoCheckpoint, name: "d")
+        let planned = try zoo.pruneOriginals(dryRun: true)
+        #expect(planned.count == 2)
+        #expect(try zoo.cache.index().models.values.allSatisfy { $0.original != nil })  // dry run: nothing changed
+        #expect(try zoo.pruneOriginals() == planned)
+        #expect(planned.allSatisfy { !FileManager.default.fileExists(atPath: $0) })
+        #expect(try zoo.cache.index().models.values.allSatisfy { $0.original == nil })
+        #expect(try zoo.verify("d").ok && zoo.verify("served").ok)
+        #expect(try zoo.pruneOriginals().isEmpty)
     }
 
     @Test func importChecksTheHashInTheFileName() throws {
@@ -357,7 +429,7 @@ final class Counter: @unchecked Sendable {
         let zoo = try makeZoo(scratch)
         let entry = try zoo.importFile(Repo.demoCheckpoint, name: "d")
         #expect(try zoo.verify("d").ok)
-        for file in [try #require(entry.native), entry.original] {
+        for file in [try #require(entry.native), try #require(entry.original)] {
             let path = zoo.cache.path(file)
             var bytes = try Repo.bytes(path)
             bytes[bytes.count - 100] ^= 0x10

@@ -34,7 +34,8 @@ public struct ConvGeometry: Sendable, Equatable {
 /// On the CKernels paths (AVX-512, AVX2, NEON: `KernelPath`) it runs as a GEMM that reads the input image as its B
 /// matrix without materialising im2col, or for 3x3 stride-1 convolutions Winograd F(4x4, 3x3)
 /// (F(2x2, 3x3) on small maps), all applying the epilogue in registers, with weights packed (or
-/// transformed) once, at the first run that needs them (CKernels.swift). On the `blas` path the
+/// transformed) once, by `Model.prepare(for:)` or else at the first run that needs them
+/// (CKernels.swift). On the `blas` path the
 /// convolution is im2col + OpenBLAS sgemm + an epilogue pass (BLAS.swift). A convolution keeps the
 /// path that was current when it was made (`KernelPath.current`), its weights' layouts with it.
 public struct FusedConv: Sendable {
@@ -67,6 +68,17 @@ public struct FusedConv: Sendable {
     func winogradWeights(_ variant: Kernels.Winograd) -> [Float] {
         variant == .f2 ? prepared.winograd2 { Kernels.winogradWeights($0, .f2, geometry: geometry, path: path) }
             : prepared.winograd { Kernels.winogradWeights($0, .f4, geometry: geometry, path: path) }
+    }
+
+    /// Makes now the weight layout that a run on an input of `shape` reads (packed panels, or
+    /// the Winograd transform its size selects), unless it is made already.
+    func prepare(for shape: [Int]) {
+        guard path != .blas else { return }
+        if let variant = Kernels.winogradVariant(geometry, shape, path: path) {
+            _ = winogradWeights(variant)
+        } else {
+            _ = packed
+        }
     }
 
     /// `ZOO_PROFILE=1`: every convolution reports its time on stderr.
@@ -128,6 +140,13 @@ final class PreparedWeights: @unchecked Sendable {
         direct = made
         if !keepSource { plain = [] }
         return made
+    }
+
+    /// How many layouts are made (0 to 3), for tests.
+    var layoutsMade: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return [direct, transformed, transformed2].count { $0 != nil }
     }
 
     func winograd(_ make: ([Float]) -> [Float]) -> [Float] {

@@ -191,6 +191,28 @@ public final class Model: @unchecked Sendable {
         return withPlan { $0.run(input, $0.logitSteps) }
     }
 
+    /// Makes now the kernels' weight layouts (packed panels, Winograd transforms) that a forward
+    /// on inputs of shape `input` reads, which that forward would otherwise make first: several
+    /// steady-state forwards' worth of time (resnet18 at 224x224: about 6). Layouts depend on the
+    /// input's size and batch (a 7x7 map runs Winograd F(2x2, 3x3) for one image, F(4x4, 3x3) for
+    /// eight). The OpenBLAS path has nothing to prepare.
+    ///
+    /// - Throws: `ModelError.badInput` for a shape the network cannot take.
+    public func prepare(for input: [Int]) throws {
+        _ = try outputShape(for: input)
+        try withPlan { plan in Result { try plan.prepare(for: input) } }.get()
+    }
+
+    /// The plan's weight layouts made so far, and whether its kernels make any, for tests.
+    var layouts: (made: Int, kernels: Bool) { withPlan { $0.layouts } }
+
+    /// `prepare(for:)` on another thread; returns at once. A forward that starts meanwhile waits
+    /// only for the layouts it reaches before they are made, never makes one twice, and a `load`
+    /// waits for the preparation to end.
+    public func prepareInBackground(for input: [Int]) {
+        DispatchQueue.global(qos: .userInitiated).async { try? self.prepare(for: input) }
+    }
+
     /// Floating-point operations (2 per multiply-add) of one forward pass on `input` `[N, C, H, W]`.
     public func flops(for input: [Int]) throws -> Double {
         2 * Double(try trace(input).rows.reduce(0) { $0 + $1.multiplyAdds })

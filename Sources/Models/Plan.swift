@@ -48,6 +48,46 @@ final class Plan {
         return y
     }
 
+    /// Makes every convolution's weight layouts for an input of `shape` (`FusedConv.prepare`),
+    /// following the shapes from step to step without running any.
+    func prepare(for shape: [Int]) throws {
+        var x = shape, rows: [SummaryRow] = []
+        for step in steps {
+            switch step {
+            case .conv(let conv, _):
+                conv.prepare(for: x)
+                x = try conv.geometry.outputShape(x)
+            case .linear(let linear, _):
+                x = try linear.trace(x, &rows)
+            case .residual(let convs, let downsample):
+                downsample?.prepare(for: x)
+                for conv in convs {
+                    conv.prepare(for: x)
+                    x = try conv.geometry.outputShape(x)
+                }
+            case .flatten:
+                x = Flatten.shape(x)
+            case .softmax:
+                break
+            case .layer(let layer):
+                x = try layer.trace(x, &rows)
+            }
+        }
+    }
+
+    /// The weight layouts its convolutions have made so far, and whether they run on a
+    /// CKernels path (which makes them), for tests.
+    var layouts: (made: Int, kernels: Bool) {
+        let convs = steps.flatMap { step -> [FusedConv] in
+            switch step {
+            case .conv(let conv, _): [conv]
+            case .residual(let convs, let downsample): convs + (downsample.map { [$0] } ?? [])
+            default: []
+            }
+        }
+        return (convs.reduce(0) { $0 + $1.prepared.layoutsMade }, convs.contains { $0.path != .blas })
+    }
+
     private func apply(_ step: Step, _ x: Tensor) -> Tensor {
         switch step {
         case .conv(let conv, let relu):

@@ -95,7 +95,7 @@ extension Zoo {
         let listed = (try? FileManager.default.contentsOfDirectory(atPath: folder.isEmpty ? "." : folder)) ?? []
         return listed.filter { $0.hasPrefix(start) && (start.hasPrefix(".") || !$0.hasPrefix(".")) }.map { name in
             var isDirectory: ObjCBool = false
-            FileManager.default.fileExists(atPath: folder + name, isDirectory: &isDirectory)
+            _ = FileManager.default.fileExists(atPath: folder + name, isDirectory: &isDirectory)
             return folder + name + (isDirectory.boolValue ? "/" : "")
         }.sorted()
     }

@@ -48,18 +48,28 @@ public struct Zoo: Sendable {
     public static func models() throws -> [CatalogEntry] { try Zoo().catalog.entries }
 
     /// A ready model with pretrained weights for `name` (a catalog name or alias, or a cached model's
-    /// name): from this zoo's cache, or pulled, converted and verified first.
+    /// name): from this zoo's cache, or pulled, converted and verified first. Its weights are
+    /// prepared for one image of the entry's crop size on another thread
+    /// (`Model.prepareInBackground(for:)`), so that a first forward a moment later runs at full speed.
     ///
     /// - Throws: `ZooError` when the name is unknown, the download or a check fails; `CheckpointError`
     ///   or `ModelError` when the cached file cannot be loaded.
-    public func pretrained(_ name: String) throws -> PretrainedModel {
+    public func pretrained(_ name: String) throws -> PretrainedModel { try pretrained(name, prepare: true) }
+
+    /// `pretrained(_:)`, without preparing the weights when `prepare` is false: for a caller that
+    /// prepares them for its own input shape (`zoo classify` batches).
+    package func pretrained(_ name: String, prepare: Bool) throws -> PretrainedModel {
         let entry = try cachedOrPull(name)
         let model = try architecture(of: entry).build()
         guard let file = entry.loadable else {
             throw ZooError(.io, "\(entry.name) is cached without a file to load", fix: fetchAgain(entry))
         }
         try model.load(try CheckpointFile(path: cache.path(file)))
-        return try PretrainedModel(model, cacheEntry: entry, catalog: catalog)
+        let pretrained = try PretrainedModel(model, cacheEntry: entry, catalog: catalog)
+        // The weights are laid out for the kernels while the caller makes its first input.
+        let side = pretrained.preprocessing.crop
+        if prepare { model.prepareInBackground(for: [1, 3, side, side]) }
+        return pretrained
     }
 
     /// Cache names become file names: `--name ../../x` must not write outside the cache.

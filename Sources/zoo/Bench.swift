@@ -7,7 +7,7 @@ extension ZooCommand {
     struct Bench: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Time forward passes, or with --load the opening of a checkpoint.",
-            discussion: "Forward: median milliseconds per forward after warm-up, for a named architecture (synthetic weights) or a checkpoint. --load: opening the file, taking typed views of every tensor, and materialising all as float32.")
+            discussion: "Forward: the time to pack the weights for the kernels, the first forward, and the median milliseconds per forward after it, for a named architecture (synthetic weights) or a checkpoint. --load: opening the file, taking typed views of every tensor, and materialising all as float32.")
 
         @Argument(help: "An architecture name, a checkpoint file or a cached model's name.", completion: Completion.filesModelsOrArchitectures)
         var target: String
@@ -39,12 +39,14 @@ extension ZooCommand {
             }
             let input = Synthetic.input([batch, 3, size, size])
             let flops = try model.flops(for: input.shape)
+            let prepare = try time { try model.prepare(for: input.shape) }
             let first = try time { _ = try model.forward(input) }
             let times = try (0 ..< iterations).map { _ in try time { _ = try model.forward(input) } }
             let median = times.sorted()[times.count / 2]
             let report = ForwardBench(arch: model.name, batch: batch, size: size, threads: Model.threads, iterations: times,
                                       medianMilliseconds: median, gflops: flops / median / 1e6,
-                                      kernels: KernelPath.current.rawValue, firstMilliseconds: first)
+                                      kernels: KernelPath.current.rawValue, prepareMilliseconds: prepare,
+                                      firstMilliseconds: first)
             try options.emit(report) {
                 String(format: "%@ batch %d at %dx%d, %d threads: median %.1f ms (%.1f GFLOP/s)\n",
                        $0.arch, $0.batch, $0.size, $0.size, $0.threads, $0.medianMilliseconds, $0.gflops)
@@ -96,12 +98,14 @@ struct ForwardBench: Encodable {
     var iterations: [Double]
     var medianMilliseconds: Double
     var gflops: Double
-    /// The kernel path that ran (`KernelPath`), and the first forward (which packs the weights).
+    /// The kernel path that ran (`KernelPath`).
     var kernels: String
-    var firstMilliseconds: Double
+    /// Packing the weights for the kernels (`Model.prepare(for:)`), then the first forward after it.
+    var prepareMilliseconds: Double, firstMilliseconds: Double
     enum CodingKeys: String, CodingKey {
         case batch, size, threads, gflops, kernels
         case arch = "architecture"
+        case prepareMilliseconds = "prepare_ms"
         case firstMilliseconds = "first_ms"
         case iterations = "iterations_ms"
         case medianMilliseconds = "median_ms"

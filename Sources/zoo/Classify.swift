@@ -93,6 +93,9 @@ extension ZooCommand {
             if let crop { classifier.preprocessing.crop = crop }
             if let labels { classifier.labels = try PretrainedModel(model: classifier.model, labels: try Labels.read(path: labels)).labels }
             classifier.decodeOptions = options
+            // The weights are laid out for the kernels while the first batch is decoded.
+            let side = classifier.preprocessing.crop
+            classifier.model.prepareInBackground(for: [min(batch, files.count), 3, side, side])
             let bar = ProgressLine(total: files.count, enabled: ProgressLine.shown(quiet: zooOptions.quiet, json: output.json, terminal: isatty(2) == 1))
             let results = try classifier.classify(files: files, top: top, batchSize: batch) { bar.update($0) }
             bar.finish()
@@ -133,7 +136,7 @@ extension ZooCommand {
                 return try PretrainedModel(model: loaded, labels: classes == 1000 ? Labels.imagenet1k : nil)
             }
             if arch != nil { throw ValidationError("--arch applies to a checkpoint file; \(model) is not a file") }
-            return try zooOptions.zoo().pretrained(model)
+            return try zooOptions.zoo().pretrained(model, prepare: false)
         }
 
         func modelName(_ classifier: PretrainedModel) -> String {

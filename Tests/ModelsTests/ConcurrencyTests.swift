@@ -27,6 +27,26 @@ import Testing
         for output in outputs { #expect(output == serial) }
     }
 
+    /// A preparation on another thread racing forward passes and a second preparation: every
+    /// output equals the unprepared model's.
+    @Test(arguments: architectures)
+    func preparationRacesForwards(_ architecture: Architecture) async throws {
+        let model = architecture.build()
+        let weights = Synthetic.weights(for: model)
+        try model.load(weights)
+        let size = architecture.minimumInputSize
+        let input = Synthetic.input([2, 3, size, size])
+        let reference = try model.loadedCopyOutput(weights, input)
+        model.prepareInBackground(for: input.shape)
+        let outputs = try await withThrowingTaskGroup(of: Tensor?.self) { group in
+            group.addTask { try model.prepare(for: input.shape); return nil }
+            for _ in 0 ..< 4 { group.addTask { try model.forward(input) } }
+            return try await group.reduce(into: [Tensor]()) { if let output = $1 { $0.append(output) } }
+        }
+        #expect(outputs.count == 4)
+        for output in outputs { #expect(output == reference) }
+    }
+
     /// Forward passes racing a load of the same weights see the old plan or the new one, never a
     /// mix; a model that never loaded weights compiles its plan once, under the lock.
     @Test func loadsAndForwardsInterleave() async throws {

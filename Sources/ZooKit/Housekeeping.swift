@@ -27,7 +27,8 @@ extension Zoo {
         public var verified: Bool?
         /// All of a cached model's files: original, native file and probe reference.
         public var cachedBytes: Int?
-        /// Size of the cached original file in bytes; nil when not cached.
+        /// Size of the cached original file in bytes; nil when the model is not cached or its
+        /// original is not kept (`--no-original`, `zoo prune --originals`).
         public var originalBytes: Int?
         /// Size of the cached native file in bytes (0 when there is none); nil when not cached.
         public var nativeBytes: Int?
@@ -50,12 +51,12 @@ extension Zoo {
             return ListRow(name: e.name, aliases: e.aliases ?? [], architecture: e.architecture ?? e.resnet.map { Architecture.resnet($0).name } ?? "?",
                            weights: e.weights, acc1: e.acc1, fileMB: e.fileMB, cached: cached != nil,
                            verified: cached?.verification?.ok, cachedBytes: cached.map(bytes),
-                           originalBytes: cached.map { $0.original.map(size) ?? 0 }, nativeBytes: cached.map { $0.native.map(size) ?? 0 })
+                           originalBytes: cached.flatMap { $0.original.map(size) }, nativeBytes: cached.map { $0.native.map(size) ?? 0 })
         }
         for (name, cached) in index.models.sorted(by: { $0.key < $1.key }) where !rows.contains(where: { $0.name == name }) {
             rows.append(ListRow(name: name, aliases: [], architecture: cached.architecture, weights: nil, acc1: nil, fileMB: nil,
                                 cached: true, verified: cached.verification?.ok, cachedBytes: bytes(cached),
-                                originalBytes: cached.original.map(size) ?? 0, nativeBytes: cached.native.map(size) ?? 0))
+                                originalBytes: cached.original.map(size), nativeBytes: cached.native.map(size) ?? 0))
         }
         guard let pattern, !pattern.isEmpty else { return rows }
         return rows.filter { row in ([row.name, row.architecture] + row.aliases).contains { Names.matches($0, pattern) } }

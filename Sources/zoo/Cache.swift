@@ -38,7 +38,7 @@ extension ZooCommand {
                                 cached: try zoo.list().filter(\.cached))
             try options.emit(report) { r in
                 "\(r.location): \(r.models) models, \(String(format: "%.1f", Double(r.bytes) / 1_048_576)) MB\n"
-                    + r.cached.map { "  \($0.name.padding(40))  \(sizes(original: $0.originalBytes ?? 0, native: $0.nativeBytes ?? 0, total: $0.cachedBytes ?? 0))\n" }.joined()
+                    + r.cached.map { "  \($0.name.padding(40))  \(sizes(original: $0.originalBytes, native: $0.nativeBytes ?? 0, total: $0.cachedBytes ?? 0))\n" }.joined()
                     + "PyTorch's cache (reused): \(r.torchCache); shared with PyTorch (hard links): \(String(format: "%.1f", Double(r.sharedWithTorchBytes) / 1_048_576)) MB\n"
             }
         }

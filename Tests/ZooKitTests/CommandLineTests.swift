@@ -191,6 +191,10 @@ struct NoOriginalTests {
         let info = try ZooBinary.run(["info", "bare"], home: scratch.path).stdout
         #expect(info.contains("original: not kept") && info.contains("verify --against-torch"), "\(info)")
         #expect(try ZooBinary.run(["verify", "bare"], home: scratch.path).status == 0)
+        for command in [["list", "bare"], ["cache"]] {
+            let text = try ZooBinary.run(command, home: scratch.path).stdout
+            #expect(text.contains("original not kept + native"), "zoo \(command.joined(separator: " ")): \(text)")
+        }
         let torch = try ZooBinary.run(["verify", "bare", "--against-torch"], home: scratch.path)
         #expect(torch.status == 2 && torch.stderr.contains("bare's original") && torch.stderr.contains("fix: zoo import"), "\(torch.stderr)")
         #expect(try ZooBinary.run(["convert", "bare", "-o", scratch.path + "/b.safetensors"], home: scratch.path).status == 0)

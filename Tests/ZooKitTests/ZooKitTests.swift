@@ -359,7 +359,8 @@ final class Counter: @unchecked Sendable {
         let error = #expect(throws: ZooError.self) { try zoo.verify("d", againstTorch: true) }
         #expect(error?.message.contains("d's original") == true)
         #expect(error?.fix?.hasPrefix("zoo import \(Repo.demoCheckpoint) --name d") == true, "\(String(describing: error?.fix))")
-        #expect(try zoo.list("d").first { $0.name == "d" }?.originalBytes == 0)
+        let row = try #require(try zoo.list("d").first { $0.name == "d" })
+        #expect(row.cached && row.originalBytes == nil && (row.nativeBytes ?? 0) > 0)
         #expect(try zoo.remove("d").count == 2)
     }
 

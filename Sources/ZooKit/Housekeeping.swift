@@ -142,13 +142,15 @@ extension Zoo {
     /// each entry stops recording its original (under the model's lock, so no verification of it
     /// is under way), then the files no entry uses any more are removed. An original that a model
     /// without a native file still loads from stays. Runs only while no pull or import does.
-    /// - Parameter dryRun: change nothing; return what would go.
-    public func pruneOriginals(dryRun: Bool = false) throws -> [String] {
+    /// - Parameters:
+    ///   - dryRun: change nothing; return what would go.
+    ///   - names: only these models' originals (all when nil).
+    public func pruneOriginals(dryRun: Bool = false, only names: Set<String>? = nil) throws -> [String] {
         let outcome = try cache.withLockIfFree(Cache.workLock) { () throws -> [String] in
             let index = try cache.index()
             let needed = Set(index.models.values.filter { $0.native == nil }.compactMap(\.original))
             let dropped = index.models.values.filter { entry in
-                guard let original = entry.original, let native = entry.native else { return false }
+                guard let original = entry.original, let native = entry.native, names?.contains(entry.name) ?? true else { return false }
                 return !needed.contains(original) && FileManager.default.fileExists(atPath: cache.path(native))
             }
             let originals = Set(dropped.compactMap(\.original)).sorted()

@@ -30,7 +30,8 @@ extension Zoo {
     ///   - name: a catalog name or alias, or with `url` any name.
     ///   - url: fetch this URL instead of the catalog's.
     ///   - keepOriginal: false: keep only the native file (and the probe reference); the original
-    ///     is read in place, or its download removed once the native file is verified.
+    ///     is read in place, or its download removed once the native file is verified; a model
+    ///     already cached with its original loses it, unless another pull or import is running.
     public func pull(_ name: String, url: String? = nil, keepOriginal: Bool = true) throws -> PullReport {
         var entry: CatalogEntry
         // A catalog name fetched from another URL must still be the catalog's file.
@@ -59,7 +60,7 @@ extension Zoo {
         }
         // Shared work lock (prune leaves this pull's files alone), then the model's lock: a second
         // pull of the same model waits here and then finds it cached.
-        return try cache.withLock(Cache.workLock, shared: true) {
+        var report = try cache.withLock(Cache.workLock, shared: true) {
             try cache.withLock(Cache.modelLock(entry.name)) {
                 let index = try cache.index()
                 // A model cached without its original is pulled again unless --no-original.
@@ -87,6 +88,13 @@ extension Zoo {
                 }
             }
         }
+        // --no-original on a model cached with its original drops it, as `zoo prune --originals`
+        // would; while another pull or import runs it stays (the entry still names it).
+        if !keepOriginal, report.entry.original != nil, (try? pruneOriginals(only: [report.entry.name])) != nil,
+           let updated = try cache.index().models[report.entry.name] {
+            report.entry = updated
+        }
+        return report
     }
 
     /// Finds or downloads the original file of `entry` (into `downloads/`, unless it is bundled);

@@ -14,7 +14,7 @@ extension ZooCommand {
 
         @Option(help: "Pull this URL instead of the catalog's; checked against the hash prefix in its file name when it has one.")
         var url: String?
-        @Flag(name: .customLong("no-original"), help: "Keep only the native file, not the original checkpoint (saves its size; verify --against-torch and converting again need the original: zoo pull fetches it again).")
+        @Flag(name: .customLong("no-original"), help: "Keep only the native file, not the original checkpoint, also for a model already cached (saves its size; verify --against-torch and converting again need the original: zoo pull fetches it again).")
         var noOriginal = false
 
         @OptionGroup var zoo: ZooOptions

@@ -378,7 +378,13 @@ final class Counter: @unchecked Sendable {
         // A plain pull fetches the original again.
         let full = try zoo.pull("served")
         #expect(full.origin == "torch cache" && full.entry.original != nil)
+        // --no-original on a model cached with its original drops it, and only its.
         _ = try zoo.importFile(Repo.demoCheckpoint, name: "d")
+        let dropped = try zoo.pull("served", keepOriginal: false)
+        let models = try zoo.cache.index().models
+        #expect(dropped.origin == "cache" && dropped.entry.original == nil && models["served"]?.original == nil)
+        #expect(try models["d"]?.original != nil && zoo.verify("served").ok)
+        _ = try zoo.pull("served")
         let planned = try zoo.pruneOriginals(dryRun: true)
         #expect(planned.count == 2)
         #expect(try zoo.cache.index().models.values.allSatisfy { $0.original != nil })  // dry run: nothing changed

@@ -193,17 +193,17 @@ public final class CheckpointFile {
             return try data(of: tensor).withUnsafeBytes { try chunks($0) }
         }
         // Every slice below lies inside the storage: `validated` proved the contiguous run does.
-        let start = tensor.storageOffset * size
+        let range = tensor.contiguousBytes
         switch backing {
-        case .zip(let archive, let prefix) where cached?.key != tensor.storage.key && start == 0
+        case .zip(let archive, let prefix) where cached?.key != tensor.storage.key && range.lowerBound == 0
             && tensor.storage.byteOffset == 0 && total == tensor.storage.byteCount:
             try archive.stream(prefix + "data/" + tensor.storage.key, size: total, chunkBytes: step, body)
         case .mapped(let file, _):
             try withBytes(of: tensor.storage) { raw in
-                try file.stream(UnsafeRawBufferPointer(rebasing: raw[start ..< start + total]), chunkBytes: step, body)
+                try file.stream(UnsafeRawBufferPointer(rebasing: raw[range]), chunkBytes: step, body)
             }
         case .zip:
-            try withBytes(of: tensor.storage) { try chunks(UnsafeRawBufferPointer(rebasing: $0[start ..< start + total])) }
+            try withBytes(of: tensor.storage) { try chunks(UnsafeRawBufferPointer(rebasing: $0[range])) }
         }
     }
 
@@ -214,20 +214,19 @@ public final class CheckpointFile {
             return try data(of: tensor).withUnsafeBytes { tensor.dtype.floats(from: $0) }
         }
         // In range: `validated` proved the contiguous run lies inside the storage.
-        let start = tensor.storageOffset * tensor.dtype.size
-        let length = tensor.elementCount * tensor.dtype.size
+        let range = tensor.contiguousBytes
         if tensor.dtype == .float32, case .mapped(let file, _) = backing {
             // Straight from the page cache into the result.
             return try withBytes(of: tensor.storage) { raw in
                 try [Float](unsafeUninitializedCapacity: tensor.elementCount) { out, count in
                     MappedFile.preferHugePages(UnsafeMutableRawBufferPointer(out))
-                    try file.copy(UnsafeRawBufferPointer(rebasing: raw[start ..< start + length]), into: UnsafeMutableRawBufferPointer(out))
+                    try file.copy(UnsafeRawBufferPointer(rebasing: raw[range]), into: UnsafeMutableRawBufferPointer(out))
                     count = tensor.elementCount
                 }
             }
         }
         return try withBytes(of: tensor.storage) {
-            tensor.dtype.floats(from: UnsafeRawBufferPointer(rebasing: $0[start ..< start + length]))
+            tensor.dtype.floats(from: UnsafeRawBufferPointer(rebasing: $0[range]))
         }
     }
 
@@ -237,10 +236,9 @@ public final class CheckpointFile {
     public func withUnsafeElements<T, R>(of tensor: TensorRecord, as type: T.Type,
                                          _ body: (UnsafeBufferPointer<T>) throws -> R) throws -> R? {
         guard case .mapped = backing, tensor.isContiguous, !isBigEndian, MemoryLayout<T>.size == tensor.dtype.size else { return nil }
-        let start = tensor.storageOffset * tensor.dtype.size
         return try withBytes(of: tensor.storage) { raw -> R? in
             // In range: `validated` proved the contiguous run lies inside the storage.
-            let bytes = UnsafeRawBufferPointer(rebasing: raw[start ..< start + tensor.elementCount * tensor.dtype.size])
+            let bytes = UnsafeRawBufferPointer(rebasing: raw[tensor.contiguousBytes])
             return try MappedFile.withElements(of: bytes, as: T.self, body)
         }
     }
@@ -257,7 +255,7 @@ extension TensorRecord {
         guard count > 0 else { return out }
         out.withUnsafeMutableBytes { dst in
             if isContiguous {
-                dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: storage[storageOffset * size ..< (storageOffset + count) * size]))
+                dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: storage[contiguousBytes]))
             } else {
                 // Odometer over all dimensions but the last, a strided run along the last.
                 let dims = shape.indices.filter { shape[$0] != 1 }

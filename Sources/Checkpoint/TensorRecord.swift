@@ -83,6 +83,15 @@ public struct TensorRecord: Sendable {
         return true
     }
 
+    /// The bytes of a contiguous tensor within its storage. Empty for a tensor with no elements,
+    /// whose offset may lie anywhere, even past the storage or near `Int.max`, as torch allows;
+    /// otherwise inside the storage, as `validated` proved, so nothing here can overflow.
+    var contiguousBytes: Range<Int> {
+        let count = elementCount
+        guard count > 0 else { return 0 ..< 0 }
+        return storageOffset * dtype.size ..< (storageOffset + count) * dtype.size
+    }
+
     /// The most elements a view may materialise beyond those of the storage it views
     /// (1 GiB as float32).
     static let maxRepeatedElements = 1 << 28

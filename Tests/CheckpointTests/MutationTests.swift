@@ -107,7 +107,12 @@ import Testing
         for (target, format) in [("zip", CheckpointFormat.zip), ("legacy", .legacy), ("tar", .tar), ("safetensors", .safetensors)] {
             for path in Self.findings(target) {
                 guard let checkpoint = try? CheckpointFile(path: path, format: format) else { continue }
-                for (_, tensor) in checkpoint.stateDict.entries { _ = try? checkpoint.floats(of: tensor) }
+                for (_, tensor) in checkpoint.stateDict.entries {  // every way Fuzz.swift reads a tensor
+                    _ = try? checkpoint.data(of: tensor)
+                    _ = try? checkpoint.floats(of: tensor)
+                    try? checkpoint.streamElements(of: tensor, chunkBytes: 64) { _ in }
+                    _ = try? checkpoint.withUnsafeElements(of: tensor, as: Float.self) { $0.reduce(0, +) }
+                }
             }
         }
     }

@@ -74,6 +74,20 @@ import Testing
         }
     }
 
+    /// torch does not check an empty tensor's offset against its storage: it may lie past the
+    /// end, up to Int.max; the record's bytes are then an empty run, never a slice past the end
+    /// (a tar file found by fuzzing trapped in `floats(of:)`: Tests/Fixtures/fuzz/tar).
+    @Test(arguments: [4, 1_000_000, Int.max / 4, Int.max])
+    func emptyTensorWithOffsetPastItsStorage(_ offset: Int) throws {
+        let storage = StorageRef(key: "0", dtype: .float32, byteCount: 16, location: "cpu")
+        let record = try TensorRecord.validated(storage: storage, dtype: .float32, shape: [2051, 0], strides: [1, 1], storageOffset: offset)
+        #expect(record.contiguousBytes == 0 ..< 0)
+        #expect(record.gather(from: UnsafeRawBufferPointer(start: nil, count: 0), swapBytes: false).isEmpty)
+        #expect(throws: CheckpointError.self) {
+            try TensorRecord.validated(storage: storage, dtype: .float32, shape: [1], strides: [1], storageOffset: offset)
+        }
+    }
+
     /// The whole convert path (plan, stream, write, read back) on an empty [0, 2^62, 2^62] tensor.
     @Test func emptyTensorWithHugeDimensionsConverts() throws {
         let header = raw(#"{"e":{"dtype":"F32","shape":[0,4611686018427387904,4611686018427387904],"data_offsets":[0,0]},"#

@@ -42,7 +42,7 @@ extension Zoo {
     /// `demo/test_inputs.npy` against `demo/test_labels.npy` and `demo/torch_logits.npy`.
     public func demo(model name: String = "digits_resnet") throws -> DemoReport {
         let pulled = try pull(name)
-        let model = try pretrained(name)
+        let model = try pretrained(name, prepare: false)  // one batch of all test images, timed below
         let folder = catalog.folder + "/demo/"
         let inputs = try NPY.read(path: folder + "test_inputs.npy")
         let labels = try NPY.readInt64(path: folder + "test_labels.npy")

@@ -146,7 +146,16 @@ extension Zoo {
     ///   - dryRun: change nothing; return what would go.
     ///   - names: only these models' originals (all when nil).
     public func pruneOriginals(dryRun: Bool = false, only names: Set<String>? = nil) throws -> [String] {
-        let outcome = try cache.withLockIfFree(Cache.workLock) { () throws -> [String] in
+        guard let outcome = try pruneOriginalsIfFree(dryRun: dryRun, only: names) else {
+            throw ZooError(.io, "a pull or import is running in \(cache.root); originals are removed only while none is",
+                           fix: "run zoo prune --originals again when it has finished")
+        }
+        return outcome
+    }
+
+    /// `pruneOriginals`, or nil without waiting when a pull or import is running.
+    func pruneOriginalsIfFree(dryRun: Bool = false, only names: Set<String>? = nil) throws -> [String]? {
+        try cache.withLockIfFree(Cache.workLock) { () throws -> [String] in
             let index = try cache.index()
             let needed = Set(index.models.values.filter { $0.native == nil }.compactMap(\.original))
             let dropped = index.models.values.filter { entry in
@@ -164,11 +173,6 @@ extension Zoo {
             }
             return try originals.filter { try FileManager.default.fileExists(atPath: cache.path($0)) && removeUnusedOriginal($0) }.map(cache.path)
         }
-        guard let outcome else {
-            throw ZooError(.io, "a pull or import is running in \(cache.root); originals are removed only while none is",
-                           fix: "run zoo prune --originals again when it has finished")
-        }
-        return outcome
     }
 
     /// The files `remove(name)` would remove, removing nothing: the native file, the reference,

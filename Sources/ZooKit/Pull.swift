@@ -16,11 +16,14 @@ extension Zoo {
         public var resumedFrom: Int
         /// The verification run on import (or the cached one); nil when none was run.
         public var verification: Verification?
+        /// Why the original is still cached after a pull without it (`keepOriginal` false), if it is.
+        public var originalKept: String?
 
         enum CodingKeys: String, CodingKey {
             case entry, origin, verification
             case downloadedBytes = "downloaded_bytes"
             case resumedFrom = "resumed_from"
+            case originalKept = "original_kept"
         }
     }
 
@@ -89,10 +92,13 @@ extension Zoo {
             }
         }
         // --no-original on a model cached with its original drops it, as `zoo prune --originals`
-        // would; while another pull or import runs it stays (the entry still names it).
-        if !keepOriginal, report.entry.original != nil, (try? pruneOriginals(only: [report.entry.name])) != nil,
-           let updated = try cache.index().models[report.entry.name] {
-            report.entry = updated
+        // would; while another pull or import runs it stays, and the report says so.
+        if !keepOriginal, report.entry.original != nil {
+            if try pruneOriginalsIfFree(only: [report.entry.name]) == nil {
+                report.originalKept = "a pull or import is running in \(cache.root); zoo prune --originals removes it later"
+            } else if let updated = try cache.index().models[report.entry.name] {
+                report.entry = updated
+            }
         }
         return report
     }

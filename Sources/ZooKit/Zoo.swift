@@ -56,9 +56,10 @@ public struct Zoo: Sendable {
     ///   or `ModelError` when the cached file cannot be loaded.
     public func pretrained(_ name: String) throws -> PretrainedModel { try pretrained(name, prepare: true) }
 
-    /// `pretrained(_:)`, without preparing the weights when `prepare` is false: for a caller that
-    /// prepares them for its own input shape (`zoo classify` batches).
-    package func pretrained(_ name: String, prepare: Bool) throws -> PretrainedModel {
+    /// `pretrained(_:)`, without preparing the weights when `prepare` is false: for a caller whose
+    /// inputs are not single images of the crop size (batches of 4 or more run other Winograd
+    /// layouts on 7x7 maps), who calls `model.prepareInBackground(for:)` with its own shape.
+    public func pretrained(_ name: String, prepare: Bool) throws -> PretrainedModel {
         let entry = try cachedOrPull(name)
         let model = try architecture(of: entry).build()
         guard let file = entry.loadable else {

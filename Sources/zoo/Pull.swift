@@ -23,6 +23,9 @@ extension ZooCommand {
         func run() throws {
             let report = try zoo.zoo().pull(model, url: url, keepOriginal: !noOriginal)
             warnForeignSymbols(report.entry)
+            if let why = report.originalKept {
+                FileHandle.standardError.write(Data("zoo: warning: \(report.entry.name)'s original is still cached: \(why)\n".utf8))
+            }
             try options.emit(report) { r in
                 let how = r.origin == "download"
                     ? "downloaded \((r.downloadedBytes - r.resumedFrom).grouped) of \(r.downloadedBytes.grouped) bytes" + (r.resumedFrom > 0 ? " (resumed from \(r.resumedFrom.grouped))" : "")

@@ -1,6 +1,6 @@
 import Checkpoint
 import Foundation
-import Models
+@testable import Models
 import Testing
 @testable import ZooKit
 
@@ -364,6 +364,19 @@ final class Counter: @unchecked Sendable {
         #expect(try zoo.remove("d").count == 2)
     }
 
+    /// `pretrained` lays the weights out for the kernels on another thread; `prepare: false` does not.
+    @Test func pretrainedPreparesTheWeights() throws {
+        let scratch = try Scratch()
+        let zoo = try makeZoo(scratch)
+        _ = try zoo.importFile(Repo.demoCheckpoint, name: "d")
+        let bare = try zoo.pretrained("d", prepare: false)
+        let prepared = try zoo.pretrained("d")
+        let deadline = Date().addingTimeInterval(20)
+        while prepared.model.layouts.made == 0 && prepared.model.layouts.kernels && Date() < deadline { usleep(10_000) }
+        #expect(prepared.model.layouts.kernels ? prepared.model.layouts.made > 0 : prepared.model.layouts.made == 0)
+        #expect(bare.model.layouts.made == 0)
+    }
+
     @Test func pruneOriginalsAndPullAgain() throws {
         let scratch = try Scratch()
         let torch = scratch.path + "/torch/hub/checkpoints"
@@ -382,7 +395,8 @@ final class Counter: @unchecked Sendable {
         _ = try zoo.importFile(Repo.demoCheckpoint, name: "d")
         let dropped = try zoo.pull("served", keepOriginal: false)
         let models = try zoo.cache.index().models
-        #expect(dropped.origin == "cache" && dropped.entry.original == nil && models["served"]?.original == nil)
+        #expect(dropped.origin == "cache" && dropped.entry.original == nil && models["served"]?.original == nil && dropped.originalKept == nil)
+        #expect(!FileManager.default.fileExists(atPath: zoo.cache.path(try #require(full.entry.original))))
         #expect(try models["d"]?.original != nil && zoo.verify("served").ok)
         _ = try zoo.pull("served")
         let planned = try zoo.pruneOriginals(dryRun: true)

@@ -307,12 +307,19 @@ final class Counter: @unchecked Sendable {
         #expect(error?.description.contains("ZOO_OFFLINE=1") == true && error?.description.contains("not cached") == true)
     }
 
-    @Test func torchCacheIsReused() throws {
-        let scratch = try Scratch()
+    /// An offline zoo whose catalog serves the demo as `served`, and a PyTorch cache
+    /// (`$TORCH_HOME/hub/checkpoints`, returned as `torch`) that holds its file.
+    func zooWithTorchCache(_ scratch: Scratch) throws -> (Zoo, torch: String) {
         let torch = scratch.path + "/torch/hub/checkpoints"
         try FileManager.default.createDirectory(atPath: torch, withIntermediateDirectories: true)
         _ = try scratch.write("torch/hub/checkpoints/digits-d40edd31.pth", Self.demoBytes)
         let zoo = try makeZoo(scratch, extra: try catalog("http://127.0.0.1:9", scratch), environment: ["TORCH_HOME": scratch.path + "/torch", "ZOO_OFFLINE": "1"])
+        return (zoo, torch)
+    }
+
+    @Test func torchCacheIsReused() throws {
+        let scratch = try Scratch()
+        let (zoo, torch) = try zooWithTorchCache(scratch)
         let report = try zoo.pull("served")
         #expect(report.origin == "torch cache" && report.verification?.ok == true)
         // One file system here: zoo's original is PyTorch's file, hard-linked, not a copy.
@@ -379,10 +386,7 @@ final class Counter: @unchecked Sendable {
 
     @Test func pruneOriginalsAndPullAgain() throws {
         let scratch = try Scratch()
-        let torch = scratch.path + "/torch/hub/checkpoints"
-        try FileManager.default.createDirectory(atPath: torch, withIntermediateDirectories: true)
-        _ = try scratch.write("torch/hub/checkpoints/digits-d40edd31.pth", Self.demoBytes)
-        let zoo = try makeZoo(scratch, extra: try catalog("http://127.0.0.1:9", scratch), environment: ["TORCH_HOME": scratch.path + "/torch", "ZOO_OFFLINE": "1"])
+        let (zoo, torch) = try zooWithTorchCache(scratch)
         // --no-original reads PyTorch's copy in place, and neither links nor removes it.
         let bare = try zoo.pull("served", keepOriginal: false)
         #expect(bare.entry.original == nil && bare.verification?.ok == true)

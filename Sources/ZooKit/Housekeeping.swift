@@ -63,7 +63,7 @@ extension Zoo {
     }
 
     /// Bytes of cached originals that are PyTorch's files too: the same file (device and inode)
-    /// as one in `$TORCH_HOME/hub/checkpoints`, hard-linked by `pull`. They are on disk once but
+    /// as one in `$TORCH_HOME/hub/checkpoints`, hard-linked by `pull` and `import`. They are on disk once but
     /// listed by both caches; removing them from one cache frees nothing while the other keeps them.
     public func bytesSharedWithTorch() throws -> Int {
         let torch = Cache.torchCheckpoints(environment)

@@ -76,7 +76,13 @@ extension Zoo {
         } else if URL(fileURLWithPath: path).standardized.path != URL(fileURLWithPath: cache.path(original)).standardized.path {
             if copy {
                 let destination = cache.path(original)
-                copying = BackgroundTask { try Self.copyFile(path, to: destination) }
+                if isInTorchCache(path) {
+                    // A file of PyTorch's cache is shared as pull shares it: hard-linked (then
+                    // hashed again under its temporary name), or copied on another file system.
+                    copying = BackgroundTask { _ = try Self.linkOrCopy(path, to: destination, expected: sha) }
+                } else {
+                    copying = BackgroundTask { try Self.copyFile(path, to: destination) }
+                }
             } else if rename(path, cache.path(original)) != 0 {
                 throw ZooError(.io, "cannot move \(path) into the cache: \(String(cString: strerror(errno)))")
             }
@@ -154,6 +160,13 @@ extension Zoo {
     /// to page. (FileHandle.read(upToCount:) reads 4 KiB per system call here: 135,000 of them
     /// for a 553 MB file, most of an import's time.)
     /// - Parameter verify: called with the complete temporary copy before it is renamed into place.
+    /// Whether `path` is a file in PyTorch's checkpoint cache (`$TORCH_HOME/hub/checkpoints`),
+    /// links resolved: PyTorch replaces those files and never edits them, so zoo may share them.
+    func isInTorchCache(_ path: String) -> Bool {
+        let folder = URL(fileURLWithPath: path).resolvingSymlinksInPath().deletingLastPathComponent().standardized.path
+        return folder == URL(fileURLWithPath: Cache.torchCheckpoints(environment)).resolvingSymlinksInPath().standardized.path
+    }
+
     static func copyFile(_ source: String, to destination: String, verify: (String) throws -> Void = { _ in }) throws {
         let input = open(source, O_RDONLY | O_CLOEXEC)
         guard input >= 0 else { throw ZooError(.io, "cannot read \(source): \(String(cString: strerror(errno)))") }

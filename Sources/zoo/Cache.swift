@@ -7,7 +7,7 @@ extension ZooCommand {
         static let configuration = CommandConfiguration(
             commandName: "cache", abstract: "Where the cache is and how big.",
             discussion: """
-                Originals that zoo pull found in PyTorch's cache ($TORCH_HOME/hub/checkpoints) are hard links to \
+                Originals that zoo pull found in PyTorch's cache ($TORCH_HOME/hub/checkpoints), or that zoo import took from it, are hard links to \
                 PyTorch's files when both caches are on one file system (copies otherwise). "Shared with PyTorch" \
                 counts the bytes of cached originals that are the same file (device and inode) as one in PyTorch's \
                 cache: they are counted in the cache's size but take no space beyond PyTorch's copy, and removing \

@@ -329,6 +329,18 @@ final class Counter: @unchecked Sendable {
         #expect(try FileManager.default.contentsOfDirectory(atPath: zoo.cache.downloads).isEmpty)
     }
 
+    /// `zoo import` of a file in PyTorch's cache links it as pull does; any other file is copied.
+    @Test func importFromTorchCacheIsLinked() throws {
+        let scratch = try Scratch()
+        let (zoo, torch) = try zooWithTorchCache(scratch)
+        let linked = try zoo.importFile(torch + "/digits-d40edd31.pth", name: "t")
+        #expect(linked.verification?.ok == true)
+        #expect(AtomicFile.sameFile(zoo.cache.path(try #require(linked.original)), torch + "/digits-d40edd31.pth"))
+        #expect(try zoo.bytesSharedWithTorch() == Self.demoBytes.count)
+        let copied = try zoo.importFile(Repo.demoCheckpoint, name: "c")
+        #expect(!AtomicFile.sameFile(zoo.cache.path(try #require(copied.original)), Repo.demoCheckpoint))
+    }
+
     @Test func torchCopyIsCopiedWhenItCannotBeLinked() throws {
         let scratch = try Scratch()
         let source = try scratch.write("digits-d40edd31.pth", Self.demoBytes)

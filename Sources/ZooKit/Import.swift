@@ -156,10 +156,6 @@ extension Zoo {
         }
     }
 
-    /// Copies `source` into place through `AtomicFile` with sendfile(2): the kernel copies page
-    /// to page. (FileHandle.read(upToCount:) reads 4 KiB per system call here: 135,000 of them
-    /// for a 553 MB file, most of an import's time.)
-    /// - Parameter verify: called with the complete temporary copy before it is renamed into place.
     /// Whether `path` is a file in PyTorch's checkpoint cache (`$TORCH_HOME/hub/checkpoints`),
     /// links resolved: PyTorch replaces those files and never edits them, so zoo may share them.
     func isInTorchCache(_ path: String) -> Bool {
@@ -167,6 +163,10 @@ extension Zoo {
         return folder == URL(fileURLWithPath: Cache.torchCheckpoints(environment)).resolvingSymlinksInPath().standardized.path
     }
 
+    /// Copies `source` into place through `AtomicFile` with sendfile(2): the kernel copies page
+    /// to page. (FileHandle.read(upToCount:) reads 4 KiB per system call here: 135,000 of them
+    /// for a 553 MB file, most of an import's time.)
+    /// - Parameter verify: called with the complete temporary copy before it is renamed into place.
     static func copyFile(_ source: String, to destination: String, verify: (String) throws -> Void = { _ in }) throws {
         let input = open(source, O_RDONLY | O_CLOEXEC)
         guard input >= 0 else { throw ZooError(.io, "cannot read \(source): \(String(cString: strerror(errno)))") }

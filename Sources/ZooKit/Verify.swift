@@ -125,7 +125,7 @@ extension Zoo {
         if let native = entry.native, let sha = entry.nativeSHA256 {
             checks.append(hashCheck("integrity: native", cache.path(native), expected: sha, computed: imported?.nativeSHA256))
         }
-        guard let file = entry.native.map(cache.path) ?? original else {
+        guard let file = entry.loadable.map(cache.path) else {
             throw ZooError(.io, "\(entry.name) is cached without a file to verify", fix: fetchAgain(entry))
         }
         let architecture = try self.architecture(of: entry)
@@ -139,9 +139,9 @@ extension Zoo {
                 checks.append(forwardCheck(model, input: Synthetic.input(shape), expected: try? NPY.read(path: cache.path(reference)),
                                            against: "the reference recorded at import (\(entry.referenceSource ?? "zoo"))"))
             }
-            if againstTorch {
+            if againstTorch, let original {  // refused above when no original is kept
                 let probe = try input.map(NPY.read) ?? Synthetic.input(entry.probeShape ?? Self.probeShape(architecture, catalogEntry: nil))
-                checks.append(try torchCheck(model, architecture: architecture, original: original ?? "", native: entry.native.map(cache.path), input: probe))
+                checks.append(try torchCheck(model, architecture: architecture, original: original, native: entry.native.map(cache.path), input: probe))
             }
         }
         return VerifyReport(target: entry.name, architecture: architecture.name, verification: Verification(time: Self.now(), checks: checks))

@@ -415,6 +415,10 @@ final class Counter: @unchecked Sendable {
         #expect(!FileManager.default.fileExists(atPath: zoo.cache.path(try #require(full.entry.original))))
         #expect(try models["d"]?.original != nil && zoo.verify("served").ok)
         _ = try zoo.pull("served")
+        // While another pull or import holds the work lock, the original stays and the report says why.
+        let busy = try zoo.cache.withLock(Cache.workLock, shared: true) { try zoo.pull("served", keepOriginal: false) }
+        #expect(busy.entry.original != nil && busy.originalKept?.contains("a pull or import is running") == true)
+        #expect(FileManager.default.fileExists(atPath: zoo.cache.path(try #require(busy.entry.original))))
         let planned = try zoo.pruneOriginals(dryRun: true)
         #expect(planned.count == 2)
         #expect(try zoo.cache.index().models.values.allSatisfy { $0.original != nil })  // dry run: nothing changed

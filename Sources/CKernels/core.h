@@ -42,11 +42,11 @@ AI vf max0(vf a) { return select_(a > splat(0.0f), a, splat(0.0f)); }
 AI vf max_nan(vf a, vf b) { return select_((a > b) | (a != a), a, b); }
 
 // ---------------------------------------------------------------------------------------
-// The MR x (nv * VL) register tile: C[0..mr, 0..nr) (+)= A panel * B panel (kc rows of ldb
+// The MR x (nv * VL) register tile: C[0..mr, 0..nv * VL) (+)= A panel * B panel (kc rows of ldb
 // floats), then on the last K block bias, residual and ReLU, all before the single store.
 
 AI void tile(const int nv, int kc, const float *restrict a, const float *restrict b, long ldb, float *c, long ldc,
-             int mr, int nr, int accumulate, int last, const float *bias, const float *res, long ldr, int relu) {
+             int mr, int accumulate, int last, const float *bias, const float *res, long ldr, int relu) {
     vf acc[MR][NV];
     for (int i = 0; i < MR; i++)
         for (int v = 0; v < nv; v++) acc[i][v] = splat(0.0f);
@@ -60,44 +60,26 @@ AI void tile(const int nv, int kc, const float *restrict a, const float *restric
         a += MR;
         b += ldb;
     }
-    if (nr == nv * VL) {
-        for (int i = 0; i < MR; i++) {
-            if (i >= mr) break;
-            float *row = c + i * ldc;
-            for (int v = 0; v < nv; v++) {
-                vf x = acc[i][v];
-                if (accumulate) x += load(row + v * VL);
-                if (last) {
-                    if (bias) x += splat(bias[i]);
-                    if (res) x += load(res + i * ldr + v * VL);
-                    if (relu) x = max0(x);
-                }
-                store(row + v * VL, x);
-            }
-        }
-        return;
-    }
-    for (int i = 0; i < mr; i++) {
-        float tmp[NR];
-        for (int v = 0; v < nv; v++) store(tmp + v * VL, acc[i][v]);
+    for (int i = 0; i < MR; i++) {
+        if (i >= mr) break;
         float *row = c + i * ldc;
-        for (int j = 0; j < nr; j++) {
-            float x = tmp[j];
-            if (accumulate) x += row[j];
+        for (int v = 0; v < nv; v++) {
+            vf x = acc[i][v];
+            if (accumulate) x += load(row + v * VL);
             if (last) {
-                if (bias) x += bias[i];
-                if (res) x += res[i * ldr + j];
-                if (relu && x < 0) x = 0;
+                if (bias) x += splat(bias[i]);
+                if (res) x += load(res + i * ldr + v * VL);
+                if (relu) x = max0(x);
             }
-            row[j] = x;
+            store(row + v * VL, x);
         }
     }
 }
 
 #define TILE_FN(N)                                                                                              \
-    TGT static void tile##N(int kc, const float *a, const float *b, long ldb, float *c, long ldc, int mr, int nr, \
+    TGT static void tile##N(int kc, const float *a, const float *b, long ldb, float *c, long ldc, int mr,       \
                             int accumulate, int last, const float *bias, const float *res, long ldr, int relu) {   \
-        tile(N, kc, a, b, ldb, c, ldc, mr, nr, accumulate, last, bias, res, ldr, relu);                        \
+        tile(N, kc, a, b, ldb, c, ldc, mr, accumulate, last, bias, res, ldr, relu);                            \
     }
 TILE_FN(1)
 #if NV >= 2
@@ -107,18 +89,85 @@ TILE_FN(2)
 TILE_FN(3)
 #endif
 
-/// One tile of up to NR columns, choosing the variant by how many vectors the columns need.
+/// The last R < VL columns of a tile: C[0..mr, 0..R) with the MR rows of the A panel as RV
+/// vectors per K step and each column's B broadcast, in two partial sums over K so the FMAs do
+/// not wait on each other. (A whole vector per column would spend VL lanes on one column: a
+/// 7x7 map's 49th column, a 14x14 map's last 4.) Lanes past MR hold the next step's rows and
+/// are dropped; the last step is read through a copy, as its vector would run past the panel.
+AI void columns(const int R, int kc, const float *restrict a, const float *restrict b, long ldb, float *c, long ldc,
+                int mr, int accumulate, int last, const float *bias, const float *res, long ldr, int relu) {
+    enum { RV = (MR + VL - 1) / VL };
+    vf acc[2][RV][VL];
+    for (int u = 0; u < 2; u++)
+        for (int r = 0; r < RV; r++)
+            for (int j = 0; j < R; j++) acc[u][r][j] = splat(0.0f);
+    int k = 0;
+    for (; k + 2 < kc; k += 2)
+        for (int u = 0; u < 2; u++)
+            for (int r = 0; r < RV; r++) {
+                const vf av = load(a + (k + u) * MR + r * VL);
+                for (int j = 0; j < R; j++) acc[u][r][j] = fma_(av, splat(b[(k + u) * ldb + j]), acc[u][r][j]);
+            }
+    for (; k < kc; k++) {
+        float copy[RV * VL] = {0};
+        const float *step = a + k * MR;
+        if (k == kc - 1 && RV * VL > MR) step = memcpy(copy, step, sizeof(float) * MR);
+        for (int r = 0; r < RV; r++) {
+            const vf av = load(step + r * VL);
+            for (int j = 0; j < R; j++) acc[0][r][j] = fma_(av, splat(b[k * ldb + j]), acc[0][r][j]);
+        }
+    }
+    for (int j = 0; j < R; j++) {
+        float column[RV * VL];
+        for (int r = 0; r < RV; r++) store(column + r * VL, acc[0][r][j] + acc[1][r][j]);
+        for (int i = 0; i < mr; i++) {
+            float x = column[i];
+            if (accumulate) x += c[i * ldc + j];
+            if (last) {
+                if (bias) x += bias[i];
+                if (res) x += res[i * ldr + j];
+                if (relu && x < 0) x = 0;
+            }
+            c[i * ldc + j] = x;
+        }
+    }
+}
+
+typedef void (*columns_fn)(int kc, const float *a, const float *b, long ldb, float *c, long ldc, int mr,
+                           int accumulate, int last, const float *bias, const float *res, long ldr, int relu);
+#define COLUMNS_FN(R)                                                                                           \
+    TGT static void columns##R(int kc, const float *a, const float *b, long ldb, float *c, long ldc, int mr,    \
+                               int accumulate, int last, const float *bias, const float *res, long ldr,         \
+                               int relu) {                                                                      \
+        columns(R, kc, a, b, ldb, c, ldc, mr, accumulate, last, bias, res, ldr, relu);                          \
+    }
+COLUMNS_FN(1) COLUMNS_FN(2) COLUMNS_FN(3)
+#if VL > 4
+COLUMNS_FN(4) COLUMNS_FN(5) COLUMNS_FN(6) COLUMNS_FN(7)
+#endif
+static const columns_fn columns_of[VL] = {NULL, columns1, columns2, columns3,
+#if VL > 4
+                                          columns4, columns5, columns6, columns7
+#endif
+};
+
+/// One tile of nr <= NR columns: whole vectors in the register tile, the rest (< VL columns)
+/// in `columns`. No load reaches past column nr, so B may be read in place.
 TGT static void run_tile(int kc, const float *a, const float *b, long ldb, float *c, long ldc, int mr, int nr,
                          int accumulate, int last, const float *bias, const float *res, long ldr, int relu) {
-    switch ((nr + VL - 1) / VL) {
+    const int rest = nr % VL, whole = nr - rest;
+    switch (whole / VL) {
 #if NV >= 3
-    case 3: tile3(kc, a, b, ldb, c, ldc, mr, nr, accumulate, last, bias, res, ldr, relu); break;
+    case 3: tile3(kc, a, b, ldb, c, ldc, mr, accumulate, last, bias, res, ldr, relu); break;
 #endif
 #if NV >= 2
-    case 2: tile2(kc, a, b, ldb, c, ldc, mr, nr, accumulate, last, bias, res, ldr, relu); break;
+    case 2: tile2(kc, a, b, ldb, c, ldc, mr, accumulate, last, bias, res, ldr, relu); break;
 #endif
-    default: tile1(kc, a, b, ldb, c, ldc, mr, nr, accumulate, last, bias, res, ldr, relu); break;
+    case 1: tile1(kc, a, b, ldb, c, ldc, mr, accumulate, last, bias, res, ldr, relu); break;
+    default: break;
     }
+    if (rest) columns_of[rest](kc, a, b + whole, ldb, c + whole, ldc, mr, accumulate, last, bias,
+                               res ? res + whole : NULL, ldr, relu);
 }
 
 /// The panel of rows i ..< i + MR for the K block starting at k0 (of kc rows): zk_pack_a's layout.
@@ -178,6 +227,8 @@ enum { NC_PANELS = (528 + NR - 1) / NR, NC = NC_PANELS * NR };
 
 static _Thread_local float *block_buffer;
 
+/// Packs rows k0 ..< k0 + kc, columns nb ..< nb + nbw, of B (the convolution's im2col matrix,
+/// or the plain matrix b) into NR-column panels (kc x NR floats each, the last zero-padded).
 TGT static void pack_block(const zk_conv_input *conv, const float *b, long ldb, int k0, int kc, int nb, int nbw,
                            float *buf) {
     float row[NC + NR];

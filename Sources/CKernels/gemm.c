@@ -1,11 +1,12 @@
 // AVX-512 GEMM for convolutions: see include/ckernels.h.
 //
 // Blocking (one thread): for each block of 11 48-column panels of B and each KC-row block of
-// K, the panels (KC x 528 floats) are packed into a thread-local buffer that stays in L2, and
-// every 8-row panel of the pre-packed A (read in one sequential stream) runs against each of
-// them in an 8 x 48 register tile (24 zmm accumulators, 16- and 32-column variants for the last
-// panel). C accumulates in place between K blocks; the epilogue is applied in registers on the
-// last K block.
+// K, every 8-row panel of the pre-packed A (read in one sequential stream) runs against each
+// panel in an 8 x 48 register tile (24 zmm accumulators; 16- and 32-column variants, and the
+// last 1 to 8 columns of a panel in an 8-row x 1-column kernel). A convolution's B is packed
+// from the image into a thread-local buffer (KC x 528 floats) that stays in L2; a plain matrix
+// (a 1x1 convolution) is read in place. C accumulates in place between K blocks; the epilogue
+// is applied in registers on the last K block.
 
 #include "ckernels.h"
 #include "internal.h"
@@ -124,20 +125,13 @@ TARGET static void pack_conv(const zk_conv_input *in, int k0, int kc, int n, int
     }
 }
 
-TARGET static void pack_matrix(const float *b, long ldb, int k0, int kc, int n, int w, int width, float *dst) {
-    for (int r = 0; r < kc; r++) {
-        float *out = dst + (long)r * width;
-        copy_floats(out, b + (long)(k0 + r) * ldb + n, w);
-        zero_floats(out + w, width - w);
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // The 8 x (16 * NV) register tile.
 
-TARGET INLINE void tile(const int NV, int kc, const float *restrict a, const float *restrict b, float *c, long ldc,
+TARGET INLINE void tile(const int NV, int kc, const float *restrict a, const float *restrict b, long ldb, float *c, long ldc,
                         int mr, int nr, int accumulate, int last, const float *bias, const float *res, long ldr,
                         int relu) {
+    const __mmask16 m_last = lanes(nr - 16 * (NV - 1));
     __m512 acc0[MR], acc1[MR], acc2[MR];
     for (int i = 0; i < MR; i++) {
         acc0[i] = _mm512_setzero_ps();
@@ -159,9 +153,10 @@ TARGET INLINE void tile(const int NV, int kc, const float *restrict a, const flo
         }
     }
     for (int k = 0; k < kc; k++) {
-        __m512 b0 = _mm512_load_ps(b), b1, b2;
-        if (NV > 1) b1 = _mm512_load_ps(b + 16);
-        if (NV > 2) b2 = _mm512_load_ps(b + 32);
+        // The last vector of a partial tile reads only its columns (B read in place has no padding).
+        __m512 b0 = NV == 1 ? _mm512_maskz_loadu_ps(m_last, b) : _mm512_loadu_ps(b), b1, b2;
+        if (NV > 1) b1 = NV == 2 ? _mm512_maskz_loadu_ps(m_last, b + 16) : _mm512_loadu_ps(b + 16);
+        if (NV > 2) b2 = _mm512_maskz_loadu_ps(m_last, b + 32);
         for (int i = 0; i < MR; i++) {
             __m512 av = _mm512_set1_ps(a[i]);
             acc0[i] = _mm512_fmadd_ps(av, b0, acc0[i]);
@@ -170,7 +165,7 @@ TARGET INLINE void tile(const int NV, int kc, const float *restrict a, const flo
         }
         _mm_prefetch((const char *)(a + 16 * MR), _MM_HINT_T0);
         a += MR;
-        b += 16 * NV;
+        b += ldb;
     }
     const __mmask16 m0 = lanes(nr), m1 = lanes(nr - 16), m2 = lanes(nr - 32);
     const __m512 zero = _mm512_setzero_ps();
@@ -210,17 +205,86 @@ TARGET INLINE void tile(const int NV, int kc, const float *restrict a, const flo
     }
 }
 
-TARGET static void tile1(int kc, const float *a, const float *b, float *c, long ldc, int mr, int nr, int accumulate,
+TARGET static void tile1(int kc, const float *a, const float *b, long ldb, float *c, long ldc, int mr, int nr, int accumulate,
                          int last, const float *bias, const float *res, long ldr, int relu) {
-    tile(1, kc, a, b, c, ldc, mr, nr, accumulate, last, bias, res, ldr, relu);
+    tile(1, kc, a, b, ldb, c, ldc, mr, nr, accumulate, last, bias, res, ldr, relu);
 }
-TARGET static void tile2(int kc, const float *a, const float *b, float *c, long ldc, int mr, int nr, int accumulate,
+TARGET static void tile2(int kc, const float *a, const float *b, long ldb, float *c, long ldc, int mr, int nr, int accumulate,
                          int last, const float *bias, const float *res, long ldr, int relu) {
-    tile(2, kc, a, b, c, ldc, mr, nr, accumulate, last, bias, res, ldr, relu);
+    tile(2, kc, a, b, ldb, c, ldc, mr, nr, accumulate, last, bias, res, ldr, relu);
 }
-TARGET static void tile3(int kc, const float *a, const float *b, float *c, long ldc, int mr, int nr, int accumulate,
+TARGET static void tile3(int kc, const float *a, const float *b, long ldb, float *c, long ldc, int mr, int nr, int accumulate,
                          int last, const float *bias, const float *res, long ldr, int relu) {
-    tile(3, kc, a, b, c, ldc, mr, nr, accumulate, last, bias, res, ldr, relu);
+    tile(3, kc, a, b, ldb, c, ldc, mr, nr, accumulate, last, bias, res, ldr, relu);
+}
+
+/// The last few columns of a tile (R <= 8): C[0..mr, 0..R) from the 8 rows of the A panel as one
+/// 8-float vector per K step, times each column's B broadcast, in (R <= 4 ? 4 : 2) partial sums
+/// over K so the FMAs do not wait on each other. A 16-lane tile would spend 16 lanes per column.
+TARGET INLINE void columns(const int R, int kc, const float *restrict a, const float *restrict b, long ldb, float *c,
+                           long ldc, int mr, int accumulate, int last, const float *bias, const float *res, long ldr,
+                           int relu) {
+    enum { U = 4 };
+    const int parts = R <= 4 ? 4 : 2;
+    __m256 acc[U][8];
+    for (int u = 0; u < U; u++)
+        for (int j = 0; j < R; j++) acc[u][j] = _mm256_setzero_ps();
+    int k = 0;
+    for (; k + parts <= kc; k += parts) {
+        for (int u = 0; u < parts; u++) {
+            const __m256 av = _mm256_loadu_ps(a + (k + u) * MR);
+            const float *row = b + (k + u) * ldb;
+            for (int j = 0; j < R; j++) acc[u][j] = _mm256_fmadd_ps(av, _mm256_set1_ps(row[j]), acc[u][j]);
+        }
+    }
+    for (; k < kc; k++) {
+        const __m256 av = _mm256_loadu_ps(a + k * MR);
+        for (int j = 0; j < R; j++) acc[0][j] = _mm256_fmadd_ps(av, _mm256_set1_ps(b[k * ldb + j]), acc[0][j]);
+    }
+    for (int j = 0; j < R; j++) {
+        __m256 sum = acc[0][j];
+        for (int u = 1; u < parts; u++) sum = _mm256_add_ps(sum, acc[u][j]);
+        float column[MR];
+        _mm256_storeu_ps(column, sum);
+        for (int i = 0; i < mr; i++) {
+            float x = column[i];
+            if (accumulate) x += c[i * ldc + j];
+            if (last) {
+                if (bias) x += bias[i];
+                if (res) x += res[i * ldr + j];
+                if (relu && x < 0) x = 0;
+            }
+            c[i * ldc + j] = x;
+        }
+    }
+}
+
+typedef void (*columns_fn)(int kc, const float *a, const float *b, long ldb, float *c, long ldc, int mr,
+                           int accumulate, int last, const float *bias, const float *res, long ldr, int relu);
+#define COLUMNS_FN(R)                                                                                             \
+    TARGET static void columns##R(int kc, const float *a, const float *b, long ldb, float *c, long ldc, int mr,   \
+                                  int accumulate, int last, const float *bias, const float *res, long ldr,        \
+                                  int relu) {                                                                     \
+        columns(R, kc, a, b, ldb, c, ldc, mr, accumulate, last, bias, res, ldr, relu);                            \
+    }
+COLUMNS_FN(1) COLUMNS_FN(2) COLUMNS_FN(3) COLUMNS_FN(4) COLUMNS_FN(5) COLUMNS_FN(6) COLUMNS_FN(7) COLUMNS_FN(8)
+static const columns_fn columns_of[9] = {NULL,      columns1, columns2, columns3, columns4,
+                                         columns5, columns6, columns7, columns8};
+
+/// One tile of w <= 48 columns: whole 16-column vectors in the register tile, and a rest of up to
+/// 8 columns (the 1 of a 7x7 map's 49, the 4 of 14x14's 196) in `columns`; a wider rest is a
+/// masked vector of the tile.
+TARGET static void run_tile(int kc, const float *a, const float *b, long ldb, float *c, long ldc, int mr, int w,
+                            int accumulate, int last, const float *bias, const float *res, long ldr, int relu) {
+    const int rest = w % 16 <= 8 ? w % 16 : 0, whole = w - rest;
+    switch ((whole + 15) / 16) {
+    case 3: tile3(kc, a, b, ldb, c, ldc, mr, whole, accumulate, last, bias, res, ldr, relu); break;
+    case 2: tile2(kc, a, b, ldb, c, ldc, mr, whole, accumulate, last, bias, res, ldr, relu); break;
+    case 1: tile1(kc, a, b, ldb, c, ldc, mr, whole, accumulate, last, bias, res, ldr, relu); break;
+    default: break;
+    }
+    if (rest) columns_of[rest](kc, a, b + whole, ldb, c + whole, ldc, mr, accumulate, last, bias,
+                               res ? res + whole : NULL, ldr, relu);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -245,11 +309,10 @@ TARGET static void drive(const float *packed_a, int m, int k, int m0, int m1, co
         const int panels = (nbw + NR - 1) / NR;
         for (int k0 = 0; k0 < k; k0 += KC) {
             const int kc = k - k0 < KC ? k - k0 : KC;
-            for (int p = 0; p < panels; p++) {
+            // A convolution's B is packed from the image; a plain matrix is read in place.
+            for (int p = 0; conv && p < panels; p++) {
                 const int n = nb + p * NR, w = n1 - n < NR ? n1 - n : NR, nv = (w + 15) / 16;
-                float *dst = buf + (long)p * kc * NR;
-                if (conv) pack_conv(conv, k0, kc, n, w, nv * 16, dst);
-                else pack_matrix(b, ldb, k0, kc, n, w, nv * 16, dst);
+                pack_conv(conv, k0, kc, n, w, nv * 16, buf + (long)p * kc * NR);
             }
             const int acc = k0 > 0, last = k0 + kc == k;
             for (int i = m0; i < m1; i += MR) {
@@ -258,14 +321,11 @@ TARGET static void drive(const float *packed_a, int m, int k, int m0, int m1, co
                 const float *bp = bias ? bias + i : NULL;
                 for (int p = 0; p < panels; p++) {
                     const int n = nb + p * NR, w = n1 - n < NR ? n1 - n : NR, nv = (w + 15) / 16;
-                    const float *panel = buf + (long)p * kc * NR;
+                    const float *panel = conv ? buf + (long)p * kc * NR : b + (long)k0 * ldb + n;
+                    const long ldp = conv ? nv * 16 : ldb;
                     float *cp = c + i * ldc + n;
                     const float *rp = res ? res + i * ldr + n : NULL;
-                    switch (nv) {
-                    case 3: tile3(kc, ap, panel, cp, ldc, mr, w, acc, last, bp, rp, ldr, relu); break;
-                    case 2: tile2(kc, ap, panel, cp, ldc, mr, w, acc, last, bp, rp, ldr, relu); break;
-                    default: tile1(kc, ap, panel, cp, ldc, mr, w, acc, last, bp, rp, ldr, relu); break;
-                    }
+                    run_tile(kc, ap, panel, ldp, cp, ldc, mr, w, acc, last, bp, rp, ldr, relu);
                 }
             }
         }
@@ -285,9 +345,9 @@ void zk_gemm_panel(const float *packed_a, int m, int k, int m0, int m1, const fl
             const float *ap = a_panel(packed_a, m, k0, kc, i);
             float *cp = c + (i - m0) * ldc;
             switch (nv) {
-            case 3: tile3(kc, ap, bp, cp, ldc, mr, w, acc, last, NULL, NULL, 0, 0); break;
-            case 2: tile2(kc, ap, bp, cp, ldc, mr, w, acc, last, NULL, NULL, 0, 0); break;
-            default: tile1(kc, ap, bp, cp, ldc, mr, w, acc, last, NULL, NULL, 0, 0); break;
+            case 3: tile3(kc, ap, bp, nv * 16, cp, ldc, mr, w, acc, last, NULL, NULL, 0, 0); break;
+            case 2: tile2(kc, ap, bp, nv * 16, cp, ldc, mr, w, acc, last, NULL, NULL, 0, 0); break;
+            default: tile1(kc, ap, bp, nv * 16, cp, ldc, mr, w, acc, last, NULL, NULL, 0, 0); break;
             }
         }
     }

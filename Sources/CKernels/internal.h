@@ -61,35 +61,4 @@ void zk_gemm_panel(const float *packed_a, int m, int k, int m0, int m1, const fl
                    float *c, long ldc);
 
 
-/// One ISA's kernels, each with the contract of the zk_ entry point of the same name
-/// (include/ckernels.h); dispatch.c picks the set. zk512_: the AVX-512 files; zk_avx2_, zk_neon_:
-/// core.h compiled by avx2.c and neon.c (x86-64 and aarch64 only; elsewhere never called).
-#define ZK_DECLARE(P)                                                                                               \
-    void P##conv_gemm(const float *packed_a, int m, int k, int m0, int m1, const zk_conv_input *input, int n0,      \
-                      int n1, float *c, long ldc, const zk_epilogue *epilogue);                                      \
-    void P##gemm(const float *packed_a, int m, int k, int m0, int m1, const float *b, long ldb, int n0, int n1,      \
-                 float *c, long ldc, const zk_epilogue *epilogue);                                                   \
-    void P##winograd(const float *transformed, int cout, int cin, const float *x, int height, int width,             \
-                     int padding, int tile0, int tile1, int m0, int m1, float *y, const zk_epilogue *epilogue);      \
-    void P##winograd2(const float *transformed, int cout, int cin, const float *x, int height, int width,            \
-                      int padding, int tile0, int tile1, int m0, int m1, float *y, const zk_epilogue *epilogue);     \
-    void P##linear(const float *w, const float *bias, const float *x, float *y, int n, int in, int out, int o0,       \
-                   int o1);
-ZK_DECLARE(zk512_)
-ZK_DECLARE(zk_avx2_)
-ZK_DECLARE(zk_neon_)
-
-int zk512_winograd_tiles(int out_height, int out_width);
-int zk512_winograd2_tiles(int out_height, int out_width);
-void zk512_winograd_transform(const float *weight, int cout, int cin, float *u, int o0, int o1);
-void zk512_winograd2_transform(const float *weight, int cout, int cin, float *u, int o0, int o1);
-void zk512_max_pool(const float *x, float *y, long planes, int height, int width, int kernel, int stride,
-                    int padding, int out_height, int out_width);
-
-/// One plane of max pooling, stride 1 or 2, padding < kernel; `row`: zk_pool_row_floats(...) floats.
-void zk_avx2_max_pool_plane(const float *plane, float *out, int H, int W, int kernel, int stride, int padding,
-                            int oh, int ow, float *row);
-void zk_neon_max_pool_plane(const float *plane, float *out, int H, int W, int kernel, int stride, int padding,
-                            int oh, int ow, float *row);
-
 #endif

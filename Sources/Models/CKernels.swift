@@ -122,12 +122,17 @@ enum Kernels {
     /// for a few jobs per thread (so that a thread slowed by other work on the machine takes
     /// fewer of them), each product is cut into `parts` ranges of 48-column panels, or of
     /// 8-row panels when it has few columns, keeping every job at a few MFLOP at least.
-    static func split(pairs: Int, m: Int, n: Int, k: Int, mr: Int) -> (parts: Int, byColumns: Bool) {
+    /// Where the kernels read B in place (`packsB` false: a plain GEMM on AVX-512), row ranges
+    /// repeat nothing, and they are taken whenever there are rows enough: they balance to 8 rows
+    /// where columns balance to 48 (a 14x14 map's 196 columns cut 96 | 100), and measured 3 to 10 %
+    /// faster on ResNet-50's 1x1 shapes (benchmarks/RESULTS.md).
+    static func split(pairs: Int, m: Int, n: Int, k: Int, mr: Int, packsB: Bool = true) -> (parts: Int, byColumns: Bool) {
         let t = threads, jobs = t * jobsPerThread
         guard t > 1, pairs < jobs else { return (1, true) }
         let columnPanels = (n + Int(ZK_NR) - 1) / Int(ZK_NR), rowPanels = (m + mr - 1) / mr
         let work = 2 * m * n * k
         var parts = min((jobs + pairs - 1) / pairs, max(1, work / 4_000_000))
+        if !packsB, rowPanels >= 4 * parts { return (parts, false) }
         if columnPanels >= 2 * parts { return (parts, true) }
         parts = min(parts, rowPanels)
         return parts > 1 ? (parts, false) : (1, true)
@@ -225,8 +230,9 @@ enum Kernels {
         let packed = conv.packed
         var y = uninitialized([n, g.outChannels, oh, ow])
         let pairs = n * g.groups
-        let (splits, byColumns) = split(pairs: pairs, m: coutG, n: plane, k: k, mr: mr(path))
         let direct = g.kernel == 1 && g.stride == 1 && g.padding == 0
+        let (splits, byColumns) = split(pairs: pairs, m: coutG, n: plane, k: k, mr: mr(path),
+                                        packsB: !(direct && path == .avx512))
         x.data.withUnsafeBufferPointer { xp in
             y.data.withUnsafeMutableBufferPointer { yp in
                 packed.withUnsafeBufferPointer { wp in

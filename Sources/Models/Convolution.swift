@@ -47,10 +47,10 @@ public struct FusedConv: Sendable {
     /// The weights, and their CKernels layouts made on first use.
     let prepared: PreparedWeights
 
-    init(geometry: ConvGeometry, weight: [Float], bias: [Float]) {
+    init(geometry: ConvGeometry, weight: [Float], bias: [Float], path: KernelPath = Kernels.path) {
         self.geometry = geometry
         self.bias = bias
-        path = Kernels.path
+        self.path = path
         // Only a 3x3 stride-1 convolution may need its weights in a second layout (Winograd or
         // not depends on the input size); the others keep just the packed copy.
         let g = geometry

@@ -254,6 +254,7 @@ int main(int argc, char **argv) {
     static const conv_shape winograd2[] = {
         {512, 512, 3, 1, 1, 1, 1, 7, 1}, {512, 512, 3, 1, 1, 1, 1, 7, 2}, {256, 256, 3, 1, 1, 1, 1, 7, 1},
         {1024, 1024, 3, 1, 1, 1, 1, 7, 1}, {128, 128, 3, 1, 1, 1, 1, 9, 1},
+        {128, 128, 3, 1, 1, 1, 1, 9, 2}, {128, 128, 3, 1, 1, 1, 1, 9, 3},    // 50 and 75 tiles: 2 and 3 past a vector
     };
     for (size_t i = 0; i < sizeof gemm / sizeof gemm[0]; i++) check(gemm[i], GEMM);
     for (size_t i = 0; i < sizeof winograd / sizeof winograd[0]; i++) check(winograd[i], WINOGRAD4);

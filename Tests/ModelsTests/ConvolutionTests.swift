@@ -32,6 +32,8 @@ struct ConvolutionTests {
             Shape(cin: 32, cout: 20, kernel: 3, stride: 1, padding: 1, height: 9, width: 9, batch: 2),
             Shape(cin: 32, cout: 20, kernel: 3, stride: 1, padding: 1, height: 13, width: 13, batch: 2),
             Shape(cin: 16, cout: 12, kernel: 3, stride: 1, padding: 1, height: 30, width: 26, batch: 1),
+            // Rows of 14 tiles: runs of consecutive whole tiles, read and written with vector shuffles.
+            Shape(cin: 8, cout: 8, kernel: 3, stride: 1, padding: 1, height: 56, width: 56, batch: 1),
         ]
 
     @Test(arguments: KernelPath.available)

@@ -255,6 +255,7 @@ int main(int argc, char **argv) {
         {512, 512, 3, 1, 1, 1, 1, 7, 1}, {512, 512, 3, 1, 1, 1, 1, 7, 2}, {256, 256, 3, 1, 1, 1, 1, 7, 1},
         {1024, 1024, 3, 1, 1, 1, 1, 7, 1}, {128, 128, 3, 1, 1, 1, 1, 9, 1},
         {128, 128, 3, 1, 1, 1, 1, 9, 2}, {128, 128, 3, 1, 1, 1, 1, 9, 3},    // 50 and 75 tiles: 2 and 3 past a vector
+        {32, 32, 3, 1, 1, 1, 1, 40, 1},                                      // rows of 20 tiles: whole runs
     };
     for (size_t i = 0; i < sizeof gemm / sizeof gemm[0]; i++) check(gemm[i], GEMM);
     for (size_t i = 0; i < sizeof winograd / sizeof winograd[0]; i++) check(winograd[i], WINOGRAD4);

@@ -3,7 +3,10 @@
 // round (layers follow each other within microseconds) and then sleep on a condition variable,
 // so an idle pool costs nothing; the caller runs jobs too and waits only for the last one.
 // Exactly `threads` threads run a round, never more (GCD's concurrentPerform measured slower
-// once a layer was cut into more jobs than threads).
+// once a layer was cut into more jobs than threads). A call made from inside a job (a slice of
+// a batch running its layers), or while another caller's round holds the pool, runs its jobs
+// on the calling thread: nothing ever waits for the pool, so a job may wait on a lock whose
+// holder is itself calling zk_parallel.
 
 #include "ckernels.h"
 
@@ -24,7 +27,7 @@ enum { MAX_THREADS = 64, SPIN = 20000 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
-static pthread_mutex_t round_lock = PTHREAD_MUTEX_INITIALIZER;  // one round at a time
+static pthread_mutex_t round_lock = PTHREAD_MUTEX_INITIALIZER;  // held by the round running
 static int started;                       // workers created
 static atomic_ulong generation;           // bumped to start a round
 static atomic_ullong ticket;              // round generation << 32 | next job index
@@ -32,6 +35,7 @@ static atomic_int finished;               // jobs done this round
 static int round_jobs, round_workers;     // this round: jobs, workers allowed to join
 static zk_job_fn round_fn;
 static void *round_context;
+static _Thread_local int in_job;          // this thread is running a job
 
 /// Takes jobs of round `round` until none is left; a thread that read an older round's
 /// parameters finds the generation changed and takes nothing.
@@ -40,7 +44,9 @@ static void run_jobs(unsigned long round, zk_job_fn fn, void *context, int jobs)
     for (;;) {
         if ((v >> 32) != (round & 0xFFFFFFFFu) || (int)(v & 0xFFFFFFFFu) >= jobs) return;
         if (atomic_compare_exchange_weak_explicit(&ticket, &v, v + 1, memory_order_acq_rel, memory_order_acquire)) {
+            in_job = 1;
             fn(context, (int)(v & 0xFFFFFFFFu));
+            in_job = 0;
             atomic_fetch_add_explicit(&finished, 1, memory_order_release);
             v = atomic_load_explicit(&ticket, memory_order_acquire);
         }
@@ -78,11 +84,10 @@ static void *worker(void *arg) {
 void zk_parallel(int threads, int jobs, zk_job_fn fn, void *context) {
     if (threads > MAX_THREADS) threads = MAX_THREADS;
     if (threads > jobs) threads = jobs;
-    if (threads <= 1) {
+    if (threads <= 1 || in_job || pthread_mutex_trylock(&round_lock) != 0) {
         for (int j = 0; j < jobs; j++) fn(context, j);
         return;
     }
-    pthread_mutex_lock(&round_lock);
     pthread_mutex_lock(&lock);
     while (started < threads - 1) {
         pthread_t thread;

@@ -194,8 +194,9 @@ public final class Model: @unchecked Sendable {
     /// Makes now the kernels' weight layouts (packed panels, Winograd transforms) that a forward
     /// on inputs of shape `input` reads, which that forward would otherwise make first: several
     /// steady-state forwards' worth of time (resnet18 at 224x224: about 4). Layouts depend on the
-    /// input's size and batch (a 7x7 map runs Winograd F(2x2, 3x3) for up to three images,
-    /// F(4x4, 3x3) for four or more). The OpenBLAS path has nothing to prepare.
+    /// input's size and on the images each thread runs (a batch the threads divide runs as one
+    /// slice per thread; a 7x7 map runs Winograd F(2x2, 3x3) for up to three images, F(4x4, 3x3)
+    /// for four or more). The OpenBLAS path has nothing to prepare.
     ///
     /// - Throws: `ModelError.badInput` for a shape the network cannot take.
     public func prepare(for input: [Int]) throws {

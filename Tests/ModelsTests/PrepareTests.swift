@@ -10,10 +10,11 @@ import Testing
         let weights = Synthetic.weights(for: model)
         try model.load(weights)
         #expect(model.layouts.made == 0)
-        // One image, then four: the 7x7 maps of layer4 run Winograd F(2x2, 3x3) for one image
-        // and F(4x4, 3x3) for four, so the second preparation makes more.
+        // One image, then four per thread (a batch the threads divide runs as one slice per
+        // thread): the 7x7 maps of layer4 run Winograd F(2x2, 3x3) for one image and F(4x4, 3x3)
+        // for four, so the second preparation makes more.
         var before = 0
-        for batch in [1, 4] {
+        for batch in [1, 4 * Kernels.threads] {
             let shape = [batch, 3, 224, 224]
             try model.prepare(for: shape)
             let (made, kernels) = model.layouts
@@ -35,5 +36,33 @@ import Testing
         #expect(throws: ModelError.self) { try model.prepare(for: [1, 3, 0, 224]) }
         #expect(throws: ModelError.self) { try model.prepare(for: [1, 4, 224, 224]) }
         #expect(throws: ModelError.self) { try model.prepare(for: [3, 224, 224]) }
+    }
+}
+
+/// A batch the threads divide runs one slice per thread, each slice's layers on its thread; a
+/// slice that reaches a convolution whose layout a background preparation is making waits for
+/// it, and that preparation, which cuts its work between the threads, must not wait for the
+/// slices in turn (it runs its share on its own thread instead).
+@Suite struct SliceTests {
+    @Test func slicesDoNotWaitOnABackgroundPreparation() throws {
+        let model = try Architecture.named("resnet18", numClasses: 10).build()
+        let weights = Synthetic.weights(for: model)
+        try model.load(weights)
+        let input = Synthetic.input([2 * Kernels.threads, 3, 112, 112])
+        let twin = model.architecture.build()
+        try twin.load(weights)
+        let reference = try twin.forward(input)
+        // On its own thread, so that a deadlock fails the test (after a minute) instead of hanging it.
+        let outputs = Locked<[Tensor]>([]), done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            for _ in 0 ..< 3 {
+                try? model.load(weights)  // layouts dropped: the preparation starts over
+                model.prepareInBackground(for: input.shape)
+                if let output = try? model.forward(input) { outputs.withLock { $0.append(output) } }
+            }
+            done.signal()
+        }
+        #expect(done.wait(timeout: .now() + 60) == .success, "a forward and a background preparation deadlocked")
+        #expect(outputs.withLock { $0 } == Array(repeating: reference, count: 3))
     }
 }

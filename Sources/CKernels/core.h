@@ -120,21 +120,10 @@ AI void columns(const int R, int kc, const float *restrict a, const float *restr
     for (int j = 0; j < R; j++) {
         float column[RV * VL];
         for (int r = 0; r < RV; r++) store(column + r * VL, acc[0][r][j] + acc[1][r][j]);
-        for (int i = 0; i < mr; i++) {
-            float x = column[i];
-            if (accumulate) x += c[i * ldc + j];
-            if (last) {
-                if (bias) x += bias[i];
-                if (res) x += res[i * ldr + j];
-                if (relu && x < 0) x = 0;
-            }
-            c[i * ldc + j] = x;
-        }
+        zk_store_column(column, c + j, ldc, mr, accumulate, last, bias, res ? res + j : NULL, ldr, relu);
     }
 }
 
-typedef void (*columns_fn)(int kc, const float *a, const float *b, long ldb, float *c, long ldc, int mr,
-                           int accumulate, int last, const float *bias, const float *res, long ldr, int relu);
 #define COLUMNS_FN(R)                                                                                           \
     TGT static void columns##R(int kc, const float *a, const float *b, long ldb, float *c, long ldc, int mr,    \
                                int accumulate, int last, const float *bias, const float *res, long ldr,         \
@@ -145,7 +134,7 @@ COLUMNS_FN(1) COLUMNS_FN(2) COLUMNS_FN(3)
 #if VL > 4
 COLUMNS_FN(4) COLUMNS_FN(5) COLUMNS_FN(6) COLUMNS_FN(7)
 #endif
-static const columns_fn columns_of[VL] = {NULL, columns1, columns2, columns3,
+static const zk_columns_fn columns_of[VL] = {NULL, columns1, columns2, columns3,
 #if VL > 4
                                           columns4, columns5, columns6, columns7
 #endif

@@ -246,21 +246,10 @@ TARGET INLINE void columns(const int R, int kc, const float *restrict a, const f
         for (int u = 1; u < parts; u++) sum = _mm256_add_ps(sum, acc[u][j]);
         float column[MR];
         _mm256_storeu_ps(column, sum);
-        for (int i = 0; i < mr; i++) {
-            float x = column[i];
-            if (accumulate) x += c[i * ldc + j];
-            if (last) {
-                if (bias) x += bias[i];
-                if (res) x += res[i * ldr + j];
-                if (relu && x < 0) x = 0;
-            }
-            c[i * ldc + j] = x;
-        }
+        zk_store_column(column, c + j, ldc, mr, accumulate, last, bias, res ? res + j : NULL, ldr, relu);
     }
 }
 
-typedef void (*columns_fn)(int kc, const float *a, const float *b, long ldb, float *c, long ldc, int mr,
-                           int accumulate, int last, const float *bias, const float *res, long ldr, int relu);
 #define COLUMNS_FN(R)                                                                                             \
     TARGET static void columns##R(int kc, const float *a, const float *b, long ldb, float *c, long ldc, int mr,   \
                                   int accumulate, int last, const float *bias, const float *res, long ldr,        \
@@ -268,7 +257,7 @@ typedef void (*columns_fn)(int kc, const float *a, const float *b, long ldb, flo
         columns(R, kc, a, b, ldb, c, ldc, mr, accumulate, last, bias, res, ldr, relu);                            \
     }
 COLUMNS_FN(1) COLUMNS_FN(2) COLUMNS_FN(3) COLUMNS_FN(4) COLUMNS_FN(5) COLUMNS_FN(6) COLUMNS_FN(7) COLUMNS_FN(8)
-static const columns_fn columns_of[9] = {NULL,      columns1, columns2, columns3, columns4,
+static const zk_columns_fn columns_of[9] = {NULL,      columns1, columns2, columns3, columns4,
                                          columns5, columns6, columns7, columns8};
 
 /// One tile of w <= 48 columns: whole 16-column vectors in the register tile, and a rest of up to

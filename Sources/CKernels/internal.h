@@ -54,6 +54,27 @@ TARGET INLINE __mmask16 lanes(int count) {
 
 #endif
 
+/// One column of a tile stored through the epilogue, as the kernels' narrow edge (`columns`)
+/// stores it: c[i * ldc] (+)= column[i] for rows i < mr, then on the last K block the bias,
+/// the residual (res[i * ldr]) and ReLU.
+static inline void zk_store_column(const float *column, float *c, long ldc, int mr, int accumulate, int last,
+                                   const float *bias, const float *res, long ldr, int relu) {
+    for (int i = 0; i < mr; i++) {
+        float x = column[i];
+        if (accumulate) x += c[i * ldc];
+        if (last) {
+            if (bias) x += bias[i];
+            if (res) x += res[i * ldr];
+            if (relu && x < 0) x = 0;
+        }
+        c[i * ldc] = x;
+    }
+}
+
+/// A `columns` kernel for one count of columns (gemm.c, core.h).
+typedef void (*zk_columns_fn)(int kc, const float *a, const float *b, long ldb, float *c, long ldc, int mr,
+                              int accumulate, int last, const float *bias, const float *res, long ldr, int relu);
+
 /// Rows m0 ..< m1 of A * B with B one pre-packed panel: k rows of 16 * ceil(w / 16) floats;
 /// here C points at row m0 (C + (row - m0) * ldc + col), and no epilogue is applied.
 /// (gemm.c; the Winograd kernels run their GEMMs through it.)

@@ -3,7 +3,7 @@
 // Blocking (one thread): for each block of 11 48-column panels of B and each KC-row block of
 // K, every 8-row panel of the pre-packed A (read in one sequential stream) runs against each
 // panel in an 8 x 48 register tile (24 zmm accumulators; 16- and 32-column variants, and the
-// last 1 to 8 columns of a panel in an 8-row x 1-column kernel). A convolution's B is packed
+// last 1 to 8 columns of a panel in a narrow kernel, 8 rows by one column at a time). A convolution's B is packed
 // from the image into a thread-local buffer (KC x 528 floats) that stays in L2; a plain matrix
 // (a 1x1 convolution) is read in place. C accumulates in place between K blocks; the epilogue
 // is applied in registers on the last K block.

@@ -4,9 +4,9 @@
 // so an idle pool costs nothing; the caller runs jobs too and waits only for the last one.
 // Exactly `threads` threads run a round, never more (GCD's concurrentPerform measured slower
 // once a layer was cut into more jobs than threads). A call made from inside a job (a slice of
-// a batch running its layers), or while another caller's round holds the pool, runs its jobs
-// on the calling thread: nothing ever waits for the pool, so a job may wait on a lock whose
-// holder is itself calling zk_parallel.
+// a batch running its layers) runs its jobs on the calling thread; so does zk_parallel_nowait
+// while another caller's round holds the pool, so that work done under a lock that a running
+// job may wait for (making a weight layout) never waits for that job's round.
 
 #include "ckernels.h"
 
@@ -81,10 +81,10 @@ static void *worker(void *arg) {
     return NULL;
 }
 
-void zk_parallel(int threads, int jobs, zk_job_fn fn, void *context) {
+static void parallel(int threads, int jobs, zk_job_fn fn, void *context, int wait) {
     if (threads > MAX_THREADS) threads = MAX_THREADS;
     if (threads > jobs) threads = jobs;
-    if (threads <= 1 || in_job || pthread_mutex_trylock(&round_lock) != 0) {
+    if (threads <= 1 || in_job || (wait ? pthread_mutex_lock(&round_lock) : pthread_mutex_trylock(&round_lock)) != 0) {
         for (int j = 0; j < jobs; j++) fn(context, j);
         return;
     }
@@ -119,3 +119,7 @@ void zk_parallel(int threads, int jobs, zk_job_fn fn, void *context) {
     }
     pthread_mutex_unlock(&round_lock);
 }
+
+void zk_parallel(int threads, int jobs, zk_job_fn fn, void *context) { parallel(threads, jobs, fn, context, 1); }
+
+void zk_parallel_nowait(int threads, int jobs, zk_job_fn fn, void *context) { parallel(threads, jobs, fn, context, 0); }

@@ -82,9 +82,12 @@ enum Kernels {
 
     static let useGCD = ProcessInfo.processInfo.environment["ZOO_POOL"] == "gcd"
 
-    /// Runs `count` jobs, inline when one job or one thread suffices; otherwise on `threads`
-    /// threads of CKernels' pool (`zk_parallel`), or on GCD's threads where `ZOO_POOL=gcd`.
-    static func parallel(_ count: Int, _ body: @Sendable (Int) -> Void) {
+    /// Runs `count` jobs, inline when one job or one thread suffices or when called from a job;
+    /// otherwise on `threads` threads of CKernels' pool (`zk_parallel`), or on GCD's threads where
+    /// `ZOO_POOL=gcd`. With `mayWait` false, when another caller's round holds the pool the jobs
+    /// run inline instead of waiting for it (`zk_parallel_nowait`): weight layouts are made that
+    /// way, under a lock that a batch slice's job may be waiting for.
+    static func parallel(_ count: Int, mayWait: Bool = true, _ body: @Sendable (Int) -> Void) {
         if count <= 1 || threads <= 1 {
             for i in 0 ..< count { body(i) }
         } else if useGCD {
@@ -94,9 +97,11 @@ enum Kernels {
                 var job = Job(body: body)
                 // Safe: zk_parallel returns only when every job has run, so `job` outlives its use.
                 withUnsafeMutablePointer(to: &job) { context in
-                    zk_parallel(Int32(threads), Int32(count), { context, index in
+                    let run: zk_job_fn = { context, index in
                         context!.assumingMemoryBound(to: Job.self).pointee.body(Int(index))
-                    }, context)
+                    }
+                    if mayWait { zk_parallel(Int32(threads), Int32(count), run, context) }
+                    else { zk_parallel_nowait(Int32(threads), Int32(count), run, context) }
                 }
             }
         }
@@ -178,7 +183,7 @@ enum Kernels {
                 packed.withUnsafeMutableBufferPointer { pp in
                     let (w, p) = (SendablePointer(wp.baseAddress!), SendablePointer(pp.baseAddress!))
                     let parts = min(cout, 4 * threads)
-                    parallel(parts) { part in
+                    parallel(parts, mayWait: false) { part in
                         // Safe: the job writes only rows [o0, o1) of each packed matrix.
                         let (o0, o1) = range(part, of: parts, cout, unit: 1)
                         zk_winograd_pack(path.code, Int32(points), w.address, Int32(cout), Int32(cin), p.address,
@@ -196,7 +201,7 @@ enum Kernels {
                 packed.withUnsafeMutableBufferPointer { pp in
                     let (w, u, p) = (SendablePointer(wp.baseAddress!), SendablePointer(up.baseAddress!), SendablePointer(pp.baseAddress!))
                     let parts = min(cout, 4 * threads)
-                    parallel(parts) { part in
+                    parallel(parts, mayWait: false) { part in
                         // Each job transforms the output channels [o0, o1) of all `points` matrices.
                         let (o0, o1) = range(part, of: parts, cout, unit: 1)
                         if variant == .f4 {
@@ -205,7 +210,7 @@ enum Kernels {
                             zk_winograd2_transform(path.code, w.address, Int32(cout), Int32(cin), u.address, Int32(o0), Int32(o1))
                         }
                     }
-                    parallel(points) { xi in
+                    parallel(points, mayWait: false) { xi in
                         // Safe: matrix xi is cout x cin floats of u, its packed copy `size` floats of packed.
                         zk_pack_a(path.code, Int32(cout), Int32(cin), u.address + xi * cout * cin, cin, p.address + xi * size)
                     }

@@ -18,31 +18,42 @@ final class Plan: @unchecked Sendable {  // immutable once built; the weight lay
     }
 
     let steps: [Step]
-    /// Whether the convolutions run on a CKernels path (not OpenBLAS).
-    let kernels: Bool
+    /// Every convolution of the steps.
+    private let convs: [FusedConv]
+    /// Where the head begins: the first Flatten or Linear (`steps.count` if none).
+    private let head: Int
 
     init(_ network: any Layer) {
         var builder = Builder()
         builder.append(network)
         steps = builder.steps
-        kernels = steps.contains { step in
+        convs = steps.flatMap { step -> [FusedConv] in
             switch step {
-            case .conv(let conv, _): conv.path != .blas
-            case .residual(let convs, _): convs.contains { $0.path != .blas }
-            default: false
+            case .conv(let conv, _): [conv]
+            case .residual(let convs, let downsample): convs + (downsample.map { [$0] } ?? [])
+            default: []
             }
         }
+        head = steps.firstIndex { step in
+            switch step {
+            case .flatten, .linear: true
+            default: false
+            }
+        } ?? steps.count
     }
 
-    /// Into how many slices `run` cuts a batch of `batch` images: one per thread, each running
-    /// every layer on its thread with single-threaded kernels, when the kernels are CKernels', the
-    /// threads divide the batch and a slice is at most 16 images (the small-batch Linear);
-    /// otherwise 1, and each layer is cut between the threads. Whole images per thread keep each
-    /// thread's activations in its own caches and leave no layer to wait for its slowest part:
-    /// ResNet-50 at batch 8 measured 4 % faster (benchmarks/RESULTS.md).
+    /// Into how many slices `run` cuts a batch of `batch` images: one per thread, when the
+    /// convolutions run on a CKernels path and the threads divide the batch; otherwise 1, and
+    /// each layer is cut between the threads. A slice runs every layer before the head on its
+    /// own thread with single-threaded kernels, which keeps its activations in that thread's
+    /// caches and leaves no layer waiting for its slowest part (ResNet-50 at batch 8: 2-3 %
+    /// faster, ResNet-18 6 %; benchmarks/RESULTS.md); the head then runs once on the whole
+    /// batch, so the classifier's weights are read once, not once per slice.
     func slices(_ batch: Int) -> Int {
         let threads = Kernels.threads
-        guard kernels, threads > 1, batch >= threads, batch % threads == 0, batch / threads <= 16 else { return 1 }
+        guard convs.contains(where: { $0.path != .blas }), threads > 1, batch >= threads, batch % threads == 0 else {
+            return 1
+        }
         return threads
     }
 
@@ -52,27 +63,33 @@ final class Plan: @unchecked Sendable {  // immutable once built; the weight lay
         return steps[...]
     }
 
-    /// Runs `steps` (all of them unless given) on `x`.
+    /// Runs `steps` (all of them unless given; a range of `self.steps`) on `x`.
     func run(_ x: Tensor, _ steps: ArraySlice<Step>? = nil) -> Tensor {
-        let parts = slices(x.shape[0])
-        guard parts > 1 else { return runBatch(x, steps) }
+        let steps = steps ?? self.steps[...]
+        let parts = slices(x.shape[0]), cut = min(max(head, steps.startIndex), steps.endIndex)
+        guard parts > 1, cut > steps.startIndex else { return runBatch(x, steps) }
         let size = x.count / parts, shape = [x.shape[0] / parts] + x.shape.dropFirst()
         let outputs = Locked<[Tensor?]>(Array(repeating: nil, count: parts))
-        let range = (steps ?? self.steps[...]).indices
+        let trunk = steps.startIndex ..< cut
         Kernels.parallel(parts) { part in
             let slice = Tensor(shape: shape, data: Array(x.data[part * size ..< (part + 1) * size]))
-            let y = self.runBatch(slice, self.steps[range])
+            let y = self.runBatch(slice, self.steps[trunk])
             outputs.withLock { $0[part] = y }
         }
-        let ys = outputs.withLock { $0.map { $0! } }
-        return Tensor(shape: [x.shape[0]] + ys[0].shape.dropFirst(), data: ys.flatMap(\.data))
+        var ys = outputs.withLock { values in
+            defer { values = [] }  // the slices' outputs go back to the pool below, held nowhere else
+            return values.map { $0! }
+        }
+        let joined = Tensor(shape: [x.shape[0]] + ys[0].shape.dropFirst(), data: ys.flatMap(\.data))
+        while let y = ys.popLast() { BufferPool.shared.recycle(y) }
+        return runBatch(joined, steps[cut...])
     }
 
     /// `run` on the whole of `x`, layer by layer.
-    private func runBatch(_ x: Tensor, _ steps: ArraySlice<Step>?) -> Tensor {
+    private func runBatch(_ x: Tensor, _ steps: ArraySlice<Step>) -> Tensor {
         var y = x
         var owned = false  // whether y is an intermediate of this pass, free to recycle
-        for step in steps ?? self.steps[...] {
+        for step in steps {
             if case .flatten = step {
                 y = Flatten.forward(y)  // a view of the same array: nothing to recycle
                 continue
@@ -116,14 +133,7 @@ final class Plan: @unchecked Sendable {  // immutable once built; the weight lay
     /// The weight layouts its convolutions have made so far, and whether they run on a
     /// CKernels path (which makes them), for tests.
     var layouts: (made: Int, kernels: Bool) {
-        let convs = steps.flatMap { step -> [FusedConv] in
-            switch step {
-            case .conv(let conv, _): [conv]
-            case .residual(let convs, let downsample): convs + (downsample.map { [$0] } ?? [])
-            default: []
-            }
-        }
-        return (convs.reduce(0) { $0 + $1.prepared.layoutsMade }, convs.contains { $0.path != .blas })
+        (convs.reduce(0) { $0 + $1.prepared.layoutsMade }, convs.contains { $0.path != .blas })
     }
 
     private func apply(_ step: Step, _ x: Tensor) -> Tensor {

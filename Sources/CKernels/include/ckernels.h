@@ -109,9 +109,15 @@ void zk_linear(int path, const float *w, const float *bias, const float *x, floa
 typedef void (*zk_job_fn)(void *context, int job);
 
 /// Runs fn(context, 0 ..< jobs) on `threads` threads (the caller and persistent workers), each
-/// taking the next job index as it finishes one; returns when all are done. One round at a time:
-/// a call from inside a job, or while another round runs, runs all its jobs on the calling thread.
+/// taking the next job index as it finishes one; returns when all are done. One round at a time
+/// (a caller waits for another's round to end); a call from inside a job runs all its jobs on
+/// the calling thread.
 void zk_parallel(int threads, int jobs, zk_job_fn fn, void *context);
+
+/// zk_parallel, except that while another caller's round runs it runs all the jobs on the
+/// calling thread instead of waiting: for work done under a lock that a job of that round may
+/// be waiting for.
+void zk_parallel_nowait(int threads, int jobs, zk_job_fn fn, void *context);
 
 /// Winograd F(2x2, 3x3), for maps too small for F(4x4, 3x3): the same contract with 16
 /// transformed matrices and 2x2 output tiles (ceil(oh / 2) * ceil(ow / 2) per image).

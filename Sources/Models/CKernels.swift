@@ -23,6 +23,10 @@ public enum KernelPath: String, Sendable, CaseIterable {
     /// CKernels' AVX-512 or AVX2 + FMA (x86-64) or NEON (arm64) kernels, or OpenBLAS with im2col.
     case avx512, avx2, neon, blas
 
+    /// The path that layers made in this task use instead of `current` (the fidelity tests run
+    /// every path side by side with other tests, which must not see `current` change under them).
+    @TaskLocal package static var forTask: KernelPath?
+
     /// The paths this CPU runs, fastest first (`blas` always last).
     public static var available: [KernelPath] { [.avx512, .avx2, .neon, .blas].filter { zk_supports($0.code) != 0 } }
 
@@ -69,7 +73,7 @@ public enum KernelPath: String, Sendable, CaseIterable {
 /// share; Loops.swift the portable loops, BufferPool.swift the output buffers.
 enum Kernels {
     /// The path of layers made now (`KernelPath.current`).
-    static var path: KernelPath { KernelPath.current }
+    static var path: KernelPath { KernelPath.forTask ?? KernelPath.current }
 
     /// Whether a CKernels path (not OpenBLAS) runs layers made now.
     static var simd: Bool { path != .blas }

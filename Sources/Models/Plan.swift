@@ -43,7 +43,8 @@ final class Plan: @unchecked Sendable {  // immutable once built; the weight lay
     }
 
     /// Into how many slices `run` cuts a batch of `batch` images: one per thread, when the
-    /// convolutions run on a CKernels path and the threads divide the batch; otherwise 1, and
+    /// convolutions run on a CKernels path, on CKernels' own pool (not `ZOO_POOL=gcd`), and the
+    /// threads divide the batch; otherwise 1, and
     /// each layer is cut between the threads. A slice runs every layer before the head on its
     /// own thread with single-threaded kernels, which keeps its activations in that thread's
     /// caches and leaves no layer waiting for its slowest part (ResNet-50 at batch 8: 2-3 %
@@ -51,7 +52,8 @@ final class Plan: @unchecked Sendable {  // immutable once built; the weight lay
     /// batch, so the classifier's weights are read once, not once per slice.
     func slices(_ batch: Int) -> Int {
         let threads = Kernels.threads
-        guard convs.contains(where: { $0.path != .blas }), threads > 1, batch >= threads, batch % threads == 0 else {
+        guard convs.contains(where: { $0.path != .blas }), !Kernels.useGCD, threads > 1, batch >= threads,
+              batch % threads == 0 else {
             return 1
         }
         return threads
@@ -82,13 +84,13 @@ final class Plan: @unchecked Sendable {  // immutable once built; the weight lay
         }
         let joined = Tensor(shape: [x.shape[0]] + ys[0].shape.dropFirst(), data: ys.flatMap(\.data))
         while let y = ys.popLast() { BufferPool.shared.recycle(y) }
-        return runBatch(joined, steps[cut...])
+        return runBatch(joined, steps[cut...], owned: true)
     }
 
-    /// `run` on the whole of `x`, layer by layer.
-    private func runBatch(_ x: Tensor, _ steps: ArraySlice<Step>) -> Tensor {
+    /// `run` on the whole of `x`, layer by layer; `owned`: `x` is an intermediate of this pass.
+    private func runBatch(_ x: Tensor, _ steps: ArraySlice<Step>, owned: Bool = false) -> Tensor {
         var y = x
-        var owned = false  // whether y is an intermediate of this pass, free to recycle
+        var owned = owned  // whether y is an intermediate of this pass, free to recycle
         for step in steps {
             if case .flatten = step {
                 y = Flatten.forward(y)  // a view of the same array: nothing to recycle

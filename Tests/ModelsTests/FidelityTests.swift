@@ -50,10 +50,11 @@ import Models
 
     @Test(arguments: names, KernelPath.available)
     func matchesTorchvision(_ name: String, _ path: KernelPath) throws {
-        // Models loaded while `path` is current keep it; others' tests are correct on any path.
-        let previous = KernelPath.current
-        KernelPath.current = path
-        defer { KernelPath.current = previous }
+        // Models loaded in this task run `path`; other tests' models keep `KernelPath.current`.
+        try KernelPath.$forTask.withValue(path) { try check(name, path) }
+    }
+
+    private func check(_ name: String, _ path: KernelPath) throws {
         let primary = path == KernelPath.available[0]
         let data = try Data(contentsOf: Self.folder.appendingPathComponent("\(name).json"))
         let reference = try JSONDecoder().decode(Reference.self, from: data)

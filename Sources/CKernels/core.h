@@ -124,15 +124,9 @@ AI void columns(const int R, int kc, const float *restrict a, const float *restr
     }
 }
 
-#define COLUMNS_FN(R)                                                                                           \
-    TGT static void columns##R(int kc, const float *a, const float *b, long ldb, float *c, long ldc, int mr,    \
-                               int accumulate, int last, const float *bias, const float *res, long ldr,         \
-                               int relu) {                                                                      \
-        columns(R, kc, a, b, ldb, c, ldc, mr, accumulate, last, bias, res, ldr, relu);                          \
-    }
-COLUMNS_FN(1) COLUMNS_FN(2) COLUMNS_FN(3)
+ZK_COLUMNS_FN(TGT, 1) ZK_COLUMNS_FN(TGT, 2) ZK_COLUMNS_FN(TGT, 3)
 #if VL > 4
-COLUMNS_FN(4) COLUMNS_FN(5) COLUMNS_FN(6) COLUMNS_FN(7)
+ZK_COLUMNS_FN(TGT, 4) ZK_COLUMNS_FN(TGT, 5) ZK_COLUMNS_FN(TGT, 6) ZK_COLUMNS_FN(TGT, 7)
 #endif
 static const zk_columns_fn columns_of[VL] = {NULL, columns1, columns2, columns3,
 #if VL > 4

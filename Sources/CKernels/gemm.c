@@ -250,13 +250,8 @@ TARGET INLINE void columns(const int R, int kc, const float *restrict a, const f
     }
 }
 
-#define COLUMNS_FN(R)                                                                                             \
-    TARGET static void columns##R(int kc, const float *a, const float *b, long ldb, float *c, long ldc, int mr,   \
-                                  int accumulate, int last, const float *bias, const float *res, long ldr,        \
-                                  int relu) {                                                                     \
-        columns(R, kc, a, b, ldb, c, ldc, mr, accumulate, last, bias, res, ldr, relu);                            \
-    }
-COLUMNS_FN(1) COLUMNS_FN(2) COLUMNS_FN(3) COLUMNS_FN(4) COLUMNS_FN(5) COLUMNS_FN(6) COLUMNS_FN(7) COLUMNS_FN(8)
+ZK_COLUMNS_FN(TARGET, 1) ZK_COLUMNS_FN(TARGET, 2) ZK_COLUMNS_FN(TARGET, 3) ZK_COLUMNS_FN(TARGET, 4)
+ZK_COLUMNS_FN(TARGET, 5) ZK_COLUMNS_FN(TARGET, 6) ZK_COLUMNS_FN(TARGET, 7) ZK_COLUMNS_FN(TARGET, 8)
 static const zk_columns_fn columns_of[9] = {NULL,      columns1, columns2, columns3, columns4,
                                          columns5, columns6, columns7, columns8};
 

@@ -75,6 +75,15 @@ static inline void zk_store_column(const float *column, float *c, long ldc, int 
 typedef void (*zk_columns_fn)(int kc, const float *a, const float *b, long ldb, float *c, long ldc, int mr,
                               int accumulate, int last, const float *bias, const float *res, long ldr, int relu);
 
+/// Defines columns##R: the including file's `columns` kernel for R columns, compiled with the
+/// target attribute ATTR (one zk_columns_fn per count, so each count's loops unroll).
+#define ZK_COLUMNS_FN(ATTR, R)                                                                                  \
+    ATTR static void columns##R(int kc, const float *a, const float *b, long ldb, float *c, long ldc, int mr,   \
+                                int accumulate, int last, const float *bias, const float *res, long ldr,        \
+                                int relu) {                                                                     \
+        columns(R, kc, a, b, ldb, c, ldc, mr, accumulate, last, bias, res, ldr, relu);                          \
+    }
+
 /// Rows m0 ..< m1 of A * B with B one pre-packed panel: k rows of 16 * ceil(w / 16) floats;
 /// here C points at row m0 (C + (row - m0) * ldc + col), and no epilogue is applied.
 /// (gemm.c; the Winograd kernels run their GEMMs through it.)

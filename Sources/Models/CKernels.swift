@@ -72,7 +72,7 @@ public enum KernelPath: String, Sendable, CaseIterable {
 /// The arithmetic below the layers. This file holds the CKernels paths and the thread pool they
 /// share; Loops.swift the portable loops, BufferPool.swift the output buffers.
 enum Kernels {
-    /// The path of layers made now (`KernelPath.current`).
+    /// The path of layers made now (`KernelPath.current`, or this task's `KernelPath.forTask`).
     static var path: KernelPath { KernelPath.forTask ?? KernelPath.current }
 
     /// Whether a CKernels path (not OpenBLAS) runs layers made now.

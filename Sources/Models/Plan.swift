@@ -42,14 +42,14 @@ final class Plan: @unchecked Sendable {  // immutable once built; the weight lay
         } ?? steps.count
     }
 
-    /// Into how many slices `run` cuts a batch of `batch` images: one per thread, when the
+    /// Into how many slices `run` cuts a batch of `batch` images: one per thread when the
     /// convolutions run on a CKernels path, on CKernels' own pool (not `ZOO_POOL=gcd`), and the
-    /// threads divide the batch; otherwise 1, and
-    /// each layer is cut between the threads. A slice runs every layer before the head on its
-    /// own thread with single-threaded kernels, which keeps its activations in that thread's
-    /// caches and leaves no layer waiting for its slowest part (ResNet-50 at batch 8: 2-3 %
-    /// faster, ResNet-18 6 %; benchmarks/RESULTS.md); the head then runs once on the whole
-    /// batch, so the classifier's weights are read once, not once per slice.
+    /// threads divide the batch; otherwise 1, and each layer is cut between the threads. A slice
+    /// runs every layer before the head on its own thread with single-threaded kernels, which
+    /// keeps its activations in that thread's caches and leaves no layer waiting for its slowest
+    /// part (ResNet-50 at batch 8: 2-3 % faster, ResNet-18 6 %; benchmarks/RESULTS.md); the head
+    /// then runs once on the whole batch, so the classifier's weights are read once, not once
+    /// per slice.
     func slices(_ batch: Int) -> Int {
         let threads = Kernels.threads
         guard convs.contains(where: { $0.path != .blas }), !Kernels.useGCD, threads > 1, batch >= threads,

@@ -180,7 +180,7 @@ TARGET void zk512_winograd(const float *transformed, int cout, int cin, const fl
             ix[l] = 4 * tx - pad;
             out_offset[t] = (int)(im * cout * oplane + (long)(4 * ty) * OW + 4 * tx);
             out_rows[t] = !live ? 0 : OH - 4 * ty < 4 ? OH - 4 * ty : 4;
-            out_cols[t] = OW - 4 * tx < 4 ? OW - 4 * tx : 4;
+            out_cols[t] = !live ? 0 : OW - 4 * tx < 4 ? OW - 4 * tx : 4;
         }
         __m512i vy = _mm512_loadu_si512(iy), vx = _mm512_loadu_si512(ix), vi = _mm512_loadu_si512(img);
         in_offset[v] = _mm512_add_epi32(_mm512_mullo_epi32(vi, _mm512_set1_epi32((int)(cin * plane))),

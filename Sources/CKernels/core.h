@@ -282,8 +282,72 @@ TGT void NAME(gemm)(const float *packed_a, int m, int k, int m0, int m1, const f
 // ZK_NR tiles is transformed VL tiles per vector into V [P * P][cin][width] (width: the tiles
 // rounded up to NR), multiplied by the P * P packed weight matrices panel by panel into M, and
 // transformed back with the epilogue.
+//
+// Each 4 lanes of a vector (a group) hold 4 tiles. A patch row of each tile is loaded as
+// chunks of 4 floats (its columns 0..3, and for F(4x4) 4..7), and a 4x4 transpose within each
+// group turns the chunks of the group's 4 tiles into 4 column vectors; on the way out the same
+// transpose turns output columns back into each tile's rows of 4 floats. Tiles are numbered
+// plainly (image by image, row by row) and need not be neighbours.
 
-enum { PMAX = 6 };
+enum { PMAX = 6, G = VL / 4 };
+
+#if VL == 4
+#define GROUPS(F) F(0)
+#elif VL == 8
+#define GROUPS(F) F(0), F(4)
+#elif VL == 16
+#define GROUPS(F) F(0), F(4), F(8), F(12)
+#else
+#error "core.h: VL must be 4, 8 or 16"
+#endif
+// Shuffle indices, per group of 4 lanes starting at lane b (the second source's lanes from VL).
+#define UNPACK_LO(b) b, VL + b, b + 1, VL + b + 1
+#define UNPACK_HI(b) b + 2, VL + b + 2, b + 3, VL + b + 3
+#define LOW_PAIRS(b) b, b + 1, VL + b, VL + b + 1
+#define HIGH_PAIRS(b) b + 2, b + 3, VL + b + 2, VL + b + 3
+
+typedef float v4 __attribute__((ext_vector_type(4)));
+typedef float v4u __attribute__((ext_vector_type(4), aligned(4)));
+typedef int v4i __attribute__((ext_vector_type(4)));
+
+/// The 4x4 transpose within each group of 4 lanes: group g of d[j], lane i = group g of a[i], lane j.
+AI void transpose4(const vf *a, vf *d) {
+    const vf t0 = __builtin_shufflevector(a[0], a[1], GROUPS(UNPACK_LO)), t1 = __builtin_shufflevector(a[0], a[1], GROUPS(UNPACK_HI));
+    const vf t2 = __builtin_shufflevector(a[2], a[3], GROUPS(UNPACK_LO)), t3 = __builtin_shufflevector(a[2], a[3], GROUPS(UNPACK_HI));
+    d[0] = __builtin_shufflevector(t0, t2, GROUPS(LOW_PAIRS));
+    d[1] = __builtin_shufflevector(t0, t2, GROUPS(HIGH_PAIRS));
+    d[2] = __builtin_shufflevector(t1, t3, GROUPS(LOW_PAIRS));
+    d[3] = __builtin_shufflevector(t1, t3, GROUPS(HIGH_PAIRS));
+}
+
+/// The vector whose group g is c[g].
+AI vf join_groups(const v4 *c) {
+#if VL == 4
+    return c[0];
+#elif VL == 8
+    return __builtin_shufflevector(c[0], c[1], 0, 1, 2, 3, 4, 5, 6, 7);
+#else
+    typedef float v8 __attribute__((ext_vector_type(8)));
+    const v8 lo = __builtin_shufflevector(c[0], c[1], 0, 1, 2, 3, 4, 5, 6, 7);
+    const v8 hi = __builtin_shufflevector(c[2], c[3], 0, 1, 2, 3, 4, 5, 6, 7);
+    return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+#endif
+}
+
+/// Group g of the vector (g < G).
+AI v4 group_of(vf q, int g) {
+#if VL == 4
+    (void)g;
+    return q;
+#elif VL == 8
+    return g == 0 ? __builtin_shufflevector(q, q, 0, 1, 2, 3) : __builtin_shufflevector(q, q, 4, 5, 6, 7);
+#else
+    return g == 0 ? __builtin_shufflevector(q, q, 0, 1, 2, 3)
+         : g == 1 ? __builtin_shufflevector(q, q, 4, 5, 6, 7)
+         : g == 2 ? __builtin_shufflevector(q, q, 8, 9, 10, 11)
+                  : __builtin_shufflevector(q, q, 12, 13, 14, 15);
+#endif
+}
 
 /// r = B^T d for one column of P vectors.
 AI void input_1d(int m, const vf *d, vf *r) {
@@ -351,9 +415,19 @@ TGT static void gemm_block(const float *packed_a, int m, int k, int m0, int m1, 
     }
 }
 
+/// Floats ix ..< ix + 4 of an image row of W floats, zero outside it (built in registers: an
+/// edge copied to memory and read back in other sizes stalls on store forwarding).
+AI v4 chunk_at(const float *line, int W, int ix) {
+    if (ix >= 0 && ix + 4 <= W) return *(const v4u *)(line + ix);
+    v4 v = 0.0f;
+    for (int j = 0; j < 4; j++)
+        if (ix + j >= 0 && ix + j < W) v[j] = line[ix + j];
+    return v;
+}
+
 AI void winograd(const int m, const float *transformed, int cout, int cin, const float *x, int H, int W, int pad,
                  int tile0, int tile1, int m0, int m1, float *y, const zk_epilogue *ep) {
-    const int P = m + 2, PP = P * P;
+    const int P = m + 2, PP = P * P, span = m == 4 ? 8 : 4;  // floats a patch row is loaded as
     const int OH = H + 2 * pad - 2, OW = W + 2 * pad - 2;
     const int tw = (OW + m - 1) / m, T = ((OH + m - 1) / m) * tw;
     const int w = tile1 - tile0, width = (w + NR - 1) / NR * NR, mm = m1 - m0;
@@ -363,68 +437,62 @@ AI void winograd(const int m, const float *transformed, int cout, int cin, const
     if (!V) return;
     float *M = V + (size_t)PP * cin * width;
 
-    // Per tile: its image, the top-left input pixel of its patch, its output offset and extent.
-    int img[ZK_NR], iy[ZK_NR], ix[ZK_NR], inside[ZK_NR], out_rows[ZK_NR], out_cols[ZK_NR];
-    long out_offset[ZK_NR];
+    // Per tile: where its patch starts in its image's first channel (an address only when
+    // `inside`: every float its chunks read lies in the image), the top-left input pixel, and its
+    // output offset and extent (no rows for a lane past the block).
+    int iy[ZK_NR], ix[ZK_NR], inside[ZK_NR], out_rows[ZK_NR], out_cols[ZK_NR];
+    long in_offset[ZK_NR], out_offset[ZK_NR];
     for (int t = 0; t < width; t++) {
         const int g = tile0 + t < tile1 ? tile0 + t : -1;
         const int im = g < 0 ? 0 : g / T, s = g < 0 ? 0 : g % T, ty = s / tw, tx = s % tw;
-        img[t] = im;
         iy[t] = m * ty - pad;
         ix[t] = m * tx - pad;
-        inside[t] = g >= 0 && iy[t] >= 0 && ix[t] >= 0 && iy[t] + P <= H && ix[t] + P <= W;
+        in_offset[t] = (long)im * cin * plane + (long)iy[t] * W + ix[t];
+        inside[t] = g >= 0 && iy[t] >= 0 && ix[t] >= 0 && iy[t] + P <= H && ix[t] + span <= W;
         out_offset[t] = im * cout * oplane + (long)(m * ty) * OW + m * tx;
         out_rows[t] = g < 0 ? 0 : OH - m * ty < m ? OH - m * ty : m;
-        out_cols[t] = OW - m * tx < m ? OW - m * tx : m;
-    }
-
-    // Vectors of VL tiles that are one run: the same image and tile row, consecutive, all
-    // inside the image (input), or all with whole m x m outputs (output).
-    int run[ZK_NR / VL], whole[ZK_NR / VL];
-    for (int v = 0; v < width; v += VL) {
-        int in = 1, out = 1;
-        for (int l = 0; l < VL; l++) {
-            const int t = v + l;
-            const int next = l == 0 || (img[t] == img[v] && iy[t] == iy[v] && ix[t] == ix[v] + m * l);
-            in &= next && inside[t];
-            out &= next && out_rows[t] == m && out_cols[t] == m;
-        }
-        run[v / VL] = in;
-        whole[v / VL] = out;
+        out_cols[t] = g < 0 ? 0 : OW - m * tx < m ? OW - m * tx : m;
     }
 
     // Input transform: V[xi][c][t] = (B^T d B)[xi].
     const size_t step = (size_t)cin * width;
     for (int c = 0; c < cin; c++) {
+        const float *chan = x + (long)c * plane;
         for (int v = 0; v < width; v += VL) {
-            float patch[PMAX][PMAX][VL];
-            if (run[v / VL]) {
-                // VL consecutive tiles of one row, all inside: patch (r, j) of tile l is input
-                // float r * W + m * l + j from the first patch's corner (strided loads).
-                const float *p = x + ((long)img[v] * cin + c) * plane + (long)iy[v] * W + ix[v];
-                for (int r = 0; r < P; r++)
-                    for (int j = 0; j < P; j++)
-                        for (int l = 0; l < VL; l++) patch[r][j][l] = p[(long)r * W + m * l + j];
-            } else for (int l = 0; l < VL; l++) {
-                const int t = v + l;
-                const float *src = x + ((long)img[t] * cin + c) * plane;
-                if (inside[t]) {
-                    const float *p = src + (long)iy[t] * W + ix[t];
-                    for (int r = 0; r < P; r++)
-                        for (int j = 0; j < P; j++) patch[r][j][l] = p[(long)r * W + j];
-                } else {
-                    const int live = out_rows[t] > 0;
-                    for (int r = 0; r < P; r++)
-                        for (int j = 0; j < P; j++) {
-                            const int yy = iy[t] + r, xx = ix[t] + j;
-                            patch[r][j][l] = live && yy >= 0 && yy < H && xx >= 0 && xx < W ? src[(long)yy * W + xx] : 0.0f;
-                        }
-                }
-            }
             vf e[PMAX][PMAX];
             for (int r = 0; r < P; r++) {
-                vf d[PMAX];
-                for (int j = 0; j < P; j++) d[j] = load(patch[r][j]);
+                // Lane 4g + k: tile v + 4g + k's row r as chunks lo (columns 0..3), hi (4..7).
+                // (Unrolled, so that the chunks stay in registers: spilled as 4 floats and read
+                // back as a vector, they stall on store forwarding.)
+                v4 lo[4][G], hi[4][G];
+#pragma clang loop unroll(full)
+                for (int g = 0; g < G; g++)
+#pragma clang loop unroll(full)
+                    for (int k = 0; k < 4; k++) {
+                        const int t = v + 4 * g + k;
+                        const long at = in_offset[t] + (long)r * W;
+                        if (inside[t]) {
+                            lo[k][g] = *(const v4u *)(chan + at);
+                            if (m == 4) hi[k][g] = *(const v4u *)(chan + at + 4);
+                        } else if (out_rows[t] > 0 && iy[t] + r >= 0 && iy[t] + r < H) {
+                            const float *line = chan + (at - ix[t]);
+                            lo[k][g] = chunk_at(line, W, ix[t]);
+                            if (m == 4) hi[k][g] = chunk_at(line, W, ix[t] + 4);
+                        } else {
+                            lo[k][g] = 0.0f;
+                            if (m == 4) hi[k][g] = 0.0f;
+                        }
+                    }
+                vf a[4], d[PMAX];
+                for (int k = 0; k < 4; k++) a[k] = join_groups(lo[k]);
+                transpose4(a, d);
+                if (m == 4) {
+                    vf b[4], q[4];
+                    for (int k = 0; k < 4; k++) b[k] = join_groups(hi[k]);
+                    transpose4(b, q);
+                    d[4] = q[0];
+                    d[5] = q[1];
+                }
                 input_1d(m, d, e[r]);
             }
             float *out = V + (size_t)c * width + v;
@@ -450,46 +518,40 @@ AI void winograd(const int m, const float *transformed, int cout, int cin, const
         const vf bv = splat(bias ? bias[o] : 0.0f);
         for (int v = 0; v < width && v < w; v += VL) {
             const float *src = M + (size_t)(o - m0) * width + v;
-            vf t[4][PMAX];
+            vf t[4][PMAX], s[4][4];
             for (int j = 0; j < P; j++) {
-                vf col[PMAX], s[4];
+                vf col[PMAX], u[4];
                 for (int r = 0; r < P; r++) col[r] = load(src + (size_t)(r * P + j) * ostep);
-                output_1d(m, col, s);
-                for (int i = 0; i < m; i++) t[i][j] = s[i];
+                output_1d(m, col, u);
+                for (int i = 0; i < m; i++) t[i][j] = u[i];
             }
-            float rows[4][4][VL];
             for (int i = 0; i < m; i++) {
-                vf s[4];
-                output_1d(m, t[i], s);
-                for (int j = 0; j < m; j++) store(rows[i][j], s[j] + bv);
+                output_1d(m, t[i], s[i]);
+                for (int j = 0; j < m; j++) s[i][j] += bv;
+                for (int j = m; j < 4; j++) s[i][j] = splat(0.0f);
             }
-            if (whole[v / VL]) {
-                // One run of whole tiles: row i of the outputs is m * VL consecutive floats.
-                const long base = out_offset[v] + (long)o * oplane;
-                for (int i = 0; i < m; i++) {
-                    float *dst = y + base + (long)i * OW;
-                    const float *add = res ? res + base + (long)i * OW : NULL;
-                    for (int l = 0; l < VL; l++)
-                        for (int j = 0; j < m; j++) {
-                            float value = rows[i][j][l];
-                            if (add) value += add[m * l + j];
-                            if (relu && value < 0) value = 0;
-                            dst[m * l + j] = value;
+            for (int i = 0; i < m; i++) {
+                // Chunk k of group g of q: row i of tile v + 4g + k, its m floats first.
+                vf q[4];
+                transpose4(s[i], q);
+                for (int g = 0; g < G; g++)
+                    for (int k = 0; k < 4; k++) {
+                        const int tile = v + 4 * g + k, cols = out_cols[tile];
+                        if (i >= out_rows[tile]) continue;
+                        const long at = out_offset[tile] + (long)o * oplane + (long)i * OW;
+                        v4 value = group_of(q[k], g);
+                        if (cols == 4) {
+                            if (res) value += *(const v4u *)(res + at);
+                            if (relu) value = (v4)((v4i)value & ~(value < 0));  // NaN stays, as below
+                            *(v4u *)(y + at) = value;
+                        } else {
+                            for (int j = 0; j < cols; j++) {
+                                float one = value[j];
+                                if (res) one += res[at + j];
+                                if (relu && one < 0) one = 0;
+                                y[at + j] = one;
+                            }
                         }
-                }
-                continue;
-            }
-            const int lanes = w - v < VL ? w - v : VL;
-            for (int l = 0; l < lanes; l++) {
-                const int t = v + l;
-                const long base = out_offset[t] + (long)o * oplane;
-                for (int i = 0; i < out_rows[t]; i++)
-                    for (int j = 0; j < out_cols[t]; j++) {
-                        const long at = base + (long)i * OW + j;
-                        float value = rows[i][j][l];
-                        if (res) value += res[at];
-                        if (relu && value < 0) value = 0;
-                        y[at] = value;
                     }
             }
         }
@@ -621,3 +683,9 @@ TGT void NAME(max_pool_plane)(const float *plane, float *out, int H, int W, int 
 #undef NR
 #undef KC
 #undef AI
+#undef GROUPS
+#undef UNPACK_LO
+#undef UNPACK_HI
+#undef LOW_PAIRS
+#undef HIGH_PAIRS
+

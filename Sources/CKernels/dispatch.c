@@ -126,6 +126,8 @@ int zk_winograd_tiles(int path, int oh, int ow) {
 
 int zk_winograd2_tiles(int path, int oh, int ow) { return ((oh + 1) / 2) * ((ow + 1) / 2); }
 
+int zk_winograd_unit(int path) { return path == ZK_NEON ? 12 : 16; }
+
 /// u [P * P][cout][cin] = G g G^T in double, for output channels [o0, o1): F(4x4, 3x3) (P = 6)
 /// or F(2x2, 3x3) (P = 4), with the G of winograd.c.
 static void transform(int m, const float *weight, int cout, int cin, float *u, int o0, int o1) {

@@ -318,11 +318,12 @@ enum Kernels {
         let (cout, cin) = (g.outChannels, g.inChannels)
         let path = conv.path, code = path.code, mr = mr(path)
         let total = n * Int(variant == .f4 ? zk_winograd_tiles(code, Int32(oh), Int32(ow)) : zk_winograd2_tiles(code, Int32(oh), Int32(ow)))
-        // Blocks start at multiples of 16 slots, so that each vector of 16 is one run of tiles.
-        let fewest = (total + Int(ZK_NR) - 1) / Int(ZK_NR)
-        let perBlock = ((total + fewest - 1) / fewest + 15) / 16 * 16
-        let blocks = (total + perBlock - 1) / perBlock
-        let t = threads
+        // Blocks of at most ZK_NR slots start at multiples of zk_winograd_unit, and their count
+        // is a multiple of the threads where there are units enough: 224 slots in 5 blocks left
+        // one thread 128 and the other 96.
+        let t = threads, unit = Int(zk_winograd_unit(code))
+        let fewest = (total + Int(ZK_NR) - 1) / Int(ZK_NR), even = (fewest + t - 1) / t * t
+        let blocks = t > 1 && fewest > 1 && even <= (total + unit - 1) / unit ? even : fewest
         let panels = (cout + mr - 1) / mr
         // Few blocks: output channel ranges too (each repeats its block's input transform).
         let jobs = t * jobsPerThread
@@ -340,7 +341,7 @@ enum Kernels {
                             parallel(blocks * splits) { job in
                                 // Each job writes the tiles [t0, t1) of output channels [m0, m1).
                                 let block = job / splits, part = job % splits
-                                let t0 = block * perBlock, t1 = min(total, t0 + perBlock)
+                                let (t0, t1) = range(block, of: blocks, total, unit: unit)
                                 let (m0, m1) = range(part, of: splits, cout, unit: mr)
                                 guard t1 > t0, m1 > m0 else { return }
                                 var epilogue = zk_epilogue(bias: bias.address, residual: residual.address, ldr: 0, relu: relu ? 1 : 0)

@@ -1,7 +1,7 @@
 // The NEON kernels (Sources/CKernels, path ZK_NEON) against a scalar reference, for every kernel
-// shape the catalog architectures use: scripts/check-neon cross-compiles this file with the
-// kernels for aarch64 and runs it under qemu-aarch64. Also builds and runs natively (any path
-// the host has: `check avx2`), which is how the driver itself was checked.
+// shape the catalog architectures use: scripts/check-kernels cross-compiles this file with the
+// kernels for aarch64 and runs it under qemu-aarch64, and runs it natively on each x86 path the
+// host has (`check avx2`, `check avx512`) under AddressSanitizer and UndefinedBehaviorSanitizer.
 //
 // Shapes: each distinct convolution of ResNet-18/34/50/101/152, ResNeXt (32x4d, 32x8d, 64x4d),
 // Wide ResNet, the dilated ResNet-50 and VGG (with the algorithm Models picks for it: the GEMM,
@@ -130,11 +130,15 @@ static void check_conv(const conv_shape *c, int algorithm, int m0, int m1) {
                 zk_pack_a(path, c->cout, c->cin, u + (size_t)xi * c->cout * c->cin, c->cin, packed + xi * size);
         }
         const int tiles = c->batch * (algorithm == WINOGRAD4 ? zk_winograd_tiles(path, oh, ow) : zk_winograd2_tiles(path, oh, ow));
-        // Blocks of at most ZK_NR tiles, starting at multiples of 16, as Models cuts them.
-        const int fewest = (tiles + ZK_NR - 1) / ZK_NR, per = ((tiles + fewest - 1) / fewest + 15) / 16 * 16;
+        // Blocks of at most ZK_NR slots cut as Models cuts them for two threads: an even count of
+        // blocks where there are units enough, each starting at a multiple of zk_winograd_unit.
+        const int unit = zk_winograd_unit(path), units = (tiles + unit - 1) / unit;
+        int blocks = (tiles + ZK_NR - 1) / ZK_NR;
+        if (blocks > 1 && (blocks + 1) / 2 * 2 <= units) blocks = (blocks + 1) / 2 * 2;
         zk_epilogue ep = {bias, res, 0, 1};
-        for (int t0 = 0; t0 < tiles; t0 += per) {
-            const int t1 = t0 + per < tiles ? t0 + per : tiles;
+        for (int b = 0; b < blocks; b++) {
+            const int t0 = units * b / blocks * unit, t1 = units * (b + 1) / blocks * unit < tiles ? units * (b + 1) / blocks * unit : tiles;
+            if (t1 <= t0) continue;
             if (algorithm == WINOGRAD4) zk_winograd(path, packed, c->cout, c->cin, x, c->h, c->h, c->p, t0, t1, m0, m1, y, &ep);
             else zk_winograd2(path, packed, c->cout, c->cin, x, c->h, c->h, c->p, t0, t1, m0, m1, y, &ep);
         }
@@ -250,6 +254,11 @@ int main(int argc, char **argv) {
         {512, 512, 3, 1, 1, 1, 1, 14, 1}, {64, 128, 3, 1, 1, 1, 1, 30, 1}, {128, 256, 3, 1, 1, 1, 1, 28, 2},
         {256, 512, 3, 1, 1, 1, 1, 14, 1}, {128, 128, 3, 1, 1, 1, 1, 13, 2}, {1024, 1024, 3, 1, 1, 1, 1, 7, 1},
         {256, 256, 3, 1, 1, 1, 1, 56, 1},                                                                   // wide
+        // Odd maps, whose last tile of a row or column is partial and whose last chunk of 4 floats
+        // (core.h) runs past the row; no padding; small maps in a batch; AVX-512's runs of 16
+        // slots with a run partly dead (17x17, 33x33: 5 and 9 tiles wide).
+        {32, 32, 3, 1, 1, 1, 1, 9, 3}, {32, 48, 3, 1, 1, 1, 1, 17, 1}, {32, 32, 3, 1, 0, 1, 1, 20, 2},
+        {32, 32, 3, 1, 1, 1, 1, 6, 4}, {24, 40, 3, 1, 1, 1, 1, 11, 1}, {16, 16, 3, 1, 1, 1, 1, 33, 1},
     };
     static const conv_shape winograd2[] = {
         {512, 512, 3, 1, 1, 1, 1, 7, 1}, {512, 512, 3, 1, 1, 1, 1, 7, 2}, {256, 256, 3, 1, 1, 1, 1, 7, 1},

@@ -91,11 +91,19 @@ void zk_winograd_transform(int path, const float *weight, int cout, int cin, flo
 /// transform above is in float.
 void zk_winograd_pack(int path, int points, const float *weight, int cout, int cin, float *packed, int o0, int o1);
 
-/// Output tiles of 4x4 per image: ceil(oh / 4) * ceil(ow / 4).
+/// Tile slots per image for 4x4 output tiles: the ceil(oh / 4) * ceil(ow / 4) tiles, and on
+/// AVX-512, on maps at least 12 tiles wide, the dead slots of winograd.c's runs of 16 slots
+/// (which keep each vector of slots a run of tiles in one row).
 int zk_winograd_tiles(int path, int out_height, int out_width);
 
-/// One block of at most ZK_NR consecutive tiles [tile0, tile1) of the whole batch (tiles are
-/// numbered image by image, row by row), output channels [m0, m1) (m0 a multiple of zk_mr(path)).
+/// The slots a block of zk_winograd or zk_winograd2 should start at a multiple of: where
+/// winograd.c's runs start, and whole panels of the path's GEMM (16 on AVX-512 and AVX2, 12 on
+/// NEON). Other starts are correct, only slower.
+int zk_winograd_unit(int path);
+
+/// One block of at most ZK_NR consecutive tile slots [tile0, tile1) of the whole batch (slots
+/// are numbered image by image, row by row, as zk_winograd_tiles counts them), output channels
+/// [m0, m1) (m0 a multiple of zk_mr(path)).
 /// x: [n, cin, height, width]; y: [n, cout, oh, ow] with oh = height + 2 * padding - 2 (same for
 /// width); the epilogue's bias is indexed by absolute channel and its residual is laid out as y.
 void zk_winograd(int path, const float *transformed, int cout, int cin, const float *x, int height, int width, int padding,

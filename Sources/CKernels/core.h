@@ -280,7 +280,7 @@ TGT void NAME(gemm)(const float *packed_a, int m, int k, int m0, int m1, const f
 // Winograd F(4x4, 3x3) and F(2x2, 3x3) (see winograd.c for the algebra), one driver for both:
 // `m` output rows and columns per tile from a (m + 2) x (m + 2) input patch. A block of up to
 // ZK_NR tiles is transformed VL tiles per vector into V [P * P][cin][width] (width: the tiles
-// rounded up to NR), multiplied by the P * P packed weight matrices panel by panel into M, and
+// rounded up to VL), multiplied by the P * P packed weight matrices panel by panel into M, and
 // transformed back with the epilogue.
 //
 // Each 4 lanes of a vector (a group) hold 4 tiles. A patch row of each tile is loaded as
@@ -415,11 +415,27 @@ TGT static void gemm_block(const float *packed_a, int m, int k, int m0, int m1, 
     }
 }
 
-/// Floats ix ..< ix + 4 of an image row of W floats, zero outside it (built in registers: an
-/// edge copied to memory and read back in other sizes stalls on store forwarding).
+/// Floats ix ..< ix + 4 of an image row of W floats, zero outside it. A chunk across an edge
+/// is the row's first or last 4 floats shifted, in registers (an edge copied to memory and read
+/// back in other sizes stalls on store forwarding); rows under 4 floats are read one by one.
 AI v4 chunk_at(const float *line, int W, int ix) {
     if (ix >= 0 && ix + 4 <= W) return *(const v4u *)(line + ix);
-    v4 v = 0.0f;
+    const v4 z = 0.0f;
+    if (ix + 4 <= 0 || ix >= W) return z;
+    if (W >= 4 && ix < 0) {
+        const v4 v = *(const v4u *)line;  // lane j of the chunk: v[j + ix]
+        return ix == -1 ? __builtin_shufflevector(z, v, 0, 4, 5, 6)
+             : ix == -2 ? __builtin_shufflevector(z, v, 0, 1, 4, 5)
+                        : __builtin_shufflevector(z, v, 0, 1, 2, 4);
+    }
+    if (W >= 4) {
+        const v4 v = *(const v4u *)(line + W - 4);  // lane j of the chunk: v[j + past]
+        const int past = ix + 4 - W;
+        return past == 1 ? __builtin_shufflevector(z, v, 5, 6, 7, 0)
+             : past == 2 ? __builtin_shufflevector(z, v, 6, 7, 0, 1)
+                         : __builtin_shufflevector(z, v, 7, 0, 1, 2);
+    }
+    v4 v = z;
     for (int j = 0; j < 4; j++)
         if (ix + j >= 0 && ix + j < W) v[j] = line[ix + j];
     return v;
@@ -430,7 +446,7 @@ AI void winograd(const int m, const float *transformed, int cout, int cin, const
     const int P = m + 2, PP = P * P, span = m == 4 ? 8 : 4;  // floats a patch row is loaded as
     const int OH = H + 2 * pad - 2, OW = W + 2 * pad - 2;
     const int tw = (OW + m - 1) / m, T = ((OH + m - 1) / m) * tw;
-    const int w = tile1 - tile0, width = (w + NR - 1) / NR * NR, mm = m1 - m0;
+    const int w = tile1 - tile0, width = (w + VL - 1) / VL * VL, mm = m1 - m0;
     const long plane = (long)H * W, oplane = (long)OH * OW;
     const size_t packed = (size_t)((cout + MR - 1) / MR) * MR * cin;
     float *V = workspace_for((size_t)PP * width * (cin + mm));

@@ -208,8 +208,6 @@ TGT static void conv_row(const zk_conv_input *in, int kidx, int n, int w, float 
 
 enum { NC_PANELS = (528 + NR - 1) / NR, NC = NC_PANELS * NR };
 
-static _Thread_local float *block_buffer;
-
 /// Packs rows k0 ..< k0 + kc, columns nb ..< nb + nbw, of B (the convolution's im2col matrix,
 /// or the plain matrix b) into NR-column panels (kc x NR floats each, the last zero-padded).
 TGT static void pack_block(const zk_conv_input *conv, const float *b, long ldb, int k0, int kc, int nb, int nbw,
@@ -237,8 +235,7 @@ TGT static void pack_block(const zk_conv_input *conv, const float *b, long ldb, 
 
 TGT static void drive(const float *packed_a, int m, int k, int m0, int m1, const zk_conv_input *conv, const float *b,
                       long ldb, int n0, int n1, float *c, long ldc, const zk_epilogue *ep) {
-    if (!block_buffer) block_buffer = aligned_alloc(64, sizeof(float) * KC * NC);
-    float *buf = block_buffer;
+    float *buf = zk_scratch(ZK_SCRATCH_PACK, (size_t)KC * NC);
     if (!buf) return;
     const float *bias = ep ? ep->bias : NULL;
     const float *res = ep ? ep->residual : NULL;
@@ -382,22 +379,6 @@ AI void output_1d(int m, const vf *x, vf *s) {
     }
 }
 
-typedef struct {
-    float *data;
-    size_t count;
-} workspace_t;
-
-static _Thread_local workspace_t workspace;
-
-static float *workspace_for(size_t count) {
-    if (workspace.count < count) {
-        free(workspace.data);
-        workspace.data = aligned_alloc(64, (count * sizeof(float) + 63) / 64 * 64);
-        workspace.count = workspace.data ? count : 0;
-    }
-    return workspace.data;
-}
-
 /// C rows m0 ..< m1 (C at row m0) = packed A * one B block of w columns, rows of ldb floats.
 TGT static void gemm_block(const float *packed_a, int m, int k, int m0, int m1, const float *b, long ldb, int w, float *c,
                            long ldc) {
@@ -449,7 +430,7 @@ AI void winograd(const int m, const float *transformed, int cout, int cin, const
     const int w = tile1 - tile0, width = (w + VL - 1) / VL * VL, mm = m1 - m0;
     const long plane = (long)H * W, oplane = (long)OH * OW;
     const size_t packed = (size_t)((cout + MR - 1) / MR) * MR * cin;
-    float *V = workspace_for((size_t)PP * width * (cin + mm));
+    float *V = zk_scratch(ZK_SCRATCH_WINOGRAD, (size_t)PP * width * (cin + mm));
     if (!V) return;
     float *M = V + (size_t)PP * cin * width;
 

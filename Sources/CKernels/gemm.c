@@ -277,12 +277,9 @@ TARGET static void run_tile(int kc, const float *a, const float *b, long ldb, fl
 /// in L1, runs against all of them, so A is read once per NC columns.
 enum { NC_PANELS = 11, NC = NC_PANELS * NR };
 
-static _Thread_local float *block_buffer;
-
 TARGET static void drive(const float *packed_a, int m, int k, int m0, int m1, const zk_conv_input *conv, const float *b,
                          long ldb, int n0, int n1, float *c, long ldc, const zk_epilogue *ep) {
-    if (!block_buffer) block_buffer = aligned_alloc(64, sizeof(float) * KC * NC);
-    float *buf = block_buffer;
+    float *buf = zk_scratch(ZK_SCRATCH_PACK, (size_t)KC * NC);
     if (!buf) return;
     const float *bias = ep ? ep->bias : NULL;
     const float *res = ep ? ep->residual : NULL;

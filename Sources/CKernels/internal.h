@@ -71,6 +71,13 @@ static inline void zk_store_column(const float *column, float *c, long ldc, int 
     }
 }
 
+/// The calling thread's scratch buffer `slot` of at least `count` floats, 64-byte aligned: kept
+/// for the thread's next call, grown when too small, freed when the thread exits (threads.c).
+/// NULL when out of memory. One slot is in use at a time per purpose: packing B (gemm.c,
+/// core.h) and a Winograd block's V and M (winograd.c, core.h).
+enum { ZK_SCRATCH_PACK, ZK_SCRATCH_WINOGRAD, ZK_SCRATCH_SLOTS };
+float *zk_scratch(int slot, size_t count);
+
 /// A `columns` kernel for one count of columns (gemm.c, core.h).
 typedef void (*zk_columns_fn)(int kc, const float *a, const float *b, long ldb, float *c, long ldc, int mr,
                               int accumulate, int last, const float *bias, const float *res, long ldr, int relu);

@@ -10,9 +10,12 @@
 
 #include "ckernels.h"
 
+#include "internal.h"
+
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -123,3 +126,45 @@ static void parallel(int threads, int jobs, zk_job_fn fn, void *context, int wai
 void zk_parallel(int threads, int jobs, zk_job_fn fn, void *context) { parallel(threads, jobs, fn, context, 1); }
 
 void zk_parallel_nowait(int threads, int jobs, zk_job_fn fn, void *context) { parallel(threads, jobs, fn, context, 0); }
+
+// ---------------------------------------------------------------------------------------
+// Scratch buffers (internal.h): per thread and slot, kept between calls, freed by a pthread
+// key's destructor when the thread exits (a thread-local pointer alone leaked them whenever a
+// thread that had run a forward ended: Dispatch retires idle workers).
+
+typedef struct {
+    float *data;
+    size_t count;
+} scratch_t;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static _Thread_local scratch_t *scratch;
+
+static void scratch_free(void *slots) {
+    scratch_t *s = slots;
+    for (int i = 0; i < ZK_SCRATCH_SLOTS; i++) free(s[i].data);
+    free(s);
+}
+
+static void scratch_init(void) { (void)pthread_key_create(&scratch_key, scratch_free); }
+
+float *zk_scratch(int slot, size_t count) {
+    if (!scratch) {
+        pthread_once(&scratch_once, scratch_init);
+        scratch_t *slots = calloc(ZK_SCRATCH_SLOTS, sizeof *slots);
+        if (!slots) return NULL;
+        if (pthread_setspecific(scratch_key, slots) != 0) {
+            free(slots);
+            return NULL;
+        }
+        scratch = slots;
+    }
+    scratch_t *s = &scratch[slot];
+    if (s->count < count) {
+        free(s->data);
+        s->data = count <= (SIZE_MAX - 63) / sizeof(float) ? aligned_alloc(64, (count * sizeof(float) + 63) / 64 * 64) : NULL;
+        s->count = s->data ? count : 0;
+    }
+    return s->data;
+}

@@ -122,22 +122,6 @@ TARGET void zk512_winograd_transform(const float *weight, int cout, int cin, flo
         s3 = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), d, b), m5);                   \
     } while (0)
 
-typedef struct {
-    float *data;
-    size_t count;
-} buffer;
-
-static _Thread_local buffer workspace;
-
-static float *workspace_for(size_t count) {
-    if (workspace.count < count) {
-        free(workspace.data);
-        workspace.data = aligned_alloc(64, (count * sizeof(float) + 63) / 64 * 64);
-        workspace.count = workspace.data ? count : 0;
-    }
-    return workspace.data;
-}
-
 TARGET static inline __mmask16 in_range(__m512i v, int limit) {
     // 0 <= v < limit
     return _mm512_cmpge_epi32_mask(v, _mm512_setzero_si512()) & _mm512_cmplt_epi32_mask(v, _mm512_set1_epi32(limit));
@@ -151,7 +135,7 @@ TARGET void zk512_winograd(const float *transformed, int cout, int cin, const fl
     const int w = tile1 - tile0, nv = (w + 15) / 16, width = nv * 16, mm = m1 - m0;
     const long plane = (long)H * W, oplane = (long)OH * OW;
     const size_t packed = zk_packed_a_count(ZK_AVX512, cout, cin);
-    float *V = workspace_for((size_t)36 * width * (cin + mm));
+    float *V = zk_scratch(ZK_SCRATCH_WINOGRAD, (size_t)36 * width * (cin + mm));
     if (!V) return;
     float *M = V + (size_t)36 * cin * width;
 
@@ -376,7 +360,7 @@ TARGET void zk512_winograd2(const float *transformed, int cout, int cin, const f
     const int w = tile1 - tile0, nv = (w + 15) / 16, width = nv * 16, mm = m1 - m0;
     const long plane = (long)H * W, oplane = (long)OH * OW;
     const size_t packed = zk_packed_a_count(ZK_AVX512, cout, cin);
-    float *V = workspace_for((size_t)16 * width * (cin + mm));
+    float *V = zk_scratch(ZK_SCRATCH_WINOGRAD, (size_t)16 * width * (cin + mm));
     if (!V) return;
     float *M = V + (size_t)16 * cin * width;
 

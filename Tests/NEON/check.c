@@ -12,7 +12,9 @@
 
 #include "ckernels.h"
 
+#include <malloc.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,6 +228,46 @@ static void check_pool(int channels, int h, int k, int s, int p) {
     free(x), free(y);
 }
 
+/// One thread's use of the kernels' scratch buffers: a convolution GEMM (packing B) and a
+/// Winograd block, each with the epilogue.
+static void *use_scratch(void *unused) {
+    (void)unused;
+    enum { CIN = 64, COUT = 64, H = 28 };
+    unsigned seed = 7;
+    float *x = random_floats((size_t)CIN * H * H, &seed), *w = random_floats((size_t)COUT * CIN * 9, &seed);
+    float *y = calloc((size_t)COUT * H * H, sizeof(float));
+    const size_t size = zk_packed_a_count(path, COUT, CIN * 9), wsize = zk_packed_a_count(path, COUT, CIN);
+    float *packed = calloc(size, sizeof(float)), *transformed = calloc(36 * wsize, sizeof(float));
+    zk_pack_a(path, COUT, CIN * 9, w, CIN * 9, packed);
+    zk_conv_input in = {x, CIN, H, H, 3, 1, 1, 1, H, H};
+    zk_conv_gemm(path, packed, COUT, CIN * 9, 0, COUT, &in, 0, H * H, y, H * H, NULL);
+    if (path != ZK_AVX512) {
+        zk_winograd_pack(path, 36, w, COUT, CIN, transformed, 0, COUT);
+        zk_winograd(path, transformed, COUT, CIN, x, H, H, 1, 0, 48, 0, COUT, y, NULL);
+    } else {
+        zk_winograd(path, transformed, COUT, CIN, x, H, H, 1, 0, 48, 0, COUT, y, NULL);
+    }
+    free(x), free(w), free(y), free(packed), free(transformed);
+    return NULL;
+}
+
+/// The scratch buffers of a thread that ends are freed: 32 threads, one after another, each
+/// using them (several hundred KB each); the heap in use must not grow by more than 2 MB.
+static void check_scratch_freed(void) {
+    pthread_t t;
+    pthread_create(&t, NULL, use_scratch, NULL);  // the first: one-time allocations
+    pthread_join(t, NULL);
+    const size_t before = mallinfo2().uordblks;
+    for (int i = 0; i < 32; i++) {
+        pthread_create(&t, NULL, use_scratch, NULL);
+        pthread_join(t, NULL);
+    }
+    const double grown = ((double)mallinfo2().uordblks - (double)before) / (1 << 20);
+    checks++;
+    if (grown > 2) failures++;
+    printf("%s scratch buffers of 32 ended threads: heap grew %.2f MB\n", grown > 2 ? "FAIL" : "ok  ", grown);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1) path = !strcmp(argv[1], "avx2") ? ZK_AVX2 : !strcmp(argv[1], "avx512") ? ZK_AVX512 : ZK_NEON;
     if (!zk_supports(path)) {
@@ -281,6 +323,7 @@ int main(int argc, char **argv) {
     check_pool(8, 56, 2, 2, 0);   // VGG
     check_pool(4, 15, 3, 1, 1);
     check_pool(4, 7, 2, 2, 0);
+    check_scratch_freed();
     printf("%d of %d checks passed\n", checks - failures, checks);
     return failures ? 1 : 0;
 }

@@ -8,13 +8,12 @@
 // while another caller's round holds the pool, so that work done under a lock that a running
 // job may wait for (making a weight layout) never waits for that job's round.
 
-#include "ckernels.h"
-
 #include "internal.h"
 
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #if defined(__x86_64__) || defined(__i386__)

@@ -132,16 +132,19 @@ enum Kernels {
     /// fewer of them), each product is cut into `parts` ranges of 48-column panels, or of
     /// 8-row panels when it has few columns, keeping every job at a few MFLOP at least.
     /// Where the kernels read B in place (`packsB` false: a plain GEMM on AVX-512), row ranges
-    /// repeat nothing, and they are taken whenever there are rows enough: they balance to 8 rows
-    /// where columns balance to 48 (a 14x14 map's 196 columns cut 96 | 100), and measured 3 to 10 %
-    /// faster on ResNet-50's 1x1 shapes (benchmarks/RESULTS.md).
+    /// repeat nothing, and they are taken where there are rows enough and the weights are not
+    /// small beside the image (4m > n): they balance to 8 rows where columns balance to 48 (a
+    /// 14x14 map's 196 columns cut 96 | 100), and measured 3 to 10 % faster on ResNet-50's 14x14
+    /// and 7x7 1x1 shapes. A thread of a row range reads all of B, one of a column range all of A;
+    /// with few rows beside many columns (256 -> 64 channels on a 56x56 map) columns measured
+    /// 0.89-0.93 (0.5 in slow processes) per layer (benchmarks/RESULTS.md).
     static func split(pairs: Int, m: Int, n: Int, k: Int, mr: Int, packsB: Bool = true) -> (parts: Int, byColumns: Bool) {
         let t = threads, jobs = t * jobsPerThread
         guard t > 1, pairs < jobs else { return (1, true) }
         let columnPanels = (n + Int(ZK_NR) - 1) / Int(ZK_NR), rowPanels = (m + mr - 1) / mr
         let work = 2 * m * n * k
         var parts = min((jobs + pairs - 1) / pairs, max(1, work / 4_000_000))
-        if !packsB, rowPanels >= 4 * parts { return (parts, false) }
+        if !packsB, rowPanels >= 4 * parts, 4 * m > n { return (parts, false) }
         if columnPanels >= 2 * parts { return (parts, true) }
         parts = min(parts, rowPanels)
         return parts > 1 ? (parts, false) : (1, true)

@@ -17,7 +17,8 @@ struct ConvolutionTests {
         // channels (K steps past every unroll of the column kernel).
         (1 ... 50).map { Shape(cin: 23, cout: 20, kernel: 1, stride: 1, padding: 0, height: 1, width: $0, batch: 1) }
         + [
-            // Large enough to be cut between two threads (by rows; 56x56 by columns on the packing paths).
+            // Large enough to be cut between two threads: by rows (few columns beside many rows),
+            // and by columns (56x56: many columns beside few rows; on the packing paths, all but 7x7).
             Shape(cin: 1024, cout: 256, kernel: 1, stride: 1, padding: 0, height: 7, width: 7, batch: 1),
             Shape(cin: 256, cout: 96, kernel: 1, stride: 1, padding: 0, height: 14, width: 14, batch: 1),
             Shape(cin: 64, cout: 64, kernel: 1, stride: 1, padding: 0, height: 56, width: 56, batch: 1),
@@ -38,6 +39,16 @@ struct ConvolutionTests {
             // Rows of 14 tiles: runs of consecutive whole tiles, read and written with vector shuffles.
             Shape(cin: 8, cout: 8, kernel: 3, stride: 1, padding: 1, height: 56, width: 56, batch: 1),
         ]
+
+    /// A GEMM that reads B in place is cut where each thread reads less: by rows when the weights
+    /// are not small beside the image, by columns when they are (ResNet-50's 256 -> 64 on 56x56).
+    @Test func inPlaceProductsAreCutByTheirLargerOperand() {
+        guard Kernels.threads > 1 else { return }
+        #expect(!Kernels.split(pairs: 1, m: 256, n: 196, k: 1024, mr: 8, packsB: false).byColumns)
+        #expect(!Kernels.split(pairs: 1, m: 512, n: 784, k: 128, mr: 8, packsB: false).byColumns)
+        #expect(Kernels.split(pairs: 1, m: 64, n: 3136, k: 256, mr: 8, packsB: false).byColumns)
+        #expect(Kernels.split(pairs: 1, m: 128, n: 784, k: 512, mr: 8, packsB: false).byColumns)
+    }
 
     @Test(arguments: KernelPath.available)
     func matchesPlainLoops(_ path: KernelPath) throws {

@@ -11,6 +11,7 @@
 #include "ckernels.h"
 #include "internal.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,14 +52,40 @@ TARGET INLINE void zero_floats(float *dst, int count) {
     if (j < count) _mm512_mask_storeu_ps(dst + j, lanes(count - j), z);
 }
 
-/// dst[t] = src[2t] for t < count, reading no further than src[2 * count - 2].
-TARGET INLINE void copy_stride2(float *dst, const float *src, int count) {
+/// `rows` rows of B of a stride-2 convolution that read the same input row (a kernel row's, kj =
+/// 0 ..< rows; or one row), over `seg` outputs: row kj gets line[ix0 + kj + 2t] for t < seg where
+/// that lies inside the row (0 <= . < W), else 0; the rows are `pitch` floats apart. `line` is NULL
+/// for an input row outside the image (all zeros). Each 16 outputs load the 48-float window they
+/// share once (padding masked to 0) and take every row's even lanes from it: rows <= 17. Packing
+/// a kernel row at once, not row by row, measured 0.78-0.82 on ResNet's 7x7 stem and 0.84-0.94 on
+/// its 3x3 stride-2 layers.
+TARGET INLINE void copy_stride2_rows(const float *line, int W, int ix0, int seg, int rows, float *out, long pitch) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    for (int j = 0; j < count; j += 16) {
-        const int n = count - j < 16 ? count - j : 16, reach = 2 * n - 1;
-        const __m512 lo = _mm512_maskz_loadu_ps(lanes(reach), src + 2 * j);
-        const __m512 hi = _mm512_maskz_loadu_ps(lanes(reach - 16), src + 2 * j + 16);
-        _mm512_mask_storeu_ps(dst + j, lanes(n), _mm512_permutex2var_ps(lo, even, hi));
+    for (int t = 0; t < seg; t += 16) {
+        const __mmask16 keep = lanes(seg - t);
+        if (!line) {
+            for (int kj = 0; kj < rows; kj++) _mm512_mask_storeu_ps(out + kj * pitch + t, keep, _mm512_setzero_ps());
+            continue;
+        }
+        // v[q] lane e: line[e0 + e], e0 = ix0 + 2t + 16q, where inside the row (v[2] only for rows > 2).
+        __m512 v[3];
+        v[2] = _mm512_setzero_ps();
+        for (int q = 0; q < (rows > 2 ? 3 : 2); q++) {
+            const int e0 = ix0 + 2 * t + 16 * q, lo = e0 < 0 ? -e0 : 0;
+            const __mmask16 inside = lanes(W - e0) & (__mmask16)~lanes(lo);
+            // The address of lane 0 may lie outside the row; masked lanes are not read.
+            v[q] = inside ? _mm512_maskz_loadu_ps(inside, (const float *)((uintptr_t)line + (intptr_t)e0 * 4)) : _mm512_setzero_ps();
+        }
+        for (int kj = 0; kj < rows; kj++) {
+            // Lane i of row kj: window float 2i + kj, in v[0..1] below 32, in v[2] from there.
+            const __m512i at = _mm512_add_epi32(even, _mm512_set1_epi32(kj));
+            __m512 row = _mm512_permutex2var_ps(v[0], at, v[1]);
+            if (kj >= 2) {
+                const __mmask16 high = (__mmask16)~lanes((33 - kj) / 2);
+                row = _mm512_mask_permutexvar_ps(row, high, _mm512_sub_epi32(at, _mm512_set1_epi32(32)), v[2]);
+            }
+            _mm512_mask_storeu_ps(out + kj * pitch + t, keep, row);
+        }
     }
 }
 
@@ -73,49 +100,44 @@ TARGET static void pack_conv(const zk_conv_input *in, int k0, int kc, int n, int
     const int oy0 = n / ow, ox0 = n % ow;
     int ch = k0 / kk, rem = k0 % kk;
     int ki = rem / ks, kj = rem % ks;
-    for (int r = 0; r < kc; r++) {
+    for (int r = 0; r < kc;) {
         const float *plane = in->data + (long)ch * H * W;
         float *out = dst + (long)r * width;
+        // Stride 2: a whole kernel row at once (ks rows of B that read the same input row) where
+        // the block holds it; otherwise one row.
+        const int rows = s == 2 && d == 1 && kj == 0 && r + ks <= kc && ks <= 17 ? ks : 1;
         int oy = oy0, ox = ox0, j = 0;
         while (j < w) {
-            int seg = w - j < ow - ox ? w - j : ow - ox;
-            int iy = oy * s - pad + ki * d;
+            const int seg = w - j < ow - ox ? w - j : ow - ox, iy = oy * s - pad + ki * d;
+            const int ix0 = ox * s - pad + kj * d;
+            const float *line = iy < 0 || iy >= H ? NULL : plane + (long)iy * W;
             float *o = out + j;
-            if (iy < 0 || iy >= H) {
+            if (s == 2) {
+                copy_stride2_rows(line, W, ix0, seg, rows, o, width);
+            } else if (!line) {
                 zero_floats(o, seg);
+            } else if (s == 1) {
+                int lo = ix0 < 0 ? -ix0 : 0;
+                int hi = W - ix0 < seg ? W - ix0 : seg;
+                if (lo > seg) lo = seg;
+                if (hi < lo) hi = lo;
+                zero_floats(o, lo);
+                copy_floats(o + lo, line + ix0 + lo, hi - lo);
+                zero_floats(o + hi, seg - hi);
             } else {
-                const float *line = plane + (long)iy * W;
-                int ix0 = ox * s - pad + kj * d;
-                if (s == 1) {
-                    int lo = ix0 < 0 ? -ix0 : 0;
-                    int hi = W - ix0 < seg ? W - ix0 : seg;
-                    if (lo > seg) lo = seg;
-                    if (hi < lo) hi = lo;
-                    zero_floats(o, lo);
-                    copy_floats(o + lo, line + ix0 + lo, hi - lo);
-                    zero_floats(o + hi, seg - hi);
-                } else if (s == 2) {
-                    // Outputs t in [lo, hi) read inside the row: ix0 + 2t in [0, W).
-                    int lo = ix0 < 0 ? (-ix0 + 1) / 2 : 0;
-                    int hi = ix0 < W ? (W - ix0 + 1) / 2 : 0;
-                    if (hi > seg) hi = seg;
-                    if (lo > hi) lo = hi;
-                    zero_floats(o, lo);
-                    copy_stride2(o + lo, line + ix0 + 2 * lo, hi - lo);
-                    zero_floats(o + hi, seg - hi);
-                } else {
-                    for (int t = 0; t < seg; t++) {
-                        int ix = ix0 + t * s;
-                        o[t] = ix >= 0 && ix < W ? line[ix] : 0.0f;
-                    }
+                for (int t = 0; t < seg; t++) {
+                    int ix = ix0 + t * s;
+                    o[t] = ix >= 0 && ix < W ? line[ix] : 0.0f;
                 }
             }
             j += seg;
             ox = 0;
             oy++;
         }
-        zero_floats(out + w, width - w);
-        if (++kj == ks) {
+        for (int row = 0; row < rows; row++) zero_floats(out + (long)row * width + w, width - w);
+        r += rows;
+        kj += rows;  // rows is ks only from kj == 0
+        if (kj == ks) {
             kj = 0;
             if (++ki == ks) {
                 ki = 0;

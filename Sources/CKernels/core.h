@@ -160,25 +160,55 @@ static inline const float *a_panel(const float *packed, int m, int k0, int kc, i
 }
 
 // ---------------------------------------------------------------------------------------
-// Packing B: row r of the block (columns n ..< n + w of im2col row k0 + r) is built in a
-// contiguous row, then cut into the NR-column panels (kc x NR floats each, the last zero-padded).
+// Packing B: rows of the block (columns n ..< n + w of im2col rows k0 + r) are built in
+// contiguous rows, then cut into the NR-column panels (kc x NR floats each, the last zero-padded).
 
-TGT static void conv_row(const zk_conv_input *in, int kidx, int n, int w, float *out) {
+enum { NC_PANELS = (528 + NR - 1) / NR, NC = NC_PANELS * NR, GROUP = 7 };
+
+/// `rows` rows of B of a stride-2 convolution that read the same input row `line` (NULL: a row
+/// outside the image) over `seg` outputs: row kj gets line[ix0 + kj + 2t], 0 outside the row,
+/// rows `pitch` floats apart, each written up to VL - 1 floats past `seg`. The span they read is
+/// copied once into a zero-padded buffer, so every row is whole vectors with no bounds to check.
+AI void stride2_rows(const float *line, int W, int ix0, int seg, int rows, float *out, long pitch) {
+    if (!line) {
+        for (int kj = 0; kj < rows; kj++) memset(out + kj * pitch, 0, sizeof(float) * seg);
+        return;
+    }
+    float span[2 * (NC + VL) + GROUP];
+    const int whole = (seg + VL - 1) / VL * VL, n = 2 * whole + rows;
+    int lo = ix0 < 0 ? -ix0 : 0, hi = W - ix0;
+    if (lo > n) lo = n;
+    if (hi > n) hi = n;
+    if (hi < lo) hi = lo;
+    memset(span, 0, sizeof(float) * lo);
+    if (hi > lo) memcpy(span + lo, line + ix0 + lo, sizeof(float) * (hi - lo));
+    memset(span + hi, 0, sizeof(float) * (n - hi));
+    for (int kj = 0; kj < rows; kj++)
+        for (int t = 0; t < seg; t += VL)
+            store(out + kj * pitch + t, __builtin_shufflevector(load(span + kj + 2 * t), load(span + kj + 2 * t + VL), EVEN));
+}
+
+/// Builds im2col rows from kidx on (a stride-2 convolution's whole kernel row of ks rows, which
+/// read the same input rows, where `avail` rows are left in the block; otherwise one row) over
+/// columns n ..< n + w into out[0], out[1], ...; returns how many.
+TGT static int conv_rows(const zk_conv_input *in, int kidx, int avail, int n, int w, float (*out)[NC + NR]) {
     const int kk = in->kernel * in->kernel, ks = in->kernel;
     const int s = in->stride, pad = in->padding, d = in->dilation;
     const int H = in->height, W = in->width, ow = in->out_width;
     const int ch = kidx / kk, ki = kidx % kk / ks, kj = kidx % ks;
+    const int rows = s == 2 && d == 1 && kj == 0 && ks <= GROUP && ks <= avail ? ks : 1;
     const float *plane = in->data + (long)ch * H * W;
     int oy = n / ow, ox = n % ow, j = 0;
     while (j < w) {
         const int seg = w - j < ow - ox ? w - j : ow - ox;
-        const int iy = oy * s - pad + ki * d;
-        float *o = out + j;
-        if (iy < 0 || iy >= H) {
+        const int iy = oy * s - pad + ki * d, ix0 = ox * s - pad + kj * d;
+        const float *line = iy < 0 || iy >= H ? NULL : plane + (long)iy * W;
+        float *o = out[0] + j;
+        if (s == 2) {
+            stride2_rows(line, W, ix0, seg, rows, o, NC + NR);
+        } else if (!line) {
             memset(o, 0, sizeof(float) * seg);
         } else {
-            const float *line = plane + (long)iy * W;
-            const int ix0 = ox * s - pad + kj * d;
             // Outputs t in [lo, hi) read inside the row: 0 <= ix0 + s t < W.
             int lo = ix0 < 0 ? (-ix0 + s - 1) / s : 0;
             int hi = ix0 < W ? (W - ix0 + s - 1) / s : 0;
@@ -187,13 +217,6 @@ TGT static void conv_row(const zk_conv_input *in, int kidx, int n, int w, float 
             memset(o, 0, sizeof(float) * lo);
             if (s == 1) {
                 memcpy(o + lo, line + ix0 + lo, sizeof(float) * (hi - lo));
-            } else if (s == 2) {
-                // Even floats of two vectors, while both vectors lie inside the row.
-                const float *src = line + ix0;
-                int t = lo;
-                for (; t + VL <= hi && ix0 + 2 * (t + VL) <= W; t += VL)
-                    store(o + t, __builtin_shufflevector(load(src + 2 * t), load(src + 2 * t + VL), EVEN));
-                for (; t < hi; t++) o[t] = src[2 * t];
             } else {
                 const float *src = line + ix0;
                 for (int t = lo; t < hi; t++) o[t] = src[t * s];
@@ -204,31 +227,30 @@ TGT static void conv_row(const zk_conv_input *in, int kidx, int n, int w, float 
         ox = 0;
         oy++;
     }
+    return rows;
 }
-
-enum { NC_PANELS = (528 + NR - 1) / NR, NC = NC_PANELS * NR };
 
 /// Packs rows k0 ..< k0 + kc, columns nb ..< nb + nbw, of B (the convolution's im2col matrix,
 /// or the plain matrix b) into NR-column panels (kc x NR floats each, the last zero-padded).
 TGT static void pack_block(const zk_conv_input *conv, const float *b, long ldb, int k0, int kc, int nb, int nbw,
                            float *buf) {
-    float row[NC + NR];
+    float rows[GROUP][NC + NR];
     const int padded = (nbw + NR - 1) / NR * NR;
-    for (int r = 0; r < kc; r++) {
-        const float *src;
-        if (conv) {
-            conv_row(conv, k0 + r, nb, nbw, row);
-            src = row;
-        } else if (padded == nbw) {
-            src = b + (long)(k0 + r) * ldb + nb;
-        } else {
-            memcpy(row, b + (long)(k0 + r) * ldb + nb, sizeof(float) * nbw);
-            src = row;
-        }
-        if (src == row) memset(row + nbw, 0, sizeof(float) * (padded - nbw));
-        for (int p = 0; p * NR < padded; p++) {
-            float *dst = buf + (long)p * kc * NR + (long)r * NR;
-            for (int v = 0; v < NV; v++) store(dst + v * VL, load(src + p * NR + v * VL));
+    for (int r = 0; r < kc;) {
+        const int count = conv ? conv_rows(conv, k0 + r, kc - r, nb, nbw, rows) : 1;
+        for (int q = 0; q < count; q++, r++) {
+            // A row built here (not read in place) has its padding zeroed.
+            float *row = conv ? rows[q] : NULL;
+            const float *src = row;
+            if (!conv) {
+                src = b + (long)(k0 + r) * ldb + nb;
+                if (padded != nbw) src = row = memcpy(rows[0], src, sizeof(float) * nbw);
+            }
+            if (row) memset(row + nbw, 0, sizeof(float) * (padded - nbw));
+            for (int p = 0; p * NR < padded; p++) {
+                float *dst = buf + (long)p * kc * NR + (long)r * NR;
+                for (int v = 0; v < NV; v++) store(dst + v * VL, load(src + p * NR + v * VL));
+            }
         }
     }
 }

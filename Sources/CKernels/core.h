@@ -53,6 +53,9 @@ AI void tile(const int nv, int kc, const float *restrict a, const float *restric
     for (int k = 0; k < kc; k++) {
         vf bv[NV];
         for (int v = 0; v < nv; v++) bv[v] = load(b + v * VL);
+        // A streams from memory (weights are read once per forward): ask for it 16 steps ahead,
+        // as gemm.c does. Layers whose A is used for few columns measured 0.90-0.92 (7x7 maps).
+        __builtin_prefetch(a + 16 * MR);
         for (int i = 0; i < MR; i++) {
             const vf av = splat(a[i]);
             for (int v = 0; v < nv; v++) acc[i][v] = fma_(av, bv[v], acc[i][v]);

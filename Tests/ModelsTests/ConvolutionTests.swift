@@ -23,8 +23,10 @@ struct ConvolutionTests {
             Shape(cin: 256, cout: 96, kernel: 1, stride: 1, padding: 0, height: 14, width: 14, batch: 1),
             Shape(cin: 64, cout: 64, kernel: 1, stride: 1, padding: 0, height: 56, width: 56, batch: 1),
             Shape(cin: 64, cout: 30, kernel: 1, stride: 1, padding: 0, height: 13, width: 11, batch: 3),
-            // B packed from the image: strided, padded, a 7x7 output of 49 columns.
+            // B packed from the image: strided (a kernel row of B at a time; K blocks of 256 that
+            // cut 3x3 kernel rows), padded, a 7x7 output of 49 columns, a 1x1 downsample of odd sides.
             Shape(cin: 16, cout: 20, kernel: 3, stride: 2, padding: 1, height: 13, width: 13, batch: 2),
+            Shape(cin: 24, cout: 20, kernel: 1, stride: 2, padding: 0, height: 13, width: 15, batch: 2),
             Shape(cin: 256, cout: 64, kernel: 3, stride: 2, padding: 1, height: 14, width: 14, batch: 1),
             Shape(cin: 3, cout: 10, kernel: 7, stride: 2, padding: 3, height: 21, width: 19, batch: 1),
             // Winograd F(2x2, 3x3): a 7x7 map's 16 tiles and a 9x9 map's 25 (a vector and 9 past

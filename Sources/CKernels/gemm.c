@@ -52,11 +52,15 @@ TARGET INLINE void zero_floats(float *dst, int count) {
     if (j < count) _mm512_mask_storeu_ps(dst + j, lanes(count - j), z);
 }
 
+/// Most rows copy_stride2_rows builds from one window: row kj reads window floats 2i + kj, i < 16,
+/// up to 47.
+enum { MAX_ROWS2 = 17 };
+
 /// `rows` rows of B of a stride-2 convolution that read the same input row (a kernel row's, kj =
 /// 0 ..< rows; or one row), over `seg` outputs: row kj gets line[ix0 + kj + 2t] for t < seg where
 /// that lies inside the row (0 <= . < W), else 0; the rows are `pitch` floats apart. `line` is NULL
 /// for an input row outside the image (all zeros). Each 16 outputs load the 48-float window they
-/// share once (padding masked to 0) and take every row's even lanes from it: rows <= 17. Packing
+/// share once (padding masked to 0) and take every row's even lanes from it: rows <= MAX_ROWS2. Packing
 /// a kernel row at once, not row by row, measured 0.78-0.82 on ResNet's 7x7 stem and 0.84-0.94 on
 /// its 3x3 stride-2 layers.
 TARGET INLINE void copy_stride2_rows(const float *line, int W, int ix0, int seg, int rows, float *out, long pitch) {
@@ -105,7 +109,7 @@ TARGET static void pack_conv(const zk_conv_input *in, int k0, int kc, int n, int
         float *out = dst + (long)r * width;
         // Stride 2: a whole kernel row at once (ks rows of B that read the same input row) where
         // the block holds it; otherwise one row.
-        const int rows = s == 2 && d == 1 && kj == 0 && r + ks <= kc && ks <= 17 ? ks : 1;
+        const int rows = s == 2 && d == 1 && kj == 0 && r + ks <= kc && ks <= MAX_ROWS2 ? ks : 1;
         int oy = oy0, ox = ox0, j = 0;
         while (j < w) {
             const int seg = w - j < ow - ox ? w - j : ow - ox, iy = oy * s - pad + ki * d;

@@ -138,8 +138,9 @@ enum Kernels {
     /// and 7x7 1x1 shapes. A thread of a row range reads all of B, one of a column range all of A;
     /// with few rows beside many columns (256 -> 64 channels on a 56x56 map) columns measured
     /// 0.89-0.93 (0.5 in slow processes) per layer (benchmarks/RESULTS.md).
-    static func split(pairs: Int, m: Int, n: Int, k: Int, mr: Int, packsB: Bool = true) -> (parts: Int, byColumns: Bool) {
-        let t = threads, jobs = t * jobsPerThread
+    static func split(pairs: Int, m: Int, n: Int, k: Int, mr: Int, packsB: Bool = true,
+                      threads t: Int = threads) -> (parts: Int, byColumns: Bool) {
+        let jobs = t * jobsPerThread
         guard t > 1, pairs < jobs else { return (1, true) }
         let columnPanels = (n + Int(ZK_NR) - 1) / Int(ZK_NR), rowPanels = (m + mr - 1) / mr
         let work = 2 * m * n * k

@@ -1,6 +1,9 @@
-// A small fork-join pool for the convolution kernels: the caller and up to ZK_MAX_THREADS - 1
-// persistent workers take job indices from one atomic counter. Workers spin briefly after a
-// round (layers follow each other within microseconds) and then sleep on a condition variable,
+// A small fork-join pool for the convolution kernels: the caller and up to MAX_THREADS - 1
+// persistent workers. Each thread owns a contiguous share of a round's jobs and runs it in
+// order, then takes what is left of the others' shares, so a thread slowed by other work on
+// the machine is helped, while on a quiet machine thread t runs the same share of every layer
+// (on two vCPUs this measured 0.5-1 % faster than one shared counter). Workers spin briefly
+// after a round (layers follow each other within microseconds) and then sleep on a condition variable,
 // so an idle pool costs nothing; the caller runs jobs too and waits only for the last one.
 // Exactly `threads` threads run a round, never more (GCD's concurrentPerform measured slower
 // once a layer was cut into more jobs than threads). A call made from inside a job (a slice of
@@ -32,26 +35,36 @@ static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 static pthread_mutex_t round_lock = PTHREAD_MUTEX_INITIALIZER;  // held by the round running
 static int started;                       // workers created
 static atomic_ulong generation;           // bumped to start a round
-static atomic_ullong ticket;              // round generation << 32 | next job index
 static atomic_int finished;               // jobs done this round
 static int round_jobs, round_workers;     // this round: jobs, workers allowed to join
 static zk_job_fn round_fn;
 static void *round_context;
 static _Thread_local int in_job;          // this thread is running a job
 
-/// Takes jobs of round `round` until none is left; a thread that read an older round's
-/// parameters finds the generation changed and takes nothing.
-static void run_jobs(unsigned long round, zk_job_fn fn, void *context, int jobs) {
-    unsigned long long v = atomic_load_explicit(&ticket, memory_order_acquire);
-    for (;;) {
-        if ((v >> 32) != (round & 0xFFFFFFFFu) || (int)(v & 0xFFFFFFFFu) >= jobs) return;
-        if (atomic_compare_exchange_weak_explicit(&ticket, &v, v + 1, memory_order_acq_rel, memory_order_acquire)) {
-            in_job = 1;
-            fn(context, (int)(v & 0xFFFFFFFFu));
-            in_job = 0;
-            atomic_fetch_add_explicit(&finished, 1, memory_order_release);
-            v = atomic_load_explicit(&ticket, memory_order_acquire);
+/// Per thread t (the caller is 0, worker i is i + 1): the round's generation << 32 | the next
+/// job of t's share, jobs [jobs * t / threads, jobs * (t + 1) / threads).
+static atomic_ullong next[MAX_THREADS];
+
+/// Takes jobs of round `round` (`jobs` jobs on `threads` threads) as thread `thread`: first
+/// its own share, in order, then what is left of the others'. Each thread computes the bounds
+/// of a share from its own copy of the round's parameters, so a thread still leaving an older
+/// round finds the generation changed and takes nothing.
+static void run_jobs(unsigned long round, int thread, int threads, zk_job_fn fn, void *context, int jobs) {
+    const unsigned long long tag = (unsigned long long)(round & 0xFFFFFFFFu) << 32;
+    for (int i = 0; i < threads; i++) {
+        const int share = (thread + i) % threads;
+        const unsigned long long end = tag | (unsigned long long)((long)jobs * (share + 1) / threads);
+        unsigned long long v = atomic_load_explicit(&next[share], memory_order_acquire);
+        while ((v & ~0xFFFFFFFFull) == tag && v < end) {
+            if (atomic_compare_exchange_weak_explicit(&next[share], &v, v + 1, memory_order_acq_rel, memory_order_acquire)) {
+                in_job = 1;
+                fn(context, (int)(v & 0xFFFFFFFFu));
+                in_job = 0;
+                atomic_fetch_add_explicit(&finished, 1, memory_order_release);
+                v = atomic_load_explicit(&next[share], memory_order_acquire);
+            }
         }
+        if ((v & ~0xFFFFFFFFull) != tag) return;
     }
 }
 
@@ -75,10 +88,10 @@ static void *worker(void *arg) {
         const unsigned long round = atomic_load_explicit(&generation, memory_order_acquire);
         zk_job_fn fn = round_fn;
         void *context = round_context;
-        const int jobs = round_jobs;
+        const int jobs = round_jobs, threads = round_workers + 1;
         pthread_mutex_unlock(&lock);
         seen = round;
-        if (allowed) run_jobs(round, fn, context, jobs);
+        if (allowed) run_jobs(round, index + 1, threads, fn, context, jobs);
     }
     return NULL;
 }
@@ -109,12 +122,15 @@ static void parallel(int threads, int jobs, zk_job_fn fn, void *context, int wai
     round_workers = threads - 1 < started ? threads - 1 : started;
     const unsigned long round = atomic_load_explicit(&generation, memory_order_relaxed) + 1;
     atomic_store_explicit(&finished, 0, memory_order_relaxed);
-    atomic_store_explicit(&ticket, (unsigned long long)(round & 0xFFFFFFFFu) << 32, memory_order_release);
+    const int shares = round_workers + 1;
+    for (int t = 0; t < shares; t++)
+        atomic_store_explicit(&next[t], (unsigned long long)(round & 0xFFFFFFFFu) << 32 | (unsigned long long)((long)jobs * t / shares),
+                              memory_order_release);
     atomic_store_explicit(&generation, round, memory_order_release);
     pthread_cond_broadcast(&wake);
     pthread_mutex_unlock(&lock);
 
-    run_jobs(round, fn, context, jobs);
+    run_jobs(round, 0, round_workers + 1, fn, context, jobs);
     for (int spin = 0; atomic_load_explicit(&finished, memory_order_acquire) < jobs; spin++) {
         if (spin < SPIN) PAUSE();
         else sched_yield();

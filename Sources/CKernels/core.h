@@ -447,39 +447,43 @@ AI v4 chunk_at(const float *line, int W, int ix) {
     return v;
 }
 
-AI void winograd(const int m, const float *transformed, int cout, int cin, const float *x, int H, int W, int pad,
-                 int tile0, int tile1, int m0, int m1, float *y, const zk_epilogue *ep) {
-    const int P = m + 2, PP = P * P, span = m == 4 ? 8 : 4;  // floats a patch row is loaded as
-    const int OH = H + 2 * pad - 2, OW = W + 2 * pad - 2;
-    const int tw = (OW + m - 1) / m, T = ((OH + m - 1) / m) * tw;
-    const int w = tile1 - tile0, width = (w + VL - 1) / VL * VL, mm = m1 - m0;
-    const long plane = (long)H * W, oplane = (long)OH * OW;
-    const size_t packed = (size_t)((cout + MR - 1) / MR) * MR * cin;
-    float *V = zk_scratch(ZK_SCRATCH_WINOGRAD, (size_t)PP * width * (cin + mm));
-    if (!V) return;
-    float *M = V + (size_t)PP * cin * width;
-
-    // Per tile: where its patch starts in its image's first channel (an address only when
-    // `inside`: every float its chunks read lies in the image), the top-left input pixel, and its
-    // output offset and extent (no rows for a lane past the block).
+/// A block of tiles [tile0, tile1) of a Winograd convolution: sizes, and per tile where its
+/// patch starts in its image's first input channel (an address only when `inside`: every float
+/// its chunks read lies in the image), its top-left input pixel, and its output offset in its
+/// image's first output channel and extent (no rows for a lane past the block).
+typedef struct {
+    int PP, H, W, OW, w, width;
+    long plane, oplane;
     int iy[ZK_NR], ix[ZK_NR], inside[ZK_NR], out_rows[ZK_NR], out_cols[ZK_NR];
     long in_offset[ZK_NR], out_offset[ZK_NR];
+} wblock;
+
+AI void block_of(const int m, int cout, int cin, int H, int W, int pad, int tile0, int tile1, wblock *b) {
+    const int P = m + 2, span = m == 4 ? 8 : 4;  // floats a patch row is loaded as
+    const int OH = H + 2 * pad - 2, OW = W + 2 * pad - 2;
+    const int tw = (OW + m - 1) / m, T = ((OH + m - 1) / m) * tw;
+    const int w = tile1 - tile0, width = (w + VL - 1) / VL * VL;
+    const long plane = (long)H * W, oplane = (long)OH * OW;
+    *b = (wblock){.PP = P * P, .H = H, .W = W, .OW = OW, .w = w, .width = width, .plane = plane, .oplane = oplane};
     for (int t = 0; t < width; t++) {
         const int g = tile0 + t < tile1 ? tile0 + t : -1;
         const int im = g < 0 ? 0 : g / T, s = g < 0 ? 0 : g % T, ty = s / tw, tx = s % tw;
-        iy[t] = m * ty - pad;
-        ix[t] = m * tx - pad;
-        in_offset[t] = (long)im * cin * plane + (long)iy[t] * W + ix[t];
-        inside[t] = g >= 0 && iy[t] >= 0 && ix[t] >= 0 && iy[t] + P <= H && ix[t] + span <= W;
-        out_offset[t] = im * cout * oplane + (long)(m * ty) * OW + m * tx;
-        out_rows[t] = g < 0 ? 0 : OH - m * ty < m ? OH - m * ty : m;
-        out_cols[t] = g < 0 ? 0 : OW - m * tx < m ? OW - m * tx : m;
+        b->iy[t] = m * ty - pad;
+        b->ix[t] = m * tx - pad;
+        b->in_offset[t] = (long)im * cin * plane + (long)b->iy[t] * W + b->ix[t];
+        b->inside[t] = g >= 0 && b->iy[t] >= 0 && b->ix[t] >= 0 && b->iy[t] + P <= H && b->ix[t] + span <= W;
+        b->out_offset[t] = im * cout * oplane + (long)(m * ty) * OW + m * tx;
+        b->out_rows[t] = g < 0 ? 0 : OH - m * ty < m ? OH - m * ty : m;
+        b->out_cols[t] = g < 0 ? 0 : OW - m * tx < m ? OW - m * tx : m;
     }
+}
 
-    // Input transform: V[xi][c][t] = (B^T d B)[xi].
+/// Input transform of channels [c0, c1): V[xi][c][t] = (B^T d B)[xi], V [P * P][cin][width].
+AI void input_transform(const int m, const wblock *b, int cin, const float *x, int c0, int c1, float *V) {
+    const int P = m + 2, H = b->H, W = b->W, width = b->width;
     const size_t step = (size_t)cin * width;
-    for (int c = 0; c < cin; c++) {
-        const float *chan = x + (long)c * plane;
+    for (int c = c0; c < c1; c++) {
+        const float *chan = x + (long)c * b->plane;
         for (int v = 0; v < width; v += VL) {
             vf e[PMAX][PMAX];
             for (int r = 0; r < P; r++) {
@@ -492,14 +496,14 @@ AI void winograd(const int m, const float *transformed, int cout, int cin, const
 #pragma clang loop unroll(full)
                     for (int k = 0; k < 4; k++) {
                         const int t = v + 4 * g + k;
-                        const long at = in_offset[t] + (long)r * W;
-                        if (inside[t]) {
+                        const long at = b->in_offset[t] + (long)r * W;
+                        if (b->inside[t]) {
                             lo[k][g] = *(const v4u *)(chan + at);
                             if (m == 4) hi[k][g] = *(const v4u *)(chan + at + 4);
-                        } else if (out_rows[t] > 0 && iy[t] + r >= 0 && iy[t] + r < H) {
-                            const float *line = chan + (at - ix[t]);
-                            lo[k][g] = chunk_at(line, W, ix[t]);
-                            if (m == 4) hi[k][g] = chunk_at(line, W, ix[t] + 4);
+                        } else if (b->out_rows[t] > 0 && b->iy[t] + r >= 0 && b->iy[t] + r < H) {
+                            const float *line = chan + (at - b->ix[t]);
+                            lo[k][g] = chunk_at(line, W, b->ix[t]);
+                            if (m == 4) hi[k][g] = chunk_at(line, W, b->ix[t] + 4);
                         } else {
                             lo[k][g] = 0.0f;
                             if (m == 4) hi[k][g] = 0.0f;
@@ -509,9 +513,9 @@ AI void winograd(const int m, const float *transformed, int cout, int cin, const
                 for (int k = 0; k < 4; k++) a[k] = join_groups(lo[k]);
                 transpose4(a, d);
                 if (m == 4) {
-                    vf b[4], q[4];
-                    for (int k = 0; k < 4; k++) b[k] = join_groups(hi[k]);
-                    transpose4(b, q);
+                    vf bq[4], q[4];
+                    for (int k = 0; k < 4; k++) bq[k] = join_groups(hi[k]);
+                    transpose4(bq, q);
                     d[4] = q[0];
                     d[5] = q[1];
                 }
@@ -526,8 +530,16 @@ AI void winograd(const int m, const float *transformed, int cout, int cin, const
             }
         }
     }
+}
 
-    for (int xi = 0; xi < PP; xi++)
+/// Output channels [m0, m1) of the block from its V: the P * P products into M
+/// [P * P][m1 - m0][width], then the output transform with the epilogue.
+AI void multiply_output(const int m, const wblock *b, const float *transformed, int cout, int cin, const float *V,
+                        int m0, int m1, float *M, float *y, const zk_epilogue *ep) {
+    const int P = m + 2, OW = b->OW, w = b->w, width = b->width, mm = m1 - m0;
+    const long oplane = b->oplane;
+    const size_t packed = (size_t)((cout + MR - 1) / MR) * MR * cin, step = (size_t)cin * width;
+    for (int xi = 0; xi < P * P; xi++)
         gemm_block(transformed + xi * packed, cout, cin, m0, m1, V + (size_t)xi * step, width, w,
                    M + (size_t)xi * mm * width, width);
 
@@ -558,9 +570,9 @@ AI void winograd(const int m, const float *transformed, int cout, int cin, const
                 transpose4(s[i], q);
                 for (int g = 0; g < G; g++)
                     for (int k = 0; k < 4; k++) {
-                        const int tile = v + 4 * g + k, cols = out_cols[tile];
-                        if (i >= out_rows[tile]) continue;
-                        const long at = out_offset[tile] + (long)o * oplane + (long)i * OW;
+                        const int tile = v + 4 * g + k, cols = b->out_cols[tile];
+                        if (i >= b->out_rows[tile]) continue;
+                        const long at = b->out_offset[tile] + (long)o * oplane + (long)i * OW;
                         v4 value = group_of(q[k], g);
                         if (cols == 4) {
                             if (res) value += *(const v4u *)(res + at);
@@ -580,6 +592,16 @@ AI void winograd(const int m, const float *transformed, int cout, int cin, const
     }
 }
 
+AI void winograd(const int m, const float *transformed, int cout, int cin, const float *x, int H, int W, int pad,
+                 int tile0, int tile1, int m0, int m1, float *y, const zk_epilogue *ep) {
+    wblock b;
+    block_of(m, cout, cin, H, W, pad, tile0, tile1, &b);
+    float *V = zk_scratch(ZK_SCRATCH_WINOGRAD, (size_t)b.PP * b.width * (cin + (m1 - m0)));
+    if (!V) return;
+    input_transform(m, &b, cin, x, 0, cin, V);
+    multiply_output(m, &b, transformed, cout, cin, V, m0, m1, V + (size_t)b.PP * cin * b.width, y, ep);
+}
+
 TGT void NAME(winograd)(const float *transformed, int cout, int cin, const float *x, int H, int W, int pad, int tile0,
                         int tile1, int m0, int m1, float *y, const zk_epilogue *ep) {
     winograd(4, transformed, cout, cin, x, H, W, pad, tile0, tile1, m0, m1, y, ep);
@@ -588,6 +610,28 @@ TGT void NAME(winograd)(const float *transformed, int cout, int cin, const float
 TGT void NAME(winograd2)(const float *transformed, int cout, int cin, const float *x, int H, int W, int pad, int tile0,
                          int tile1, int m0, int m1, float *y, const zk_epilogue *ep) {
     winograd(2, transformed, cout, cin, x, H, W, pad, tile0, tile1, m0, m1, y, ep);
+}
+
+TGT void NAME(winograd_input)(int m, int cin, const float *x, int H, int W, int pad, int tile0, int tile1, int c0, int c1,
+                              float *v) {
+    wblock b;
+    if (m == 4) {
+        block_of(4, 0, cin, H, W, pad, tile0, tile1, &b);
+        input_transform(4, &b, cin, x, c0, c1, v);
+    } else {
+        block_of(2, 0, cin, H, W, pad, tile0, tile1, &b);
+        input_transform(2, &b, cin, x, c0, c1, v);
+    }
+}
+
+TGT void NAME(winograd_output)(int m, const float *transformed, int cout, int cin, const float *v, int H, int W, int pad,
+                               int tile0, int tile1, int m0, int m1, float *y, const zk_epilogue *ep) {
+    wblock b;
+    block_of(m == 4 ? 4 : 2, cout, cin, H, W, pad, tile0, tile1, &b);
+    float *M = zk_scratch(ZK_SCRATCH_WINOGRAD, (size_t)b.PP * b.width * (m1 - m0));
+    if (!M) return;
+    if (m == 4) multiply_output(4, &b, transformed, cout, cin, v, m0, m1, M, y, ep);
+    else multiply_output(2, &b, transformed, cout, cin, v, m0, m1, M, y, ep);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -119,6 +119,31 @@ void zk_linear(int path, const float *w, const float *bias, const float *x, floa
     ROUTE(linear(w, bias, x, y, n, in, out, o0, o1))
 }
 
+long zk_winograd_v_count(int path, int m, int cin, int tiles) {
+    if (path != ZK_AVX2 && path != ZK_NEON) return 0;
+    const int vl = path == ZK_NEON ? 4 : 8, width = (tiles + vl - 1) / vl * vl;
+    return (long)(m + 2) * (m + 2) * cin * width;
+}
+
+void zk_winograd_input(int path, int m, int cin, const float *x, int height, int width, int padding, int tile0,
+                       int tile1, int c0, int c1, float *v) {
+    switch (path) {
+    AVX2(winograd_input(m, cin, x, height, width, padding, tile0, tile1, c0, c1, v))
+    NEON(winograd_input(m, cin, x, height, width, padding, tile0, tile1, c0, c1, v))
+    default: break;
+    }
+}
+
+void zk_winograd_output(int path, int m, const float *transformed, int cout, int cin, const float *v, int height,
+                        int width, int padding, int tile0, int tile1, int m0, int m1, float *y,
+                        const zk_epilogue *epilogue) {
+    switch (path) {
+    AVX2(winograd_output(m, transformed, cout, cin, v, height, width, padding, tile0, tile1, m0, m1, y, epilogue))
+    NEON(winograd_output(m, transformed, cout, cin, v, height, width, padding, tile0, tile1, m0, m1, y, epilogue))
+    default: break;
+    }
+}
+
 // AVX-512 numbers its tiles in runs of 16 (winograd.c); the generic core plainly.
 int zk_winograd_tiles(int path, int oh, int ow) {
     return path == ZK_AVX512 ? zk512_winograd_tiles(oh, ow) : ((oh + 3) / 4) * ((ow + 3) / 4);

@@ -27,6 +27,15 @@
     void P##linear(const float *w, const float *bias, const float *x, float *y, int n, int in, int out, int o0,       \
                    int o1);
 ZK_DECLARE(zk512_)
+/// The generic core's Winograd in two phases (zk_winograd_input, zk_winograd_output).
+#define ZK_DECLARE_PHASES(P)                                                                                        \
+    void P##winograd_input(int m, int cin, const float *x, int height, int width, int padding, int tile0, int tile1, \
+                           int c0, int c1, float *v);                                                                \
+    void P##winograd_output(int m, const float *transformed, int cout, int cin, const float *v, int height,          \
+                            int width, int padding, int tile0, int tile1, int m0, int m1, float *y,                  \
+                            const zk_epilogue *epilogue);
+ZK_DECLARE_PHASES(zk_avx2_)
+ZK_DECLARE_PHASES(zk_neon_)
 ZK_DECLARE(zk_avx2_)
 ZK_DECLARE(zk_neon_)
 

@@ -314,7 +314,10 @@ enum Kernels {
     static let winogradSetting = ProcessInfo.processInfo.environment["ZOO_WINOGRAD"]
 
     /// Winograd: jobs are blocks of up to 48 tile slots of the batch, evenly sized, and
-    /// with fewer blocks than a few per thread, ranges of output channels too.
+    /// with fewer blocks than a few per thread, ranges of output channels too. One block so cut
+    /// runs in two rounds on the generic core (AVX2, NEON): the threads transform ranges of
+    /// input channels into one shared V, then make their output channels from it; on AVX-512
+    /// each job still repeats the block's input transform (winograd.c has no two-phase entry).
     static func winograd(_ conv: FusedConv, _ variant: Winograd, _ x: Tensor, relu: Bool, residual: Tensor?) -> Tensor {
         let g = conv.geometry
         let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3])
@@ -334,27 +337,53 @@ enum Kernels {
         let splits = t > 1 && blocks < jobs ? min((jobs + blocks - 1) / blocks, panels, max(1, cout / 32)) : 1
         let transformed = conv.winogradWeights(variant)
         var y = uninitialized([n, cout, oh, ow])
+        // One block cut by output channels: on the generic core, the threads share one input
+        // transform (each does a range of input channels, then a range of output channels)
+        // instead of each repeating all of it.
+        let m: Int32 = variant == .f4 ? 4 : 2
+        let shared = blocks == 1 && splits > 1 ? zk_winograd_v_count(code, m, Int32(cin), Int32(total)) : 0
+        var v = uninitialized([max(1, shared)])
         x.data.withUnsafeBufferPointer { xp in
             y.data.withUnsafeMutableBufferPointer { yp in
                 transformed.withUnsafeBufferPointer { wp in
                     conv.bias.withUnsafeBufferPointer { bp in
                         withOptionalPointer(residual?.data) { rp in
-                            let (input, output) = (SendablePointer(xp.baseAddress!), SendablePointer(yp.baseAddress!))
-                            let (weights, bias, residual) = (SendablePointer(wp.baseAddress!), SendablePointer(bp.baseAddress!),
-                                                             SendablePointer(rp))
-                            parallel(blocks * splits) { job in
-                                // Each job writes the tiles [t0, t1) of output channels [m0, m1).
-                                let block = job / splits, part = job % splits
-                                let (t0, t1) = range(block, of: blocks, total, unit: unit)
-                                let (m0, m1) = range(part, of: splits, cout, unit: mr)
-                                guard t1 > t0, m1 > m0 else { return }
-                                var epilogue = zk_epilogue(bias: bias.address, residual: residual.address, ldr: 0, relu: relu ? 1 : 0)
-                                if variant == .f4 {
-                                    zk_winograd(code, weights.address, Int32(cout), Int32(cin), input.address, Int32(h), Int32(w),
-                                                Int32(g.padding), Int32(t0), Int32(t1), Int32(m0), Int32(m1), output.address, &epilogue)
-                                } else {
-                                    zk_winograd2(code, weights.address, Int32(cout), Int32(cin), input.address, Int32(h), Int32(w),
-                                                 Int32(g.padding), Int32(t0), Int32(t1), Int32(m0), Int32(m1), output.address, &epilogue)
+                            v.data.withUnsafeMutableBufferPointer { vp in
+                                let (input, output) = (SendablePointer(xp.baseAddress!), SendablePointer(yp.baseAddress!))
+                                let (weights, bias, residual) = (SendablePointer(wp.baseAddress!), SendablePointer(bp.baseAddress!),
+                                                                 SendablePointer(rp))
+                                let v = SendablePointer(vp.baseAddress!)
+                                if shared > 0 {
+                                    // Safe: job `part` writes input channels [c0, c1) of v, then (after
+                                    // the first round has ended) output channels [m0, m1) of y.
+                                    parallel(splits) { part in
+                                        let (c0, c1) = range(part, of: splits, cin, unit: 1)
+                                        zk_winograd_input(code, m, Int32(cin), input.address, Int32(h), Int32(w), Int32(g.padding),
+                                                          0, Int32(total), Int32(c0), Int32(c1), v.address)
+                                    }
+                                    parallel(splits) { part in
+                                        let (m0, m1) = range(part, of: splits, cout, unit: mr)
+                                        guard m1 > m0 else { return }
+                                        var epilogue = zk_epilogue(bias: bias.address, residual: residual.address, ldr: 0, relu: relu ? 1 : 0)
+                                        zk_winograd_output(code, m, weights.address, Int32(cout), Int32(cin), v.address, Int32(h), Int32(w),
+                                                           Int32(g.padding), 0, Int32(total), Int32(m0), Int32(m1), output.address, &epilogue)
+                                    }
+                                    return
+                                }
+                                parallel(blocks * splits) { job in
+                                    // Each job writes the tiles [t0, t1) of output channels [m0, m1).
+                                    let block = job / splits, part = job % splits
+                                    let (t0, t1) = range(block, of: blocks, total, unit: unit)
+                                    let (m0, m1) = range(part, of: splits, cout, unit: mr)
+                                    guard t1 > t0, m1 > m0 else { return }
+                                    var epilogue = zk_epilogue(bias: bias.address, residual: residual.address, ldr: 0, relu: relu ? 1 : 0)
+                                    if variant == .f4 {
+                                        zk_winograd(code, weights.address, Int32(cout), Int32(cin), input.address, Int32(h), Int32(w),
+                                                    Int32(g.padding), Int32(t0), Int32(t1), Int32(m0), Int32(m1), output.address, &epilogue)
+                                    } else {
+                                        zk_winograd2(code, weights.address, Int32(cout), Int32(cin), input.address, Int32(h), Int32(w),
+                                                     Int32(g.padding), Int32(t0), Int32(t1), Int32(m0), Int32(m1), output.address, &epilogue)
+                                    }
                                 }
                             }
                         }
@@ -362,6 +391,7 @@ enum Kernels {
                 }
             }
         }
+        BufferPool.shared.recycle(v)
         return y
     }
 

@@ -38,6 +38,10 @@ struct ConvolutionTests {
             Shape(cin: 32, cout: 20, kernel: 3, stride: 1, padding: 1, height: 9, width: 9, batch: 2),
             Shape(cin: 32, cout: 20, kernel: 3, stride: 1, padding: 1, height: 13, width: 13, batch: 2),
             Shape(cin: 16, cout: 12, kernel: 3, stride: 1, padding: 1, height: 30, width: 26, batch: 1),
+            // One block of 16 tiles cut by output channels between two threads (on AVX2 and NEON
+            // in two phases: input channels [c0, c1) each, then output channels), F(4x4) and F(2x2).
+            Shape(cin: 33, cout: 70, kernel: 3, stride: 1, padding: 1, height: 14, width: 14, batch: 1),
+            Shape(cin: 40, cout: 64, kernel: 3, stride: 1, padding: 1, height: 7, width: 7, batch: 1),
             // Rows of 14 tiles: runs of consecutive whole tiles, read and written with vector shuffles.
             Shape(cin: 8, cout: 8, kernel: 3, stride: 1, padding: 1, height: 56, width: 56, batch: 1),
         ]

@@ -138,6 +138,18 @@ static void check_conv(const conv_shape *c, int algorithm, int m0, int m1) {
         int blocks = (tiles + ZK_NR - 1) / ZK_NR;
         if (blocks > 1 && (blocks + 1) / 2 * 2 <= units) blocks = (blocks + 1) / 2 * 2;
         zk_epilogue ep = {bias, res, 0, 1};
+        const int m = algorithm == WINOGRAD4 ? 4 : 2;
+        const long shared = blocks == 1 ? zk_winograd_v_count(path, m, c->cin, tiles) : 0;
+        if (shared > 0) {
+            // One block on the generic core, as Models runs it when its output channels are cut
+            // between threads: input channels in two jobs, then the output.
+            float *v = malloc(sizeof(float) * shared);
+            zk_winograd_input(path, m, c->cin, x, c->h, c->h, c->p, 0, tiles, 0, c->cin / 3, v);
+            zk_winograd_input(path, m, c->cin, x, c->h, c->h, c->p, 0, tiles, c->cin / 3, c->cin, v);
+            zk_winograd_output(path, m, packed, c->cout, c->cin, v, c->h, c->h, c->p, 0, tiles, m0, m1, y, &ep);
+            free(v);
+            blocks = 0;
+        }
         for (int b = 0; b < blocks; b++) {
             const int t0 = units * b / blocks * unit, end = units * (b + 1) / blocks * unit, t1 = end < tiles ? end : tiles;
             if (t1 <= t0) continue;

@@ -109,6 +109,19 @@ int zk_winograd_unit(int path);
 void zk_winograd(int path, const float *transformed, int cout, int cin, const float *x, int height, int width, int padding,
                  int tile0, int tile1, int m0, int m1, float *y, const zk_epilogue *epilogue);
 
+/// zk_winograd (m = 4) or zk_winograd2 (m = 2) in two phases, for a block whose output channels
+/// are cut between threads (so that none repeats the input transform): zk_winograd_input
+/// transforms input channels [c0, c1) of the block's tiles into v, which holds
+/// zk_winograd_v_count(path, m, cin, tile1 - tile0) floats; once every channel is in,
+/// zk_winograd_output makes output channels [m0, m1) from v, as zk_winograd does. The generic
+/// core only (ZK_AVX2, ZK_NEON): for other paths the count is 0 and both do nothing.
+long zk_winograd_v_count(int path, int m, int cin, int tiles);
+void zk_winograd_input(int path, int m, int cin, const float *x, int height, int width, int padding, int tile0,
+                       int tile1, int c0, int c1, float *v);
+void zk_winograd_output(int path, int m, const float *transformed, int cout, int cin, const float *v, int height,
+                        int width, int padding, int tile0, int tile1, int m0, int m1, float *y,
+                        const zk_epilogue *epilogue);
+
 /// Output features [o0, o1) of a Linear layer: y[b, o] = bias[o] + x[b, :] . w[o, :] for
 /// x [n, in], w [out, in] (PyTorch's layout, used as is), y [n, out]; bias may be NULL.
 void zk_linear(int path, const float *w, const float *bias, const float *x, float *y, int n, int in, int out, int o0, int o1);

@@ -612,16 +612,16 @@ TGT void NAME(winograd2)(const float *transformed, int cout, int cin, const floa
     winograd(2, transformed, cout, cin, x, H, W, pad, tile0, tile1, m0, m1, y, ep);
 }
 
+TGT long NAME(winograd_v_count)(int m, int cin, int tiles) {
+    return (long)(m + 2) * (m + 2) * cin * ((tiles + VL - 1) / VL * VL);
+}
+
 TGT void NAME(winograd_input)(int m, int cin, const float *x, int H, int W, int pad, int tile0, int tile1, int c0, int c1,
                               float *v) {
     wblock b;
-    if (m == 4) {
-        block_of(4, 0, cin, H, W, pad, tile0, tile1, &b);
-        input_transform(4, &b, cin, x, c0, c1, v);
-    } else {
-        block_of(2, 0, cin, H, W, pad, tile0, tile1, &b);
-        input_transform(2, &b, cin, x, c0, c1, v);
-    }
+    block_of(m == 4 ? 4 : 2, 0, cin, H, W, pad, tile0, tile1, &b);
+    if (m == 4) input_transform(4, &b, cin, x, c0, c1, v);
+    else input_transform(2, &b, cin, x, c0, c1, v);
 }
 
 TGT void NAME(winograd_output)(int m, const float *transformed, int cout, int cin, const float *v, int H, int W, int pad,

@@ -120,9 +120,13 @@ void zk_linear(int path, const float *w, const float *bias, const float *x, floa
 }
 
 long zk_winograd_v_count(int path, int m, int cin, int tiles) {
-    if (path != ZK_AVX2 && path != ZK_NEON) return 0;
-    const int vl = path == ZK_NEON ? 4 : 8, width = (tiles + vl - 1) / vl * vl;
-    return (long)(m + 2) * (m + 2) * cin * width;
+#if ZK_X86
+    if (path == ZK_AVX2) return zk_avx2_winograd_v_count(m, cin, tiles);
+#endif
+#if defined(__aarch64__)
+    if (path == ZK_NEON) return zk_neon_winograd_v_count(m, cin, tiles);
+#endif
+    return 0;
 }
 
 void zk_winograd_input(int path, int m, int cin, const float *x, int height, int width, int padding, int tile0,

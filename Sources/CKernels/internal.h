@@ -29,6 +29,7 @@
 ZK_DECLARE(zk512_)
 /// The generic core's Winograd in two phases (zk_winograd_input, zk_winograd_output).
 #define ZK_DECLARE_PHASES(P)                                                                                        \
+    long P##winograd_v_count(int m, int cin, int tiles);                                                            \
     void P##winograd_input(int m, int cin, const float *x, int height, int width, int padding, int tile0, int tile1, \
                            int c0, int c1, float *v);                                                                \
     void P##winograd_output(int m, const float *transformed, int cout, int cin, const float *v, int height,          \

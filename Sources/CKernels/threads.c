@@ -3,8 +3,8 @@
 // order, then takes what is left of the others' shares, so a thread slowed by other work on
 // the machine is helped, while on a quiet machine thread t runs the same share of every layer
 // (on two vCPUs this measured 0.5-1 % faster than one shared counter). Workers spin briefly
-// after a round (layers follow each other within microseconds) and then sleep on a condition variable,
-// so an idle pool costs nothing; the caller runs jobs too and waits only for the last one.
+// after a round (layers follow each other within microseconds) and then sleep on a condition
+// variable, so an idle pool costs nothing; the caller runs jobs too and waits only for the last one.
 // Exactly `threads` threads run a round, never more (GCD's concurrentPerform measured slower
 // once a layer was cut into more jobs than threads). A call made from inside a job (a slice of
 // a batch running its layers) runs its jobs on the calling thread; so does zk_parallel_nowait
@@ -45,12 +45,15 @@ static _Thread_local int in_job;          // this thread is running a job
 /// job of t's share, jobs [jobs * t / threads, jobs * (t + 1) / threads).
 static atomic_ullong next[MAX_THREADS];
 
+/// A round's generation in the high half of next[t].
+static unsigned long long tag_of(unsigned long round) { return (unsigned long long)(round & 0xFFFFFFFFu) << 32; }
+
 /// Takes jobs of round `round` (`jobs` jobs on `threads` threads) as thread `thread`: first
 /// its own share, in order, then what is left of the others'. Each thread computes the bounds
 /// of a share from its own copy of the round's parameters, so a thread still leaving an older
 /// round finds the generation changed and takes nothing.
 static void run_jobs(unsigned long round, int thread, int threads, zk_job_fn fn, void *context, int jobs) {
-    const unsigned long long tag = (unsigned long long)(round & 0xFFFFFFFFu) << 32;
+    const unsigned long long tag = tag_of(round);
     for (int i = 0; i < threads; i++) {
         const int share = (thread + i) % threads;
         const unsigned long long end = tag | (unsigned long long)((long)jobs * (share + 1) / threads);
@@ -124,13 +127,12 @@ static void parallel(int threads, int jobs, zk_job_fn fn, void *context, int wai
     atomic_store_explicit(&finished, 0, memory_order_relaxed);
     const int shares = round_workers + 1;
     for (int t = 0; t < shares; t++)
-        atomic_store_explicit(&next[t], (unsigned long long)(round & 0xFFFFFFFFu) << 32 | (unsigned long long)((long)jobs * t / shares),
-                              memory_order_release);
+        atomic_store_explicit(&next[t], tag_of(round) | (unsigned long long)((long)jobs * t / shares), memory_order_release);
     atomic_store_explicit(&generation, round, memory_order_release);
     pthread_cond_broadcast(&wake);
     pthread_mutex_unlock(&lock);
 
-    run_jobs(round, 0, round_workers + 1, fn, context, jobs);
+    run_jobs(round, 0, shares, fn, context, jobs);
     for (int spin = 0; atomic_load_explicit(&finished, memory_order_acquire) < jobs; spin++) {
         if (spin < SPIN) PAUSE();
         else sched_yield();

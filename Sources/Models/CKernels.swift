@@ -342,7 +342,7 @@ enum Kernels {
         // instead of each repeating all of it.
         let m: Int32 = variant == .f4 ? 4 : 2
         let shared = blocks == 1 && splits > 1 ? zk_winograd_v_count(code, m, Int32(cin), Int32(total)) : 0
-        var v = uninitialized([max(1, shared)])
+        var v = shared > 0 ? uninitialized([shared]) : Tensor(shape: [0], data: [])
         x.data.withUnsafeBufferPointer { xp in
             y.data.withUnsafeMutableBufferPointer { yp in
                 transformed.withUnsafeBufferPointer { wp in
@@ -352,8 +352,8 @@ enum Kernels {
                                 let (input, output) = (SendablePointer(xp.baseAddress!), SendablePointer(yp.baseAddress!))
                                 let (weights, bias, residual) = (SendablePointer(wp.baseAddress!), SendablePointer(bp.baseAddress!),
                                                                  SendablePointer(rp))
-                                let v = SendablePointer(vp.baseAddress!)
-                                if shared > 0 {
+                                if shared > 0, let base = vp.baseAddress {
+                                    let v = SendablePointer(base)
                                     // Safe: job `part` writes input channels [c0, c1) of v, then (after
                                     // the first round has ended) output channels [m0, m1) of y.
                                     parallel(splits) { part in

@@ -131,9 +131,8 @@ typedef void (*zk_job_fn)(void *context, int job);
 
 /// Runs fn(context, 0 ..< jobs) on `threads` threads (the caller and persistent workers), each
 /// running its contiguous share of the indices in order and then what is left of the others';
-/// returns when all are done. One round at a time
-/// (a caller waits for another's round to end); a call from inside a job runs all its jobs on
-/// the calling thread.
+/// returns when all are done. One round at a time (a caller waits for another's round to end);
+/// a call from inside a job runs all its jobs on the calling thread.
 void zk_parallel(int threads, int jobs, zk_job_fn fn, void *context);
 
 /// zk_parallel, except that while another caller's round runs it runs all the jobs on the

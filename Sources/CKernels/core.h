@@ -301,7 +301,7 @@ TGT void NAME(gemm)(const float *packed_a, int m, int k, int m0, int m1, const f
 // ---------------------------------------------------------------------------------------
 // Winograd F(4x4, 3x3) and F(2x2, 3x3) (see winograd.c for the algebra), one driver for both:
 // `m` output rows and columns per tile from a (m + 2) x (m + 2) input patch. A block of up to
-// ZK_NR tiles is transformed VL tiles per vector into V [P * P][cin][width] (width: the tiles
+// ZK_WIDE tiles is transformed VL tiles per vector into V [P * P][cin][width] (width: the tiles
 // rounded up to VL), multiplied by the P * P packed weight matrices panel by panel into M, and
 // transformed back with the epilogue.
 //
@@ -454,8 +454,8 @@ AI v4 chunk_at(const float *line, int W, int ix) {
 typedef struct {
     int PP, H, W, OW, w, width;
     long plane, oplane;
-    int iy[ZK_NR], ix[ZK_NR], inside[ZK_NR], out_rows[ZK_NR], out_cols[ZK_NR];
-    long in_offset[ZK_NR], out_offset[ZK_NR];
+    int iy[ZK_WIDE], ix[ZK_WIDE], inside[ZK_WIDE], out_rows[ZK_WIDE], out_cols[ZK_WIDE];
+    long in_offset[ZK_WIDE], out_offset[ZK_WIDE];
 } wblock;
 
 AI void block_of(const int m, int cout, int cin, int H, int W, int pad, int tile0, int tile1, wblock *b) {

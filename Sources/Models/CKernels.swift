@@ -313,11 +313,12 @@ enum Kernels {
 
     static let winogradSetting = ProcessInfo.processInfo.environment["ZOO_WINOGRAD"]
 
-    /// Winograd: jobs are blocks of up to 48 tile slots of the batch, evenly sized, and
+    /// Winograd: jobs are blocks of up to ZK_NR tile slots of the batch, evenly sized, and
     /// with fewer blocks than a few per thread, ranges of output channels too. One block so cut
-    /// runs in two rounds on the generic core (AVX2, NEON): the threads transform ranges of
-    /// input channels into one shared V, then make their output channels from it; on AVX-512
-    /// each job still repeats the block's input transform (winograd.c has no two-phase entry).
+    /// (up to ZK_WIDE slots) runs in two rounds on the generic core (AVX2, NEON): the threads
+    /// transform ranges of input channels into one shared V, then make their output channels
+    /// from it; on AVX-512 each job still repeats the block's input transform (winograd.c has no
+    /// two-phase entry).
     static func winograd(_ conv: FusedConv, _ variant: Winograd, _ x: Tensor, relu: Bool, residual: Tensor?) -> Tensor {
         let g = conv.geometry
         let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3])
@@ -328,20 +329,25 @@ enum Kernels {
         // Blocks of at most ZK_NR slots start at multiples of zk_winograd_unit, and their count
         // is a multiple of the threads where there are units enough: 224 slots in 5 blocks left
         // one thread 128 and the other 96.
-        let t = threads, unit = Int(zk_winograd_unit(code))
+        let t = threads, unit = Int(zk_winograd_unit(code)), m: Int32 = variant == .f4 ? 4 : 2
         let fewest = (total + Int(ZK_NR) - 1) / Int(ZK_NR), even = (fewest + t - 1) / t * t
-        let blocks = t > 1 && fewest > 1 && even <= (total + unit - 1) / unit ? even : fewest
         let panels = (cout + mr - 1) / mr
         // Few blocks: output channel ranges too (each repeats its block's input transform).
         let jobs = t * jobsPerThread
-        let splits = t > 1 && blocks < jobs ? min((jobs + blocks - 1) / blocks, panels, max(1, cout / 32)) : 1
-        let transformed = conv.winogradWeights(variant)
-        var y = uninitialized([n, cout, oh, ow])
+        func splits(_ blocks: Int) -> Int {
+            t > 1 && blocks < jobs ? min((jobs + blocks - 1) / blocks, panels, max(1, cout / 32)) : 1
+        }
         // One block cut by output channels: on the generic core, the threads share one input
         // transform (each does a range of input channels, then a range of output channels)
-        // instead of each repeating all of it.
-        let m: Int32 = variant == .f4 ? 4 : 2
-        let shared = blocks == 1 && splits > 1 ? zk_winograd_v_count(code, m, Int32(cin), Int32(total)) : 0
+        // instead of each repeating all of it. It takes up to ZK_WIDE slots: the 49 tiles of a
+        // 28x28 map in two blocks (32 and 17 slots) left one thread 40 % more work.
+        let sharable = zk_winograd_v_count(code, m, Int32(cin), Int32(total)) > 0
+        let blocks = sharable && total <= Int(ZK_WIDE) && splits(1) > 1 ? 1
+            : t > 1 && fewest > 1 && even <= (total + unit - 1) / unit ? even : fewest
+        let splits = splits(blocks)
+        let transformed = conv.winogradWeights(variant)
+        var y = uninitialized([n, cout, oh, ow])
+        let shared = blocks == 1 && splits > 1 && sharable ? zk_winograd_v_count(code, m, Int32(cin), Int32(total)) : 0
         var v = shared > 0 ? uninitialized([shared]) : Tensor(shape: [0], data: [])
         x.data.withUnsafeBufferPointer { xp in
             y.data.withUnsafeMutableBufferPointer { yp in

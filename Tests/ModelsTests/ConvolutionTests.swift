@@ -42,6 +42,11 @@ struct ConvolutionTests {
             // in two phases: input channels [c0, c1) each, then output channels), F(4x4) and F(2x2).
             Shape(cin: 33, cout: 70, kernel: 3, stride: 1, padding: 1, height: 14, width: 14, batch: 1),
             Shape(cin: 40, cout: 64, kernel: 3, stride: 1, padding: 1, height: 7, width: 7, batch: 1),
+            // One shared block past ZK_NR on AVX2 and NEON: a 28x28 map's 49 tiles, 32x32's 64
+            // (ZK_WIDE); 36x36's 81 in blocks again.
+            Shape(cin: 24, cout: 64, kernel: 3, stride: 1, padding: 1, height: 28, width: 28, batch: 1),
+            Shape(cin: 24, cout: 64, kernel: 3, stride: 1, padding: 1, height: 32, width: 32, batch: 1),
+            Shape(cin: 24, cout: 64, kernel: 3, stride: 1, padding: 1, height: 36, width: 36, batch: 1),
             // Rows of 14 tiles: runs of consecutive whole tiles, read and written with vector shuffles.
             Shape(cin: 8, cout: 8, kernel: 3, stride: 1, padding: 1, height: 56, width: 56, batch: 1),
         ]

@@ -132,13 +132,15 @@ static void check_conv(const conv_shape *c, int algorithm, int m0, int m1) {
                 zk_pack_a(path, c->cout, c->cin, u + (size_t)xi * c->cout * c->cin, c->cin, packed + xi * size);
         }
         const int tiles = c->batch * (algorithm == WINOGRAD4 ? zk_winograd_tiles(path, oh, ow) : zk_winograd2_tiles(path, oh, ow));
-        // Blocks of at most ZK_NR slots cut as Models cuts them for two threads: an even count of
-        // blocks where there are units enough, each starting at a multiple of zk_winograd_unit.
+        // Blocks cut as Models cuts them for two threads: on the generic core one shared block
+        // of up to ZK_WIDE slots; otherwise blocks of at most ZK_NR, an even count where there
+        // are units enough, each starting at a multiple of zk_winograd_unit.
         const int unit = zk_winograd_unit(path), units = (tiles + unit - 1) / unit;
+        const int m = algorithm == WINOGRAD4 ? 4 : 2;
         int blocks = (tiles + ZK_NR - 1) / ZK_NR;
         if (blocks > 1 && (blocks + 1) / 2 * 2 <= units) blocks = (blocks + 1) / 2 * 2;
+        if (tiles <= ZK_WIDE && zk_winograd_v_count(path, m, c->cin, tiles) > 0) blocks = 1;
         zk_epilogue ep = {bias, res, 0, 1};
-        const int m = algorithm == WINOGRAD4 ? 4 : 2;
         const long shared = blocks == 1 ? zk_winograd_v_count(path, m, c->cin, tiles) : 0;
         if (shared > 0) {
             // One block on the generic core, as Models runs it when its output channels are cut
@@ -305,6 +307,7 @@ int main(int argc, char **argv) {
         {512, 512, 3, 1, 1, 1, 1, 14, 1}, {64, 128, 3, 1, 1, 1, 1, 30, 1}, {128, 256, 3, 1, 1, 1, 1, 28, 2},
         {256, 512, 3, 1, 1, 1, 1, 14, 1}, {128, 128, 3, 1, 1, 1, 1, 13, 2}, {1024, 1024, 3, 1, 1, 1, 1, 7, 1},
         {256, 256, 3, 1, 1, 1, 1, 56, 1},                                                                   // wide
+        {48, 64, 3, 1, 1, 1, 1, 32, 1}, {48, 64, 3, 1, 1, 1, 1, 30, 1},  // one shared block of 64 and 56 (past ZK_NR)
         // Odd maps, whose last tile of a row or column is partial and whose last chunk of 4 floats
         // (core.h) runs past the row; no padding; small maps in a batch; AVX-512's runs of 16
         // slots with a run partly dead (17x17, 33x33: 5 and 9 tiles wide).

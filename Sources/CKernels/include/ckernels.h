@@ -44,7 +44,9 @@ int zk_mr(int path);
 
 /// ZK_NR: columns per block of a job split and tiles per Winograd block (on every path).
 /// ZK_MR: the most rows per packed panel on any path.
-enum { ZK_MR = 8, ZK_NR = 48 };
+/// ZK_WIDE: the most tile slots of a Winograd block on the generic core (AVX2, NEON), whose
+/// two-phase route shares one block of up to this many between threads.
+enum { ZK_MR = 8, ZK_NR = 48, ZK_WIDE = 64 };
 
 /// Floats needed to pack an m x k A matrix (rows padded to a multiple of zk_mr(path)).
 size_t zk_packed_a_count(int path, int m, int k);
@@ -101,9 +103,9 @@ int zk_winograd_tiles(int path, int out_height, int out_width);
 /// NEON). Other starts are correct, only slower.
 int zk_winograd_unit(int path);
 
-/// One block of at most ZK_NR consecutive tile slots [tile0, tile1) of the whole batch (slots
-/// are numbered image by image, row by row, as zk_winograd_tiles counts them), output channels
-/// [m0, m1) (m0 a multiple of zk_mr(path)).
+/// One block of at most ZK_NR (on ZK_AVX2 and ZK_NEON ZK_WIDE) consecutive tile slots
+/// [tile0, tile1) of the whole batch (slots are numbered image by image, row by row, as
+/// zk_winograd_tiles counts them), output channels [m0, m1) (m0 a multiple of zk_mr(path)).
 /// x: [n, cin, height, width]; y: [n, cout, oh, ow] with oh = height + 2 * padding - 2 (same for
 /// width); the epilogue's bias is indexed by absolute channel and its residual is laid out as y.
 void zk_winograd(int path, const float *transformed, int cout, int cin, const float *x, int height, int width, int padding,

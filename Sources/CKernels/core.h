@@ -166,7 +166,7 @@ static inline const float *a_panel(const float *packed, int m, int k0, int kc, i
 // Packing B: rows of the block (columns n ..< n + w of im2col rows k0 + r) are built in
 // contiguous rows, then cut into the NR-column panels (kc x NR floats each, the last zero-padded).
 
-enum { NC_PANELS = (528 + NR - 1) / NR, NC = NC_PANELS * NR, GROUP = 7 };
+enum { NC_PANELS = (528 + NR - 1) / NR, NC = NC_PANELS * NR, GROUP = 7, PACK_AHEAD = 8 };
 
 /// `rows` rows of B of a stride-2 convolution that read the same input row `line` (NULL: a row
 /// outside the image) over `seg` outputs: row kj gets line[ix0 + kj + 2t], 0 outside the row,
@@ -247,6 +247,10 @@ TGT static void pack_block(const zk_conv_input *conv, const float *b, long ldb, 
             const float *src = row;
             if (!conv) {
                 src = b + (long)(k0 + r) * ldb + nb;
+                // The row PACK_AHEAD below, a cache line at a time: rows ldb floats apart are
+                // strides the hardware prefetcher does not follow far enough ahead.
+                if (r + PACK_AHEAD < kc)
+                    for (int x = 0; x < nbw; x += 64 / (int)sizeof(float)) __builtin_prefetch(src + PACK_AHEAD * ldb + x);
                 if (padded != nbw) src = row = memcpy(rows[0], src, sizeof(float) * nbw);
             }
             if (row) memset(row + nbw, 0, sizeof(float) * (padded - nbw));

@@ -341,13 +341,13 @@ enum Kernels {
         // transform (each does a range of input channels, then a range of output channels)
         // instead of each repeating all of it. It takes up to ZK_WIDE slots: the 49 tiles of a
         // 28x28 map in two blocks (32 and 17 slots) left one thread 40 % more work.
-        let sharable = zk_winograd_v_count(code, m, Int32(cin), Int32(total)) > 0
-        let blocks = sharable && total <= Int(ZK_WIDE) && splits(1) > 1 ? 1
+        let count = zk_winograd_v_count(code, m, Int32(cin), Int32(total))  // 0: no two-round route
+        let blocks = count > 0 && total <= Int(ZK_WIDE) && splits(1) > 1 ? 1
             : t > 1 && fewest > 1 && even <= (total + unit - 1) / unit ? even : fewest
         let splits = splits(blocks)
         let transformed = conv.winogradWeights(variant)
         var y = uninitialized([n, cout, oh, ow])
-        let shared = blocks == 1 && splits > 1 && sharable ? zk_winograd_v_count(code, m, Int32(cin), Int32(total)) : 0
+        let shared = blocks == 1 && splits > 1 ? count : 0
         var v = shared > 0 ? uninitialized([shared]) : Tensor(shape: [0], data: [])
         x.data.withUnsafeBufferPointer { xp in
             y.data.withUnsafeMutableBufferPointer { yp in

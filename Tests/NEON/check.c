@@ -139,9 +139,10 @@ static void check_conv(const conv_shape *c, int algorithm, int m0, int m1) {
         const int m = algorithm == WINOGRAD4 ? 4 : 2;
         int blocks = (tiles + ZK_NR - 1) / ZK_NR;
         if (blocks > 1 && (blocks + 1) / 2 * 2 <= units) blocks = (blocks + 1) / 2 * 2;
-        if (tiles <= ZK_WIDE && zk_winograd_v_count(path, m, c->cin, tiles) > 0) blocks = 1;
+        const long count = zk_winograd_v_count(path, m, c->cin, tiles);  // 0: no two-phase route
+        if (tiles <= ZK_WIDE && count > 0) blocks = 1;
         zk_epilogue ep = {bias, res, 0, 1};
-        const long shared = blocks == 1 ? zk_winograd_v_count(path, m, c->cin, tiles) : 0;
+        const long shared = blocks == 1 ? count : 0;
         if (shared > 0) {
             // One block on the generic core, as Models runs it when its output channels are cut
             // between threads: input channels in two jobs, then the output.

@@ -42,7 +42,8 @@ int zk_best(void);
 /// Rows of A per packed panel on `path` (8 on AVX-512 and NEON, 6 on AVX2).
 int zk_mr(int path);
 
-/// ZK_NR: columns per block of a job split and tiles per Winograd block (on every path).
+/// ZK_NR: columns per block of a job split and tiles per Winograd block of a layer cut into
+/// several blocks (on every path).
 /// ZK_MR: the most rows per packed panel on any path.
 /// ZK_WIDE: the most tile slots of a Winograd block on the generic core (AVX2, NEON), whose
 /// two-phase route shares one block of up to this many between threads.
